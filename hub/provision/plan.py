@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hub.datasets.source import quote_ident as q
+from hub.exceptions import NotFound
 from hub.permits.model import Permit, date_window_columns
 from hub.provision.keys import hmac_sql
 
@@ -45,6 +46,11 @@ def make_extract_plan(permit: Permit, schema: dict, relations: dict[str, str], *
                       national_id_column: str | None = "person_source_value", optouts: bool = True) -> Plan:
     """`relations` maps lower-case table names to SQL relations (from hub.datasets.source)."""
     person_table, person_key = schema["person_table"], schema["person_key"]
+    needed = {person_table, *permit.tables, *(r["table"] for r in permit.cohort.get("codes", []))}
+    missing = sorted(needed - set(relations))
+    if missing:
+        raise NotFound(f"source of dataset {permit.dataset!r} no longer has table(s) {', '.join(missing)}; "
+                       f"restore it or register the dataset again")
     pt = schema["tables"][person_table]["columns"]
     params: dict = {}
     where = ["TRUE"]
