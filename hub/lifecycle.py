@@ -20,7 +20,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 import urllib.error
@@ -39,6 +38,7 @@ from hub.hubapp.options import LIFECYCLE_MAX_PERIOD_SECONDS, MAX_EXTRACT_GRACE_D
 from hub.permits.lifecycle import ENDED
 from hub.permits.model import Permit
 from hub.permits.store import PermitStore
+from hub.provision.extracts import delete_extracts
 from hub.registry_tables import permits as permits_table
 from hub.settings import Settings
 from hub.spawner.servernames import permit_id_for_server
@@ -148,20 +148,18 @@ def _provisioned(settings: Settings) -> set[str]:
 
 
 def delete_permit_data(settings: Settings, engine: sa.Engine, permit_id: str, docker_client=None) -> None:
-    """Delete the extracts (all versions) and the work volumes of an ended permit, audited."""
-    target = (settings.extracts_dir / permit_id).resolve()
-    if target.parent != settings.extracts_dir.resolve():  # a permit id never escapes the extracts root
-        raise Refused(f"refusing to delete {target}")
-    versions = sorted(p.name for p in target.iterdir()) if target.is_dir() else []
-    shutil.rmtree(target, ignore_errors=False)
-    volumes = []
-    if docker_client is not None:
-        for vol in docker_client.volumes.list(filters={"label": f"spe.permit={safe_slug(permit_id, prefix='p')}"}):
-            volumes.append(vol.name)
-            vol.remove(force=True)
-    with engine.begin() as conn:
-        audit.record(conn, actor=SYSTEM, role="system", action="extract.delete", permit_id=permit_id,
-                     detail={"versions": versions, "work_volumes": volumes, "reason": "grace period after end passed"})
+    """Delete the extracts (all versions, audited by provisioning) and the work volumes of an ended permit."""
+    delete_extracts(engine, settings, permit_id, SYSTEM, "grace period after the permit ended has passed")
+    if docker_client is None:
+        return
+    volumes = docker_client.volumes.list(filters={"label": f"spe.permit={safe_slug(permit_id, prefix='p')}"})
+    for vol in volumes:
+        vol.remove(force=True)
+    if volumes:
+        with engine.begin() as conn:
+            audit.record(conn, actor=SYSTEM, role="system", action="workspace.volumes.delete", permit_id=permit_id,
+                         detail={"volumes": sorted(v.name for v in volumes),
+                                 "reason": "grace period after the permit ended has passed"})
 
 
 def run_once(settings: Settings, api: HubApi, grace_days: int, today: date | None = None,

@@ -118,7 +118,7 @@ def configure(c, opts: HubOptions, gateway_ip: str, egress_available: bool) -> N
         c.SpeDemoAuthenticator.audit_db_url = opts.db_url
         c.SpeDemoAuthenticator.manage_groups = True
     c.Authenticator.post_auth_hook = _audit_login_hook(opts)
-    c.JupyterHub.load_groups = {g: {"users": []} for g in GROUP_SCOPES}
+    # groups come from the authenticator (manage_groups); roles name them, which creates them
     c.JupyterHub.custom_scopes = CUSTOM_SCOPES
     services = make_services(opts, gateway_ip, egress_available)
     c.JupyterHub.services = services

@@ -34,6 +34,7 @@ from hub import audit
 from hub.db import make_engine
 from hub.exceptions import NotFound, Refused
 from hub.permits.store import PermitStore
+from hub.provision.extracts import current_extract_relpath
 from hub.settings import Settings
 from hub.spawner.servernames import permit_id_for_server, server_name_for
 from hub.spawner.slugs import safe_slug
@@ -53,16 +54,6 @@ _WRITABLE_ENV = {
     "JUPYTERLAB_WORKSPACES_DIR": "/home/jovyan/work/.jupyter/lab/workspaces",
     "HOME": "/home/jovyan",
 }
-
-
-def _extract_relpath(settings: Settings, permit_id: str) -> str | None:
-    """`<permit>/<version>` of the permit's current extract, or None when not provisioned."""
-    from hub.provision.extracts import current_extract_dir  # lands with provisioning
-
-    path = current_extract_dir(settings, permit_id)
-    if path is None:
-        return None
-    return str(Path(path).resolve().relative_to(settings.extracts_dir.resolve()))
 
 
 class PermitSpawner(DockerSpawner):
@@ -262,7 +253,7 @@ class PermitSpawner(DockerSpawner):
             permit_id = self.check_user_options()
             permit = PermitStore(self.engine).get(permit_id)
             check_can_open(permit, self.user.name)
-            relpath = _extract_relpath(self.settings, permit.id)
+            relpath = current_extract_relpath(self.engine, permit.id)
             if relpath is None:
                 raise Refused(f"permit {permit.id} has no provisioned extract yet; ask an operator to run "
                               f"`spe permit provision {permit.id}`")
