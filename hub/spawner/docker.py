@@ -47,6 +47,7 @@ ALLOWED_OPTIONS = frozenset({"permit"})
 # at tmpfs (runtime, caches) or at the persistent work volume (JupyterLab settings).
 _WRITABLE_ENV = {
     "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
+    "JUPYTER_DATA_DIR": "/tmp/jupyter-data",  # notebook trust database (nbsignatures.db)
     "IPYTHONDIR": "/tmp/ipython",
     "XDG_CACHE_HOME": "/tmp/cache",
     "MPLCONFIGDIR": "/tmp/matplotlib",
@@ -292,6 +293,8 @@ class PermitSpawner(DockerSpawner):
             "network_mode": self.network_name,
             "ipc_mode": "private",
             "init": True,
+            # outside names never resolve (no route to any resolver); fail in 1 s, not 10
+            "dns_opt": ["timeout:1", "attempts:1"],
         }
         self._spe_spec = spec
 

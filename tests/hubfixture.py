@@ -1,0 +1,166 @@
+"""Session fixture: a real SPE hub (JupyterHub + configurable-http-proxy + PermitSpawner) on real Docker.
+
+Everything it makes is named after one run id (network `spe-t<id>`, bridge `spet<id>`,
+firewall chain `SPE-T<id>`, containers and volumes labelled `spe.network=spe-t<id>`) and is
+removed at the end. The registry is real: Eunomia registered, the demo permits applied and
+provisioned through the CLI. The workspace image is `spe/workspace:latest` (`make images`),
+or $SPE_TEST_IMAGE.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+
+from hub.cli import main as spe
+from hub.db import make_engine
+from hub.hubapp.auth import make_demo_users
+from hub.hubapp.client import HubClient
+from hub.netfw import FirewallPlan, remove_firewall
+from hub.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "permits"
+
+EXPIRING_PERMIT = """\
+id: TEST-EXPIRE-1
+title: Permit that the lifecycle test expires
+purpose: scientific_research
+purpose_description: Lifecycle test permit; its workspace must stop when it ends.
+organisation: Example University Hospital
+principal_investigator: alice
+members:
+  - {username: alice, role: principal_investigator}
+dataset: eunomia
+tables:
+  person: [person_id, gender_concept_id, year_of_birth]
+generalise:
+  person.year_of_birth: {band: 5}
+valid_from: "2026-01-01"
+valid_until: "2030-12-31"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Hub:
+    url: str
+    home: Path
+    settings: Settings
+    passwords: dict
+    network: str
+    bridge: str
+    chain: str
+    gateway_ip: str
+    hub_port: int
+    image: str
+    log_file: Path
+    clients: dict = field(default_factory=dict)
+
+    def client(self, user: str) -> HubClient:
+        """A logged-in client of `user` holding an API token (cached per user)."""
+        if user not in self.clients:
+            c = HubClient(self.url)
+            assert c.login(user, self.passwords[user]), f"{user} could not log in"
+            c.create_token(note="integration test")
+            self.clients[user] = c
+        return self.clients[user]
+
+    def log_tail(self, lines: int = 80) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no hub log)"
+
+
+def _provision(home: Path, *args: str) -> None:
+    code = spe(["--home", str(home), "--actor", "tester", *args])
+    assert code == 0, f"spe {' '.join(args)} failed with {code}"
+
+
+@pytest.fixture(scope="session")
+def spe_hub(tmp_path_factory):
+    run = uuid.uuid4().hex[:6]
+    home = tmp_path_factory.mktemp(f"spe-hub-{run}")
+    image = os.environ.get("SPE_TEST_IMAGE", "spe/workspace:latest")
+    client = docker.from_env()
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"workspace image {image} is missing: run `make images` (or set SPE_TEST_IMAGE)")
+
+    settings = Settings(home=home, db_url=f"sqlite:///{home / 'registry.db'}", actor="tester")
+    _provision(home, "dataset", "add-example")
+    expiring = home / "test-expire.yaml"
+    expiring.write_text(EXPIRING_PERMIT)
+    for doc in (EXAMPLES / "demo-gibleed.yaml", EXAMPLES / "demo-second.yaml", expiring):
+        _provision(home, "permit", "apply", str(doc))
+    for pid in ("DEMO-2026-001", "DEMO-2026-002", "TEST-EXPIRE-1"):
+        _provision(home, "permit", "provision", pid)
+    passwords = make_demo_users(home / "hub" / "demo-users.json")
+
+    network, bridge, chain = f"spe-t{run}", f"spet{run}", f"SPE-T{run.upper()}"
+    ports = {k: free_port() for k in ("public", "proxy", "hub", "egress")}
+    env = {**os.environ,
+           "SPE_HOME": str(home), "SPE_DB_URL": settings.db_url, "SPE_IMAGE": image,
+           "SPE_NETWORK": network, "SPE_BRIDGE": bridge, "SPE_FIREWALL_CHAIN": chain,
+           "SPE_PUBLIC_PORT": str(ports["public"]), "SPE_PROXY_API_PORT": str(ports["proxy"]),
+           "SPE_HUB_PORT": str(ports["hub"]), "SPE_EGRESS_PORT": str(ports["egress"]),
+           "SPE_LIFECYCLE_PERIOD_SECONDS": "5", "CONFIGPROXY_AUTH_TOKEN": uuid.uuid4().hex,
+           "PYTHONPATH": str(REPO), "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    log_file = home / "hub.log"
+    log = open(log_file, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(REPO / "hub" / "jupyterhub_config.py")],
+                            cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{ports['public']}"
+    hub = None
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, f"hub exited with {proc.returncode}:\n{log_file.read_text()[-4000:]}"
+            try:
+                if requests.get(f"{url}/hub/api/", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, f"hub did not answer:\n{log_file.read_text()[-4000:]}"
+            time.sleep(0.3)
+        gateway = client.networks.get(network).attrs["IPAM"]["Config"][0]["Gateway"]
+        hub = Hub(url=url, home=home, settings=settings, passwords=passwords, network=network, bridge=bridge,
+                  chain=chain, gateway_ip=gateway, hub_port=ports["hub"], image=image, log_file=log_file)
+        make_engine(settings.db_url)
+        yield hub
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+        for ctr in client.containers.list(all=True, filters={"label": f"spe.network={network}"}):
+            ctr.remove(force=True)
+        for vol in client.volumes.list(filters={"label": f"spe.network={network}"}):
+            vol.remove(force=True)
+        try:
+            client.networks.get(network).remove()
+        except docker.errors.NotFound:
+            pass
+        # the rules only name the bridge and the chain; the address is irrelevant for removal
+        remove_firewall(FirewallPlan(bridge=bridge, gateway_ip="127.0.0.1", allowed_tcp_ports=(1,), chain=chain))
