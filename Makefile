@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.spe-installed
 
-.PHONY: venv test test-unit bench clean
+.PHONY: venv test test-unit bench clean demo stop
 
 venv: $(STAMP)
 
@@ -25,6 +25,12 @@ test-unit: venv
 bench: venv
 	@mkdir -p bench/results
 	$(PY) -m bench.run
+
+demo: venv
+	@PY=$(PY) bash scripts/demo.sh
+
+stop:
+	@test -x $(PY) && SPE_HOME=$${SPE_HOME:-$(CURDIR)/.spe} $(PY) -m hub.cli hub stop || true
 
 clean:
 	rm -rf .spe build *.egg-info
