@@ -20,3 +20,8 @@ c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
 _opts = HubOptions.from_env(os.environ)
 _gateway_ip = prepare_host(_opts)
 configure(c, _opts, _gateway_ip, egress_available())
+
+# Site configuration on top (production authenticator, TLS, ...): a JupyterHub config file
+# named by SPE_HUB_EXTRA_CONFIG, loaded last (docs/operator-oidc.md).
+if os.environ.get("SPE_HUB_EXTRA_CONFIG"):
+    load_subconfig(os.environ["SPE_HUB_EXTRA_CONFIG"])  # noqa: F821 - provided by JupyterHub

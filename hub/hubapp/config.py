@@ -107,8 +107,8 @@ def configure(c, opts: HubOptions, gateway_ip: str, egress_available: bool) -> N
     c.PermitSpawner.cmd = ["jupyterhub-singleuser"]
     c.PermitSpawner.notebook_dir = "/home/jovyan/work"
     c.PermitSpawner.default_url = "/lab"
-    c.PermitSpawner.start_timeout = 60
-    c.PermitSpawner.http_timeout = 60
+    c.PermitSpawner.start_timeout = 180  # includes the readiness wait; 10 spawns at once on 2 busy cores
+    c.PermitSpawner.http_timeout = 120
     c.PermitSpawner.poll_interval = 30
 
     # --- people

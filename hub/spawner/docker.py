@@ -292,7 +292,6 @@ class PermitSpawner(DockerSpawner):
             "pids_limit": spec.pids_limit,
             "network_mode": self.network_name,
             "ipc_mode": "private",
-            "init": True,
             # outside names never resolve (no route to any resolver); fail in 1 s, not 10
             "dns_opt": ["timeout:1", "attempts:1"],
         }
