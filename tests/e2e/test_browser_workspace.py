@@ -52,8 +52,10 @@ def test_researcher_runs_duckdb_in_jupyterlab(spe_hub, tmp_path):
             page.goto(api.user_url(user, server, "lab/tree/duckdb.ipynb"))
             cell = page.locator(".jp-Notebook .jp-Cell").first
             expect(cell).to_be_visible(timeout=60_000)
-            cell.click()
-            page.keyboard.press("Shift+Enter")
+            expect(cell).to_contain_text("duckdb.sql", timeout=30_000)
+            expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(timeout=90_000)
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
             output = page.locator(".jp-OutputArea-output").first
             expect(output).to_contain_text("persons", timeout=90_000)
             expect(output).to_contain_text("year_of_birth")
