@@ -10,24 +10,19 @@ or $SPE_TEST_IMAGE.
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
 import pytest
-import requests
 
 from hub.cli import main as spe
 from hub.db import make_engine
 from hub.hubapp.auth import make_demo_users
 from hub.hubapp.client import HubClient
-from hub.netfw import FirewallPlan, remove_firewall
+from hub.hubapp.process import hub_env, remove_run_resources, start_hub, stop_pid, wait_for_hub
 from hub.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,50 +112,22 @@ def spe_hub(tmp_path_factory):
 
     network, bridge, chain = f"spe-t{run}", f"spet{run}", f"SPE-T{run.upper()}"
     ports = {k: free_port() for k in ("public", "proxy", "hub", "egress")}
-    env = {**os.environ,
-           "SPE_HOME": str(home), "SPE_DB_URL": settings.db_url, "SPE_IMAGE": image,
-           "SPE_NETWORK": network, "SPE_BRIDGE": bridge, "SPE_FIREWALL_CHAIN": chain,
-           "SPE_PUBLIC_PORT": str(ports["public"]), "SPE_PROXY_API_PORT": str(ports["proxy"]),
-           "SPE_HUB_PORT": str(ports["hub"]), "SPE_EGRESS_PORT": str(ports["egress"]),
-           "SPE_LIFECYCLE_PERIOD_SECONDS": "5", "CONFIGPROXY_AUTH_TOKEN": uuid.uuid4().hex,
-           "PYTHONPATH": str(REPO), "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    env = hub_env(dict(os.environ),
+                  SPE_HOME=home, SPE_DB_URL=settings.db_url, SPE_IMAGE=image,
+                  SPE_NETWORK=network, SPE_BRIDGE=bridge, SPE_FIREWALL_CHAIN=chain,
+                  SPE_PUBLIC_PORT=ports["public"], SPE_PROXY_API_PORT=ports["proxy"],
+                  SPE_HUB_PORT=ports["hub"], SPE_EGRESS_PORT=ports["egress"],
+                  SPE_LIFECYCLE_PERIOD_SECONDS=5, CONFIGPROXY_AUTH_TOKEN=uuid.uuid4().hex)
     log_file = home / "hub.log"
-    log = open(log_file, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(REPO / "hub" / "jupyterhub_config.py")],
-                            cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = start_hub(env, log_file, home)
     url = f"http://127.0.0.1:{ports['public']}"
-    hub = None
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, f"hub exited with {proc.returncode}:\n{log_file.read_text()[-4000:]}"
-            try:
-                if requests.get(f"{url}/hub/api/", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, f"hub did not answer:\n{log_file.read_text()[-4000:]}"
-            time.sleep(0.3)
+        wait_for_hub(url, proc, log_file)
         gateway = client.networks.get(network).attrs["IPAM"]["Config"][0]["Gateway"]
-        hub = Hub(url=url, home=home, settings=settings, passwords=passwords, network=network, bridge=bridge,
-                  chain=chain, gateway_ip=gateway, hub_port=ports["hub"], image=image, log_file=log_file)
         make_engine(settings.db_url)
-        yield hub
+        yield Hub(url=url, home=home, settings=settings, passwords=passwords, network=network, bridge=bridge,
+                  chain=chain, gateway_ip=gateway, hub_port=ports["hub"], image=image, log_file=log_file)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
-        for ctr in client.containers.list(all=True, filters={"label": f"spe.network={network}"}):
-            ctr.remove(force=True)
-        for vol in client.volumes.list(filters={"label": f"spe.network={network}"}):
-            vol.remove(force=True)
-        try:
-            client.networks.get(network).remove()
-        except docker.errors.NotFound:
-            pass
-        # the rules only name the bridge and the chain; the address is irrelevant for removal
-        remove_firewall(FirewallPlan(bridge=bridge, gateway_ip="127.0.0.1", allowed_tcp_ports=(1,), chain=chain))
+        stop_pid(proc.pid)
+        proc.wait()
+        remove_run_resources(client, network, bridge, chain)

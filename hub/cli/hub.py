@@ -8,6 +8,7 @@ once. Hub options come from the environment (see hub.hubapp.options).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -34,15 +35,16 @@ def _options(settings) -> HubOptions:
 
 
 def _pid_file(opts: HubOptions) -> Path:
-    return opts.state_dir / "hub-process.pid"
+    return opts.state_dir / "hub-process.json"
 
 
-def _running_pid(opts: HubOptions) -> int | None:
+def _running(opts: HubOptions) -> dict | None:
+    """{pid, url} of the running hub started from this SPE_HOME, or None."""
     try:
-        pid = int(_pid_file(opts).read_text().strip())
-        os.kill(pid, 0)
-        return pid
-    except (FileNotFoundError, ValueError, ProcessLookupError):
+        state = json.loads(_pid_file(opts).read_text())
+        os.kill(int(state["pid"]), 0)
+        return state
+    except (FileNotFoundError, ValueError, KeyError, TypeError, ProcessLookupError):
         return None
 
 
@@ -52,15 +54,16 @@ def _url(opts: HubOptions) -> str:
 
 def cmd_start(args, settings) -> int:
     opts = _options(settings)
-    if _running_pid(opts):
-        raise Conflict(f"the hub is already running at {_url(opts)} (spe hub stop first)")
+    running = _running(opts)
+    if running:
+        raise Conflict(f"the hub is already running at {running['url']} (spe hub stop first)")
     opts.state_dir.mkdir(parents=True, exist_ok=True)
     if not opts.users_file.exists() and opts.authenticator == "demo":
         print("no demo users yet: run `spe hub users` to create them")
     log_file = opts.state_dir / "hub.log"
     env = hub_env(dict(os.environ), SPE_HOME=str(opts.home), SPE_DB_URL=opts.db_url)
     proc = start_hub(env, log_file, opts.state_dir)
-    _pid_file(opts).write_text(str(proc.pid))
+    _pid_file(opts).write_text(json.dumps({"pid": proc.pid, "url": _url(opts)}))
     wait_for_hub(_url(opts), proc, log_file, args.wait_seconds)
     print(f"SPE hub running at {_url(opts)}/  (log: {log_file})")
     return 0
@@ -68,11 +71,11 @@ def cmd_start(args, settings) -> int:
 
 def cmd_stop(args, settings) -> int:
     opts = _options(settings)
-    pid = _running_pid(opts)
-    if pid is None:
+    running = _running(opts)
+    if running is None:
         print("the hub is not running")
         return 0
-    stop_pid(pid)
+    stop_pid(int(running["pid"]))
     _pid_file(opts).unlink(missing_ok=True)
     print("SPE hub stopped")
     return 0
@@ -80,9 +83,9 @@ def cmd_stop(args, settings) -> int:
 
 def cmd_status(args, settings) -> int:
     opts = _options(settings)
-    pid = _running_pid(opts)
-    print(f"running (pid {pid}) at {_url(opts)}/" if pid else "not running")
-    return 0 if pid else 1
+    running = _running(opts)
+    print(f"running (pid {running['pid']}) at {running['url']}/" if running else "not running")
+    return 0 if running else 1
 
 
 def cmd_users(args, settings) -> int:

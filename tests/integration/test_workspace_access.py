@@ -87,3 +87,20 @@ def test_audit_trail_records_login_spawn_and_stop(spe_hub):
     assert spawn < stop
     detail = [e for e in events(spe_hub, actor="carol", action="workspace.spawn")][-1]["detail"]
     assert "DEMO-2026-002/1" in str(detail)
+
+
+def test_roles_give_custom_scopes_and_operators_no_access_to_data(spe_hub):
+    scopes = {}
+    for user in ("alice", "carla", "olga", "aud"):
+        resp = spe_hub.client(user).api("GET", "/user")
+        assert resp.status_code == 200
+        scopes[user] = set(resp.json()["scopes"])
+    assert {"custom:spe:submit", "custom:spe:download"} <= scopes["alice"]
+    assert "custom:spe:review" not in scopes["alice"]
+    assert {"custom:spe:review", "custom:spe:release"} <= scopes["carla"]
+    assert "custom:spe:audit" in scopes["aud"]
+    assert {"custom:spe:operate", "admin:servers"} <= scopes["olga"]
+    assert not any(s.startswith("access:servers") and s != "access:servers!user=olga" for s in scopes["olga"])
+    # the operator can list servers but cannot open alice's workspace
+    olga = spe_hub.client("olga")
+    assert olga.api("GET", "/users").status_code == 200
