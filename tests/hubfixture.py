@@ -9,6 +9,7 @@ or $SPE_TEST_IMAGE.
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import uuid
@@ -94,6 +95,13 @@ def spe_hub(tmp_path_factory):
     run = uuid.uuid4().hex[:6]
     home = tmp_path_factory.mktemp(f"spe-hub-{run}")
     image = os.environ.get("SPE_TEST_IMAGE", "spe/workspace:latest")
+    if "SPE_TEST_IMAGE" not in os.environ:
+        try:
+            images = importlib.import_module("hub.images")
+        except ModuleNotFoundError:
+            images = None
+        if images is not None:
+            images.ensure_images()  # builds only when the image inputs changed (make images)
     client = docker.from_env()
     try:
         client.images.get(image)

@@ -187,7 +187,16 @@ class PermitSpawner(DockerSpawner):
                              default_pids_limit=self.default_pids_limit, tmp_size=self.tmp_size,
                              max_mem_limit=self.max_mem_limit, max_cpu_limit=self.max_cpu_limit)
 
+    def _requested_by(self) -> str | None:
+        """Who asked for this start (an operator may start a user's workspace), when the hub tells us."""
+        who = getattr(getattr(self, "handler", None), "current_user", None)
+        return getattr(who, "name", None)
+
     def _audit(self, action: str, *, outcome: str = "ok", permit_id: str | None = None, detail: dict | None = None):
+        detail = dict(detail or {})
+        requester = self._requested_by()
+        if requester and requester != self.user.name:
+            detail["requested_by"] = requester
         with self.engine.begin() as conn:
             audit.record(conn, actor=self.user.name, role="researcher", action=action,
                          permit_id=permit_id, object_id=self.object_name, outcome=outcome, detail=detail)
@@ -331,19 +340,23 @@ class PermitSpawner(DockerSpawner):
         """Probe `<url><base_url>api` until it answers (any status below 500) or `http_timeout` passes."""
         base = self.server.base_url if self.server else url_path_join("/user", self.user.name, self.name, "")
         probe = url_path_join(url, base, "api")
-        client = AsyncHTTPClient()
+        # our own client: the shared one has 10 slots, which the hub needs for its proxy calls
+        client = AsyncHTTPClient(force_instance=True)
         deadline = time.monotonic() + self.http_timeout
-        while True:
-            try:
-                resp = await client.fetch(HTTPRequest(probe, request_timeout=2, connect_timeout=1,
-                                                      follow_redirects=False), raise_error=False)
-                if resp.code and resp.code < 500 and resp.code != 599:
-                    return
-            except (OSError, HTTPClientError):
-                pass
-            if time.monotonic() > deadline:
-                return  # the hub's own wait then reports the timeout and cleans up
-            await asyncio.sleep(self.ready_poll_interval_seconds)
+        try:
+            while True:
+                try:
+                    resp = await client.fetch(HTTPRequest(probe, request_timeout=2, connect_timeout=1,
+                                                          follow_redirects=False), raise_error=False)
+                    if resp.code and resp.code < 500 and resp.code != 599:
+                        return
+                except (OSError, HTTPClientError):
+                    pass
+                if time.monotonic() > deadline:
+                    return  # the hub's own wait then reports the timeout and cleans up
+                await asyncio.sleep(self.ready_poll_interval_seconds)
+        finally:
+            client.close()
 
     def _permit_id_or_none(self) -> str | None:
         try:
