@@ -2,8 +2,8 @@
 streamed part by part in person order by exactly one process.
 
 Parallelism is across tables: with W workers the tables are split into W groups of about
-equal cost (`assign_tables`), and each worker process generates and writes only its group's
-tables for all parts. No table data crosses a process boundary (sending ~100 MB per part
+equal cost (`assign_tables`), and each of W processes (this one and W - 1 spawned workers)
+generates and writes only its group's tables for all parts. No table data crosses a process boundary (sending ~100 MB per part
 through a pipe cost more than generating it), and each file still has a single writer.
 
 Determinism contract ("identical"): for the same persons, seed and part size (and the same
@@ -182,33 +182,51 @@ class _Tally:
             self.progress(Progress(parts_done, self.parts, self.rows))
 
 
+def _drain(progress_queue, tally: _Tally, timeout_seconds: float | None) -> bool:
+    """Move queued progress reports into the tally; False when the queue stayed empty."""
+    try:
+        if timeout_seconds is None:
+            tally.add(*progress_queue.get_nowait())
+        else:
+            tally.add(*progress_queue.get(timeout=timeout_seconds))
+    except queue_module.Empty:
+        return False
+    return True
+
+
+def _raise_failed(futures) -> None:
+    for f in futures:
+        if f.done() and f.exception() is not None:
+            for other in futures:
+                other.cancel()
+            raise f.exception()
+
+
 def _run_pool(seed, jobs, groups, directory: str, chunk_persons: int, tally: _Tally) -> dict[str, int]:
+    """Group 0 (the heaviest) runs in this process while len(groups) - 1 spawned workers
+    write the others: starting a worker costs ~0.6 CPU seconds of imports, so the parent,
+    which has them already, does a full share of the work."""
     # spawn: forking a process that may hold Arrow thread pools is not safe
     ctx = multiprocessing.get_context("spawn")
     progress_queue = ctx.Queue()
-    rows: dict[str, int] = {}
-    with cf.ProcessPoolExecutor(max_workers=len(groups), mp_context=ctx, initializer=_init_worker,
+    with cf.ProcessPoolExecutor(max_workers=len(groups) - 1, mp_context=ctx, initializer=_init_worker,
                                 initargs=(progress_queue,)) as pool:
         futures = [pool.submit(_worker_job, g, seed, jobs, tables, directory, chunk_persons)
-                   for g, tables in enumerate(groups)]
-        while True:
-            try:
-                tally.add(*progress_queue.get(timeout=0.2))
-                continue
-            except queue_module.Empty:
+                   for g, tables in enumerate(groups) if g > 0]
+
+        def report(part_no: int, rows: int) -> None:
+            tally.add(0, part_no, rows)
+            while _drain(progress_queue, tally, None):
                 pass
-            failed = [f for f in futures if f.done() and f.exception() is not None]
-            if failed:
-                for f in futures:
-                    f.cancel()
-                raise failed[0].exception()
-            if all(f.done() for f in futures):
-                break
-        while True:  # reports sent just before the last worker finished
-            try:
-                tally.add(*progress_queue.get(timeout=0.05))
-            except queue_module.Empty:
-                break
+            _raise_failed(futures)
+
+        rows = write_tables(seed, jobs, groups[0], directory, chunk_persons, report)
+        while not all(f.done() for f in futures):
+            _drain(progress_queue, tally, 0.2)
+            _raise_failed(futures)
+        _raise_failed(futures)
+        while _drain(progress_queue, tally, 0.05):  # reports sent just before a worker finished
+            pass
         for f in futures:
             rows.update(f.result())
     return rows
