@@ -81,7 +81,3 @@ def normal(u1: np.ndarray, u2: np.ndarray) -> np.ndarray:
     """Standard normal deviates by Box-Muller from two uniforms in [0, 1)."""
     return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)
 
-
-def below(h: np.ndarray, n: np.ndarray | int) -> np.ndarray:
-    """Integers in [0, n) (n may vary per row; rows with n == 0 get 0)."""
-    return np.floor(uniform(h) * n).astype(np.int64)

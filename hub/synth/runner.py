@@ -138,13 +138,13 @@ def write_tables(seed: int, jobs: list[tuple[int, int]], tables: tuple[str, ...]
                for t in tables}
     try:
         for part_no, (first, stop) in enumerate(jobs):
-            part_rows = 0
-            for table, data in make_part(seed, first, stop, chunk_persons, tables).items():
+            part = make_part(seed, first, stop, chunk_persons, tables)
+            for table, data in part.items():
                 if data.num_rows:  # an empty part adds no (empty) row group
                     writers[table].write_table(data, row_group_size=ROW_GROUP_ROWS)
                 rows[table] += data.num_rows
-                part_rows += data.num_rows
-            del data
+            part_rows = sum(data.num_rows for data in part.values())
+            del part, data  # free this part before generating the next
             report(part_no, part_rows)
     finally:
         for w in writers.values():
@@ -249,6 +249,7 @@ def generate(out: Path | str, persons: int, seed: int, workers: int = 1, chunk_p
     out = Path(out)
     check_out_dir(out, force)
     started = time.perf_counter()
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     jobs = plan_parts(persons, part_persons)
     groups = assign_tables(workers)
@@ -272,6 +273,11 @@ def generate(out: Path | str, persons: int, seed: int, workers: int = 1, chunk_p
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         for name in sorted(our_files()):
             os.replace(tmp / name, out / name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()  # leave no trace of a failed run
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     rows = {t: rows[t] for t in TABLES}
