@@ -71,6 +71,17 @@ _DICTIONARIES = {
 }
 
 
+# Unique ids and continuous values: Parquet dictionary encoding would only be tried and
+# abandoned for them (a third of the encoding time), so it is switched off for these.
+NO_DICTIONARY = frozenset({"observation_period_id", "visit_occurrence_id", "condition_occurrence_id",
+                           "drug_exposure_id", "measurement_id", "value_as_number"})
+
+
+def dictionary_columns(table: str) -> list[str]:
+    """Columns Parquet should dictionary-encode."""
+    return [name for name in SCHEMAS[table].names if name not in NO_DICTIONARY]
+
+
 def arrow_schema(table: str) -> pa.Schema:
     """The in-memory (and Parquet writer) schema: string columns over a fixed vocabulary are
     dictionary-encoded; Parquet readers see them as plain strings (`SCHEMAS`)."""
