@@ -19,8 +19,8 @@ class ProvenanceRefused(Refused):
     """The provenance SQL is not allowed: not one SELECT, reads or writes outside the extract."""
 
 
-class ProvenanceTimeout(Refused):
-    """Re-executing the provenance SQL took longer than its time limit (or exceeded memory)."""
+class ProvenanceLimit(Refused):
+    """Re-executing the provenance SQL broke its time, memory or result-size limit."""
 
     http_status = 422
 
