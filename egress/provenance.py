@@ -272,8 +272,13 @@ def _compare_number(sub: Any, rec: Any, rounding_base: int | None, allow_suppres
     # The author may show fewer decimals than DuckDB computed: 12.35 for 12.3456.
     if abs(s - r) <= 0.5 * 10.0 ** (-_decimals(sub)) + 1e-12 * max(abs(r), 1.0):
         return "equal"
-    if rounding_base and float(s).is_integer() and int(s) % rounding_base == 0 and abs(s - r) < rounding_base:
-        return "rounded"
+    if rounding_base and float(s).is_integer() and int(s) % rounding_base == 0:
+        # Rounded to the nearest multiple of the base (either neighbour at an exact half).
+        below = math.floor(r / rounding_base) * rounding_base
+        nearest = {below, below + rounding_base} if r - below == rounding_base / 2 else {
+            below if r - below < rounding_base / 2 else below + rounding_base}
+        if s in nearest:
+            return "rounded"
     return "different"
 
 

@@ -15,7 +15,6 @@ import re
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 # Names of person-level keys. OMOP `*_concept_id` columns are category codes (sex, condition),
 # which tables are made of, so they are exempt from the `*_id` pattern.
@@ -23,10 +22,11 @@ _KEY_NAME = re.compile(r"^(person_id|person|patient_id|patient|subject_id|subjec
                        r"pseudonym|pseudo_id|.*pseudonym.*|.*_pseudo|.*_id|id)$", re.I)
 _EXEMPT_NAME = re.compile(r"^.*concept_id$", re.I)
 # Values that look like pseudonyms: hex digests, UUIDs, long base64url tokens with digits.
-_KEY_VALUE = (r"^([0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-              r"|(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{20,})$")
+_KEY_VALUE = re.compile(r"^([0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+                 r"|(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{20,})$")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_MAX_SAMPLED = 10_000  # enough to recognise a listing; bounds the work on hostile tables
 _MIN_KEY_VALUES = 5  # fewer distinct values cannot be a person listing worth refusing on values
 
 
@@ -48,8 +48,10 @@ def person_key_columns(table: pa.Table) -> list[KeyColumn]:
         values = column.drop_null()
         if len(values) < _MIN_KEY_VALUES:
             continue
-        looks_like_key = pc.sum(pc.match_substring_regex(values, _KEY_VALUE)).as_py() or 0
-        distinct = len(pc.unique(values))
+        sample = values.slice(0, _MAX_SAMPLED).to_pylist()
+        looks_like_key = sum(1 for v in sample if _KEY_VALUE.match(v))
+        distinct = len(set(sample))
+        values = sample
         if looks_like_key >= 0.5 * len(values) and distinct >= 0.9 * len(values):
             found.append(KeyColumn(name, f"column {name!r} holds {distinct} distinct hex/UUID-like values "
                                          "(looks like pseudonyms)"))

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -163,15 +164,40 @@ def _read_parquet(name: str, data: bytes, max_rows: int, max_decoded_bytes: int)
         meta = parquet.metadata
         if meta.num_rows > max_rows:
             raise FileRefused(f"{meta.num_rows} rows is more than the limit of {max_rows}", field=name)
-        decoded = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
-        if decoded > max_decoded_bytes:
-            raise FileRefused(f"decodes to {decoded} bytes, more than the limit of {max_decoded_bytes} "
-                              "(highly compressed payload)", field=name)
-        return parquet.read()
+        schema = parquet.schema_arrow
+        for column in schema:
+            if pa.types.is_nested(column.type):
+                raise FileRefused(f"column {column.name!r}: table cells must be scalars", field=name)
+        footer_bytes = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+        if footer_bytes > max_decoded_bytes:
+            raise _too_big(name, footer_bytes, max_decoded_bytes)
+        # Text is read dictionary-encoded (compact) and its decoded size computed from the
+        # dictionary before decoding: a few repeated long strings can decode to gigabytes.
+        text_columns = [c.name for c in schema if pa.types.is_string(c.type) or pa.types.is_binary(c.type)
+                        or pa.types.is_large_string(c.type) or pa.types.is_large_binary(c.type)]
+        table = pq.read_table(io.BytesIO(data), read_dictionary=text_columns)
+        decoded = 0
+        for column in table.columns:
+            if pa.types.is_dictionary(column.type):
+                for chunk in column.chunks:
+                    lengths = pc.binary_length(chunk.dictionary)
+                    decoded += pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0
+            else:
+                decoded += column.nbytes
+            if decoded > max_decoded_bytes:
+                raise _too_big(name, decoded, max_decoded_bytes)
+        columns = [pa.chunked_array([c.dictionary_decode() for c in column.chunks], type=column.type.value_type)
+                   if pa.types.is_dictionary(column.type) else column for column in table.columns]
+        return pa.Table.from_arrays(columns, names=table.column_names)
     except FileRefused:
         raise
     except (pa.ArrowException, OSError, ValueError) as err:
         raise FileRefused(f"malformed Parquet: {_first_line(err)}", field=name) from None
+
+
+def _too_big(name: str, decoded: int, limit: int) -> FileRefused:
+    return FileRefused(f"decodes to more than {limit} bytes ({decoded} so far): highly compressed payload",
+                       field=name)
 
 
 def _read_json(name: str, data: bytes, max_rows: int) -> pa.Table:
