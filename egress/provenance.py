@@ -590,14 +590,14 @@ def _contains_aggregate(expr: Any) -> bool:
 
 def _serialize(sandbox: Sandbox, query: str) -> dict:
     try:
-        return json.loads(sandbox.con.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0])
+        return json.loads(sandbox.con.execute("SELECT json_serialize_sql(?)", [query]).fetchall()[0][0])
     except duckdb.Error as err:
         raise Unsupported(f"the query could not be parsed: {_first_line(err)}") from None
 
 
 def _deserialize(sandbox: Sandbox, tree: dict) -> str:
     try:
-        return sandbox.con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchone()[0]
+        return sandbox.con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchall()[0][0]
     except duckdb.Error as err:
         raise Unsupported(f"the evidence query could not be built: {_first_line(err)}") from None
 
