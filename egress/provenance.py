@@ -61,6 +61,7 @@ PERSON_KEY = "person_id"
 MAX_RESULT_ROWS = 1_000_000
 MAX_SQL_CHARS = 100_000
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_ONE_ROW_PER_PERSON: dict[tuple[str, int, int], bool] = {}  # (file, mtime, size) -> bool; see Sandbox
 _WRAPPERS = frozenset({"round", "floor", "ceil", "ceiling", "trunc", "abs"})
 
 
@@ -96,6 +97,26 @@ class Sandbox:
         except duckdb.Error as err:
             self.con.close()
             raise ExtractUnavailable(f"cannot open the extract in {self.extract_dir}: {_first_line(err)}") from err
+
+    def one_row_per_person(self, table: str) -> bool:
+        """Does every row of extract `table` belong to a different person (unique, non-null
+        `person_id`)? Then per-person contributions are the row values and evidence needs no
+        per-(cell, person) aggregation. From the manifest (`tables.<t>.persons == rows`) when
+        it says so, else computed once per extract file and cached (extracts are immutable)."""
+        info = (self.manifest.get("tables") or {}).get(table) or {}
+        if isinstance(info.get("persons"), int) and isinstance(info.get("rows"), int):
+            return info["persons"] == info["rows"]
+        path = self.tables[table]
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if key not in _ONE_ROW_PER_PERSON:
+            try:
+                unique = self.run(f'SELECT count(*) = count(DISTINCT {PERSON_KEY}) AND count(*) = count({PERSON_KEY}) '
+                                  f'AS unique_persons FROM "{table}"').column(0)[0].as_py()
+            except ProvenanceRefused:  # the table has no person_id column
+                unique = False
+            _ONE_ROW_PER_PERSON[key] = bool(unique)
+        return _ONE_ROW_PER_PERSON[key]
 
     @property
     def persons(self) -> int | None:
@@ -367,6 +388,7 @@ class _Plan:
     measure_names: tuple[str, ...]
     aggregates: tuple[str, ...]
     base_tree: dict = field(repr=False)
+    single_table: str | None = None     # FROM is exactly this extract table (no join, no subquery)
 
 
 class Unsupported(Exception):
@@ -489,7 +511,11 @@ def plan_evidence(sandbox: Sandbox, query: str, recomputed: pa.Table) -> _Plan:
     keys = [label_key(v) for v in zip(*key_columns)] if key_columns else [()] * recomputed.num_rows
     if len(set(keys)) != len(keys):
         raise Unsupported("the label columns do not identify the cells uniquely")
-    return _Plan(label_names, tuple(measures), tuple(aggregates), base)
+    source = node.get("from_table") or {}
+    single = source.get("table_name") if (source.get("type") == "BASE_TABLE" and not source.get("schema_name")
+                                          and not source.get("catalog_name") and not node["cte_map"]["map"]) else None
+    return _Plan(label_names, tuple(measures), tuple(aggregates), base,
+                 single if single in sandbox.tables else None)
 
 
 def _run_evidence(sandbox: Sandbox, plan: _Plan, top_n: int) -> Evidence:
@@ -510,6 +536,17 @@ def _run_evidence(sandbox: Sandbox, plan: _Plan, top_n: int) -> Evidence:
     group = ", ".join(labels + ["spe_p"])
     cell_group = f"GROUP BY {', '.join(labels)}" if labels else ""
     label_select = (", ".join(labels) + ", ") if labels else ""
+    if plan.single_table is not None and sandbox.one_row_per_person(plan.single_table):
+        # Every base row is a different person: aggregate the rows per cell in one pass.
+        per_cell = ", ".join(
+            # person_id is known non-null and unique here, so it need not even be read.
+            [f"count(spe_m{j}) AS spe_persons{j}"
+             + (f", sum(spe_m{j}) AS spe_total{j}, max(spe_m{j}, {top_n}) AS spe_top{j}, "
+                f"count(*) FILTER (WHERE spe_m{j} IS NULL) AS spe_miss{j}, "
+                f"count(*) FILTER (WHERE spe_m{j} < 0) AS spe_neg{j}"
+                if plan.aggregates[j] != "count" else "")
+             for j in measures])
+        per_person = None
     errors = []
     result = None
     # `person_id` unqualified first; if a join makes it ambiguous, qualify it with each base
@@ -519,9 +556,12 @@ def _run_evidence(sandbox: Sandbox, plan: _Plan, top_n: int) -> Evidence:
         person = next(e for e in tree["statements"][0]["node"]["select_list"] if e.get("alias") == "spe_p")
         person["column_names"] = [PERSON_KEY] if qualifier is None else [qualifier, PERSON_KEY]
         base_sql = _deserialize(sandbox, tree)
-        sql = (f"WITH spe_base AS (\n{base_sql}\n), "
-               f"spe_pp AS (SELECT {group}, {per_person} FROM spe_base GROUP BY {group}) "
-               f"SELECT {label_select}{per_cell} FROM spe_pp {cell_group}")
+        if per_person is None:
+            # A subquery, not a CTE: DuckDB may materialise a CTE, which costs a full copy.
+            sql = f"SELECT {label_select}{per_cell} FROM (\n{base_sql}\n) AS spe_base {cell_group}"
+        else:
+            sql = (f"SELECT {label_select}{per_cell} FROM (SELECT {group}, {per_person} "
+                   f"FROM (\n{base_sql}\n) AS spe_base GROUP BY {group}) AS spe_pp {cell_group}")
         try:
             result = sandbox.run(sql)
             break
