@@ -44,6 +44,7 @@ import logging
 import math
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -67,17 +68,14 @@ _WRAPPERS = frozenset({"round", "floor", "ceil", "ceiling", "trunc", "abs"})
 
 # --- sandbox ---------------------------------------------------------------------------------
 
-class Sandbox:
-    """One read-only, resource-bounded DuckDB over one extract directory (context manager)."""
+class _Database:
+    """A locked-down in-memory DuckDB whose only readable files are one extract's Parquet files."""
 
-    def __init__(self, extract_dir: Path | str, *, memory_limit: str = "512MB", threads: int = 1,
-                 timeout_seconds: float = 30, max_rows: int = MAX_RESULT_ROWS):
-        self.extract_dir = Path(extract_dir)
-        self.timeout_seconds = timeout_seconds
-        self.max_rows = max_rows
-        self.manifest, self.tables = _read_extract(self.extract_dir)
+    def __init__(self, extract_dir: Path, memory_limit: str, threads: int):
+        self.manifest, self.tables = _read_extract(extract_dir)
         if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", memory_limit, re.I):
             raise ProvenanceRefused(f"memory_limit {memory_limit!r} is not like '512MB'")
+        self._lock = threading.Lock()
         self.con = duckdb.connect(":memory:")
         try:
             files = [str(path) for path in self.tables.values()]
@@ -96,7 +94,63 @@ class Sandbox:
             self.con.execute("SET lock_configuration = true")
         except duckdb.Error as err:
             self.con.close()
-            raise ExtractUnavailable(f"cannot open the extract in {self.extract_dir}: {_first_line(err)}") from err
+            raise ExtractUnavailable(f"cannot open the extract in {extract_dir}: {_first_line(err)}") from err
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            return self.con.cursor()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+_SHARED: "OrderedDict[tuple, _Database]" = OrderedDict()
+_SHARED_LOCK = threading.Lock()
+MAX_SHARED_DATABASES = 8
+
+
+def _shared_database(extract_dir: Path, memory_limit: str, threads: int) -> _Database:
+    """One cached locked-down database per extract version (LRU). Extract versions are
+    immutable directories, so the views stay valid; the manifest's mtime is in the key."""
+    root = extract_dir.resolve()
+    manifest = root / "manifest.json"
+    key = (str(root), manifest.stat().st_mtime_ns if manifest.exists() else 0, memory_limit, int(threads))
+    with _SHARED_LOCK:
+        database = _SHARED.get(key)
+        if database is not None:
+            _SHARED.move_to_end(key)
+            return database
+    database = _Database(root, memory_limit, threads)
+    with _SHARED_LOCK:
+        _SHARED[key] = database
+        while len(_SHARED) > MAX_SHARED_DATABASES:
+            # An evicted database is not closed: a check may still be using a cursor on it;
+            # it is freed when the last cursor is gone.
+            _SHARED.popitem(last=False)
+    return database
+
+
+class Sandbox:
+    """A read-only, resource-bounded DuckDB over one extract directory (context manager).
+
+    `shared=False` (default) opens a fresh database for this sandbox alone; `shared=True`
+    takes a cursor on the cached locked-down database of the extract (same restrictions,
+    saves the ~10 ms of opening a DuckDB per check; the memory limit is then shared by the
+    concurrent checks of that extract). Each sandbox has its own cursor, time limit and
+    row limit.
+    """
+
+    def __init__(self, extract_dir: Path | str, *, memory_limit: str = "512MB", threads: int = 1,
+                 timeout_seconds: float = 30, max_rows: int = MAX_RESULT_ROWS, shared: bool = False):
+        self.extract_dir = Path(extract_dir)
+        self.timeout_seconds = timeout_seconds
+        self.max_rows = max_rows
+        if shared:
+            self._database, self._owned = _shared_database(self.extract_dir, memory_limit, threads), False
+        else:
+            self._database, self._owned = _Database(self.extract_dir, memory_limit, threads), True
+        self.manifest, self.tables = self._database.manifest, self._database.tables
+        self.con = self._database.cursor()
 
     def one_row_per_person(self, table: str) -> bool:
         """Does every row of extract `table` belong to a different person (unique, non-null
@@ -131,6 +185,11 @@ class Sandbox:
 
     def close(self) -> None:
         self.con.close()
+        if self._owned:
+            self._database.close()
+
+    def check_sql(self, sql: Any) -> str:
+        return check_sql(sql, parser=self.con)
 
     def run(self, sql: str) -> pa.Table:
         """Run one already-checked SELECT under the time and row limits."""
@@ -164,19 +223,22 @@ class Sandbox:
         return table
 
 
-def check_sql(sql: Any) -> str:
-    """The single SELECT statement in `sql` (trailing `;` removed); ProvenanceRefused otherwise."""
+def check_sql(sql: Any, parser: duckdb.DuckDBPyConnection | None = None) -> str:
+    """The single SELECT statement in `sql` (trailing `;` removed); ProvenanceRefused otherwise.
+    Parsing only (DuckDB's own parser); `parser` is any connection, a fresh one by default."""
     if not isinstance(sql, str) or not sql.strip():
         raise ProvenanceRefused("the provenance SQL is empty")
     if len(sql) > MAX_SQL_CHARS:
         raise ProvenanceRefused(f"the provenance SQL is longer than {MAX_SQL_CHARS} characters")
-    parser = duckdb.connect(":memory:")
+    own = parser is None
+    parser = duckdb.connect(":memory:") if own else parser
     try:
         statements = parser.extract_statements(sql)
     except duckdb.Error as err:
         raise ProvenanceRefused(f"the provenance SQL does not parse: {_first_line(err)}") from None
     finally:
-        parser.close()
+        if own:
+            parser.close()
     if len(statements) != 1:
         raise ProvenanceRefused(f"the provenance SQL must be exactly one statement, got {len(statements)}")
     statement = statements[0]
@@ -186,12 +248,11 @@ def check_sql(sql: Any) -> str:
 
 
 def reexecute(sql: str, extract_dir: Path | str, *, memory_limit: str = "512MB", timeout_seconds: float = 30,
-              threads: int = 1, max_rows: int = MAX_RESULT_ROWS) -> pa.Table:
+              threads: int = 1, max_rows: int = MAX_RESULT_ROWS, shared: bool = False) -> pa.Table:
     """Re-run the provenance SELECT against the extract (module docstring, step 1)."""
-    query = check_sql(sql)
     with Sandbox(extract_dir, memory_limit=memory_limit, threads=threads, timeout_seconds=timeout_seconds,
-                 max_rows=max_rows) as sandbox:
-        return sandbox.run(query)
+                 max_rows=max_rows, shared=shared) as sandbox:
+        return sandbox.run(sandbox.check_sql(sql))
 
 
 # --- compare ---------------------------------------------------------------------------------
@@ -397,15 +458,17 @@ class Unsupported(Exception):
 
 
 def verify_provenance(table: pa.Table, sql: str, extract_dir: Path | str, *, policy: Any = None,
-                      memory_limit: str = "512MB", timeout_seconds: float = 30, threads: int = 1) -> Provenance:
-    """Re-execute, compare and derive evidence in one sandbox. Does not raise on a mismatch
-    (the service stores and flags it; `check_match(result.match)` raises)."""
+                      memory_limit: str = "512MB", timeout_seconds: float = 30, threads: int = 1,
+                      shared: bool = True) -> Provenance:
+    """Re-execute, compare and derive evidence in one sandbox (by default on the cached
+    database of the extract, see `Sandbox`). Does not raise on a mismatch (the service stores
+    and flags it; `check_match(result.match)` raises)."""
     from egress.checks.policy import make_policy
 
     policy = make_policy(policy)
-    query = check_sql(sql)
     with Sandbox(extract_dir, memory_limit=memory_limit, threads=threads,
-                 timeout_seconds=timeout_seconds) as sandbox:
+                 timeout_seconds=timeout_seconds, shared=shared) as sandbox:
+        query = sandbox.check_sql(sql)
         recomputed = sandbox.run(query)
         plan = None
         reason = ""

@@ -217,3 +217,21 @@ def test_a_single_table_with_several_rows_per_person_counts_persons(extract):
     recomputed = reexecute(sql, extract)
     evidence = verify_provenance(recomputed, sql, extract).evidence
     assert evidence.get([2], "n").persons == 3 and evidence.get([1], "n").persons == 40
+
+
+def test_shared_sandboxes_are_locked_and_time_limited_per_cursor(extract):
+    slow = Sandbox(extract, shared=True, timeout_seconds=1)
+    other = Sandbox(extract, shared=True)
+    try:
+        assert slow._database is other._database  # one cached database per extract version
+        with pytest.raises(duckdb.Error, match="locked"):
+            slow.con.execute("SET enable_external_access = true")
+        with pytest.raises(ProvenanceRefused, match="outside the extract"):
+            slow.run("SELECT * FROM read_csv('/etc/passwd')")
+        with pytest.raises(ProvenanceLimit):
+            slow.run("SELECT count(*) FROM range(1000000000000) a")
+        assert other.run("SELECT count(*) AS n FROM person").to_pylist() == [{"n": 60}]
+        assert slow.run("SELECT count(*) AS n FROM measurement").to_pylist() == [{"n": 110}]
+    finally:
+        slow.close()
+        other.close()
