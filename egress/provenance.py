@@ -9,7 +9,9 @@ Three steps, one sandbox (`Sandbox`):
    `INSTALL`/`LOAD`, httpfs URLs and changing any setting back all fail. Memory, threads and
    result rows are bounded; a timer thread interrupts the connection after `timeout_seconds`.
    Only one SELECT statement (a `WITH ... SELECT` too) is accepted, checked with DuckDB's own
-   parser (`extract_statements`).
+   parser (`extract_statements`). The service path (`verify_provenance`, `check_with_provenance`)
+   keeps one such locked database per extract version (LRU) and gives each check its own
+   cursor, time limit and row limit; `Sandbox(..., shared=False)` opens a private one.
 2. `compare(submitted, recomputed)` decides whether the submitted table is the query's result:
    same column names, same rows in any order (matched on label columns), numbers equal to the
    precision the author shows (12.35 matches 12.3456), a NULL where the result has a number
@@ -516,6 +518,8 @@ def plan_evidence(sandbox: Sandbox, query: str, recomputed: pa.Table) -> _Plan:
     labels, measures, aggregates, arguments, row_counts = [], [], [], [], []
     for position, expr in enumerate(select_list):
         name = recomputed.column_names[position]
+        if expr.get("class") in ("STAR", "COLUMNS"):
+            raise Unsupported("SELECT * / COLUMNS(...) is not in the supported form")
         aggregate = _unwrap_aggregate(expr)
         if aggregate is None:
             if _contains_aggregate(expr):

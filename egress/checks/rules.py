@@ -109,7 +109,8 @@ def check_table(table: pa.Table, policy: Any = None, *, kind: str, evidence: Evi
             "submit the table with its provenance SQL"))
 
     margins = find_margins(table, shape)
-    if margins is not None and suppressed:
+    # Margins are sums of cells only for counts (a mean's margin is not the sum of the means).
+    if margins is not None and suppressed and set(shape.measures) <= set(count_columns):
         cells.extend(_secondary_findings(margins, shape, label_rows, values, policy, table_findings))
 
     differences = find_differences(table, shape, count_columns, released, policy.threshold)
@@ -153,7 +154,9 @@ def _count_findings(value: float, evidence: CellEvidence | None, policy: Policy)
                                 "zero cell: reveals that nobody in the group has the attribute "
                                 "(class disclosure) unless it is a structural zero",
                                 "suppress, or explain in the request context that it is a structural zero"))
-    elif persons < policy.threshold:
+    # A zero cell is also below the threshold, and ACRO reports both (MinimumThresholdCheck and
+    # PresenceOfZeroCheck); so do we, so that verdicts compare cell by cell.
+    if persons < policy.threshold:
         findings.append(Finding("threshold", FAIL, f"{source} {persons:g} < threshold {policy.threshold}",
                                 f"suppress, merge categories, or round to base {policy.rounding_base}"))
     return findings
@@ -284,12 +287,11 @@ def _content_findings(table: pa.Table, policy: Policy, extract_persons: int | No
 # --- helpers ---------------------------------------------------------------------------------
 
 def _is_count_column(column: str, kind: str, evidence: Evidence | None) -> bool:
-    if kind == "frequency":
-        return True
+    # The aggregate that produced the column (from provenance) wins over the declared kind.
     aggregate = evidence.aggregate_of(column) if evidence is not None else None
     if aggregate is not None:
         return aggregate in COUNT_AGGREGATES
-    return is_count_name(column)
+    return kind == "frequency" or is_count_name(column)
 
 
 def _label_rows(table: pa.Table, shape: Shape) -> list[tuple]:

@@ -41,7 +41,7 @@ def test_frequency_without_evidence_uses_shown_count_and_is_unverified(shown, ex
 def test_zero_cell_is_flagged_and_rounding_suggested():
     verdicts = check_table(pa.table({"group": ["a", "b"], "n": [0, 12]}), None, kind="frequency")
     assert verdicts.cells_with("zero") == {(0, "n")}
-    assert verdicts.cells_with("threshold") == set()
+    assert verdicts.cells[0].rules == ("zero", "threshold")  # as ACRO: both checks fail
     assert any("base 5" in s for s in verdicts.suggestions)
 
 
@@ -103,6 +103,16 @@ def test_missing_values_are_reported_for_review():
     verdicts = magnitude(1000, (10.0, 10.0), missing=3)
     assert verdicts.cells[0].rules == ("missing",)
     assert verdicts.status == REVIEW
+
+
+def test_evidence_aggregate_decides_count_or_magnitude_whatever_the_kind():
+    table = pa.table({"group": ["a"], "n": [40], "mean_cost": [12.5]})
+    ev = evidence_for({("a", "n"): CellEvidence(persons=40),
+                       ("a", "mean_cost"): CellEvidence(persons=40, total=500.0, top=(460.0, 20.0),
+                                                        aggregate="avg")})
+    verdicts = check_table(table, None, kind="frequency", evidence=ev)
+    assert verdicts.cells_with("dominance") == {(0, "mean_cost")}
+    assert verdicts.cells_with("invalid_value") == set()  # 12.5 is a mean, not a broken count
 
 
 def test_magnitude_without_evidence_needs_review_and_uses_shown_count():
