@@ -12,11 +12,10 @@ Three steps, one sandbox (`Sandbox`):
    parser (`extract_statements`). The service path (`verify_provenance`, `check_with_provenance`)
    keeps one such locked database per extract version (LRU) and gives each check its own
    cursor, time limit and row limit; `Sandbox(..., shared=False)` opens a private one.
-2. `compare(submitted, recomputed)` (pure, in `egress.checks.compare`) decides whether the submitted table is the query's result:
-   same column names, same rows in any order (matched on label columns), numbers equal to the
-   precision the author shows (12.35 matches 12.3456), a NULL where the result has a number
-   counts as a suppressed cell and a multiple of the rounding base within one base of the
-   result as a rounded cell. Anything else is a mismatch (tampered or stale table).
+2. `compare(submitted, recomputed)` (pure, `egress.checks.compare`) decides whether the
+   submitted table is the query's result: same columns, rows in any order, numbers to the
+   precision shown, suppressed (NULL) cells and counts rounded to the nearest multiple of the
+   rounding base allowed. Anything else is a mismatch (tampered or stale table).
 3. `derive_evidence` rewrites the same query into an evidence query (see "Supported form")
    that counts distinct persons per cell and the largest per-person contributions.
 
@@ -34,6 +33,11 @@ labels, `person_id` and the aggregates' arguments, GROUP BY/HAVING/ORDER BY/LIMI
 and `json_deserialize_sql` turns the tree back into SQL, which is then aggregated per (cell,
 person) and per cell. HAVING only removes cells, so evidence is computed for every cell and
 matched to the table by label values.
+
+When the FROM clause is a single extract table with one row per person (unique, non-null
+`person_id`: from the manifest if it says so, else learnt once per extract file), the
+per-person step is skipped (rows are persons), and for pure row counts the re-executed result
+itself is the evidence.
 
 I/O edge: imports DuckDB and reads the extract directory; must not import the web layer.
 """
