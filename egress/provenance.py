@@ -84,7 +84,9 @@ class _Database:
         self.con = duckdb.connect(":memory:")
         try:
             files = [str(path) for path in self.tables.values()]
+            # Exactly the extract's files; no directory (DuckDB may pre-allow its temp directory).
             self.con.execute(f"SET allowed_paths = [{', '.join(_literal(f) for f in files)}]")
+            self.con.execute("SET allowed_directories = []")
             for name, path in self.tables.items():
                 # `name` matched _IDENTIFIER in _read_extract, the path is a quoted literal.
                 self.con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet({_literal(str(path))})')
