@@ -37,6 +37,7 @@ from egress.checks.verdicts import FAIL, REVIEW, CellVerdict, Finding, Verdicts
 from egress.exceptions import InvalidInput
 
 KINDS = ("frequency", "magnitude", "model")
+LINEAR_AGGREGATES = frozenset({"sum", "avg", "mean"})
 DOF_COLUMNS = ("df_resid", "dof", "residual_dof", "df_residual", "df_residuals")
 
 
@@ -177,6 +178,13 @@ def _magnitude_findings(evidence: CellEvidence | None, shown_count: float | None
         findings.append(Finding("missing", REVIEW, f"{evidence.missing} missing value(s) were ignored when "
                                                    f"computing {evidence.aggregate}; check this is expected",
                                 "explain in the request context"))
+    if evidence.aggregate not in LINEAR_AGGREGATES:
+        # ACRO applies dominance only to linear aggregations; medians, spreads and extremes get
+        # the threshold. An extreme is one person's value, so a checker looks at it.
+        if evidence.aggregate in ("min", "max"):
+            findings.append(Finding("extreme_value", REVIEW, f"a {evidence.aggregate} is one person's value",
+                                    "check the value is not identifying (or top/bottom-code it)"))
+        return findings
     if evidence.negative:
         # ACRO: dominance is not defined when negative values are present → review, not checked.
         findings.append(Finding("negative", REVIEW, f"{evidence.negative} negative value(s): dominance and p% "

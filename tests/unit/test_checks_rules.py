@@ -115,6 +115,17 @@ def test_evidence_aggregate_decides_count_or_magnitude_whatever_the_kind():
     assert verdicts.cells_with("invalid_value") == set()  # 12.5 is a mean, not a broken count
 
 
+@pytest.mark.parametrize("aggregate, rules", [
+    ("sum", {"dominance", "p_percent"}), ("avg", {"dominance", "p_percent"}),
+    ("median", set()), ("stddev", set()), ("max", {"extreme_value"}),
+])
+def test_dominance_applies_to_linear_aggregates_only_like_acro(aggregate, rules):
+    table = pa.table({"group": ["a"], "v": [1.0]})
+    ev = evidence_for({("a", "v"): CellEvidence(persons=20, total=100.0, top=(95.0, 1.0), aggregate=aggregate)})
+    verdicts = check_table(table, None, kind="magnitude", evidence=ev)
+    assert {r for c in verdicts.cells for r in c.rules} == rules
+
+
 def test_magnitude_without_evidence_needs_review_and_uses_shown_count():
     table = pa.table({"group": ["a", "b"], "n": [9, 50], "mean_age": [40.5, 41.0]})
     verdicts = check_table(table, None, kind="magnitude")
