@@ -164,7 +164,9 @@ def run_acro(parquet: Path, repeat: int, acro_path: str | None) -> dict:
     completed = subprocess.run([sys.executable, "-m", "bench.egress", "--acro-worker", str(parquet),
                                 "--repeat", str(repeat)], env=env, capture_output=True, text=True, timeout=3600)
     if completed.returncode != 0:
-        return {"error": completed.stderr.strip().splitlines()[-1:] or ["acro failed"]}
+        last = (completed.stderr.strip().splitlines() or ["acro failed"])[-1]
+        return {"error": f"{last} (install ACRO with `pip install --target DIR acro==1.0.2` and pass "
+                         "--acro-path DIR or set SPE_ACRO_PATH; or `pip install '.[bench]'`)"}
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
