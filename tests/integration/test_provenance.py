@@ -235,3 +235,19 @@ def test_shared_sandboxes_are_locked_and_time_limited_per_cursor(extract):
     finally:
         slow.close()
         other.close()
+
+
+@pytest.mark.parametrize("sql, persons", [
+    ("WITH women AS (SELECT * FROM person WHERE gender_concept_id = 8532) "
+     "SELECT year_of_birth % 3 AS yb, count(*) AS n FROM women GROUP BY 1", [13, 13, 14]),
+    ("SELECT count(*) AS n FROM measurement WHERE measurement_concept_id = 2", [3]),
+    ("SELECT m.measurement_concept_id AS c, CAST(sum(m.value_as_number) AS INTEGER) AS total "
+     "FROM measurement AS m WHERE m.value_as_number > 0 GROUP BY c", [40, 3]),
+])
+def test_evidence_for_ctes_totals_and_wrapped_aggregates(extract, sql, persons):
+    recomputed = reexecute(sql, extract)
+    result = verify_provenance(recomputed, sql, extract)
+    assert result.verified, result.evidence_reason
+    assert sorted(c.persons for c in result.evidence.cells.values()) == sorted(persons)
+    verdicts = check_table(recomputed, None, kind="magnitude", evidence=result.evidence)
+    assert verdicts.verified
