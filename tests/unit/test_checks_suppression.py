@@ -105,3 +105,14 @@ def test_means_with_margins_are_not_treated_as_additive():
                       "All": [35.0, 30.2, 33.0]})
     verdicts = check_table(table, None, kind="magnitude")
     assert verdicts.cells_with("secondary_suppression") == set()
+
+
+def test_too_many_linked_suppressed_cells_go_to_review_instead_of_hours_of_lp():
+    size = 20  # 400 suppressed cells linked through the margins: more than the LP budget
+    data = {"g": [f"r{i}" for i in range(size)] + ["All"]}
+    for j in range(size):
+        data[f"c{j}"] = [None] * size + [100 * size]
+    data["All"] = [100 * size] * size + [100 * size * size]
+    verdicts = check_table(pa.table(data), None, kind="frequency")
+    finding = next(f for f in verdicts.table if f.rule == "secondary_suppression")
+    assert finding.status == "review" and "too many" in finding.message
