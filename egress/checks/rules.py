@@ -88,6 +88,11 @@ def check_table(table: pa.Table, policy: Any = None, *, kind: str, evidence: Evi
                 suppressed += 1
                 continue
             checked += 1
+            if not math.isfinite(value):
+                cells.append(CellVerdict(row, column, tuple(label_rows[row]), raw, (Finding(
+                    "invalid_value", FAIL, f"{value} is not a finite number", "fix the table"),), False))
+                all_verified = False
+                continue
             cell_evidence = evidence.get(label_rows[row], column) if evidence is not None else None
             if cell_evidence is None:
                 all_verified = False

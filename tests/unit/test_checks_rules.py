@@ -45,6 +45,11 @@ def test_zero_cell_is_flagged_and_rounding_suggested():
     assert any("base 5" in s for s in verdicts.suggestions)
 
 
+def test_infinite_values_are_invalid():
+    verdicts = check_table(pa.table({"group": ["a", "b"], "n": [float("inf"), 20.0]}), None, kind="frequency")
+    assert verdicts.cells_with("invalid_value") == {(0, "n")}
+
+
 def test_negative_count_is_invalid():
     verdicts = check_table(pa.table({"group": ["a"], "n": [-3]}), None, kind="frequency")
     assert verdicts.cells_with("invalid_value") == {(0, "n")}
