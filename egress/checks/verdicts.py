@@ -8,7 +8,8 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from typing import Any
 
 # Rule names (stable identifiers: stored with each request, shown on pages, documented in
@@ -113,8 +114,8 @@ def worst(statuses) -> str:
 
 
 def _json_value(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
-        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if value != value else str(value)  # strict JSON has no NaN/Infinity
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
