@@ -62,7 +62,7 @@ class CellVerdict:
         return tuple(f.rule for f in self.findings)
 
     def to_dict(self) -> dict:
-        return {"row": self.row, "column": self.column, "labels": list(self.labels),
+        return {"row": self.row, "column": self.column, "labels": [_json_value(v) for v in self.labels],
                 "value": _json_value(self.value), "status": self.status, "verified": self.verified,
                 "findings": [f.to_dict() for f in self.findings]}
 
