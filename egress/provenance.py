@@ -49,6 +49,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +153,8 @@ class Sandbox:
         self.extract_dir = Path(extract_dir)
         self.timeout_seconds = timeout_seconds
         self.max_rows = max_rows
+        # One time budget for everything this sandbox runs (query, evidence, uniqueness scan).
+        self.deadline = time.monotonic() + timeout_seconds
         if shared:
             self._database, self._owned = _shared_database(self.extract_dir, memory_limit, threads), False
         else:
@@ -198,22 +201,28 @@ class Sandbox:
     def check_sql(self, sql: Any) -> str:
         return check_sql(sql, parser=self.con)
 
+    def _too_slow(self) -> ProvenanceLimit:
+        return ProvenanceLimit(f"the provenance query ran longer than {self.timeout_seconds:g} s")
+
     def run(self, sql: str) -> pa.Table:
         """Run one already-checked SELECT under the time and row limits."""
         bounded = f"SELECT * FROM (\n{sql}\n) AS spe_query LIMIT {self.max_rows + 1}"
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._too_slow()
         timed_out = threading.Event()
 
         def interrupt() -> None:
             timed_out.set()
             self.con.interrupt()
 
-        timer = threading.Timer(self.timeout_seconds, interrupt)
+        timer = threading.Timer(remaining, interrupt)
         timer.daemon = True
         timer.start()
         try:
             table = self.con.sql(bounded).to_arrow_table()
         except duckdb.InterruptException:
-            raise ProvenanceLimit(f"the provenance query ran longer than {self.timeout_seconds:g} s") from None
+            raise self._too_slow() from None
         except duckdb.OutOfMemoryException:
             raise ProvenanceLimit("the provenance query needs more memory than its limit") from None
         except duckdb.PermissionException as err:
@@ -221,10 +230,14 @@ class Sandbox:
                                     f"{_first_line(err)}") from None
         except duckdb.Error as err:
             if timed_out.is_set():
-                raise ProvenanceLimit(f"the provenance query ran longer than {self.timeout_seconds:g} s") from None
+                raise self._too_slow() from None
             raise ProvenanceRefused(f"the provenance query failed: {_first_line(err)}") from None
         finally:
             timer.cancel()
+        if timed_out.is_set():
+            # The timer fired as the query finished: the interrupt may still be pending on the
+            # cursor, and the budget is spent anyway.
+            raise self._too_slow()
         if table.num_rows > self.max_rows:
             raise ProvenanceLimit(f"the provenance query returns more than {self.max_rows} rows")
         return table
