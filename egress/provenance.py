@@ -386,10 +386,8 @@ def plan_evidence(sandbox: Sandbox, query: str, recomputed: pa.Table) -> _Plan:
         args = aggregate.get("arguments", [])
         if function == "count_star" or (function == "count" and not args):
             argument = None
-        elif len(args) >= 1:
-            argument = args[0]["expression"]
-            if function in ("count_star",):
-                argument = None
+        elif args:
+            argument = args[0]["expression"]  # quantile_cont(x, 0.5): the measure is x
         else:
             raise Unsupported(f"column {name!r}: {function}() without an argument")
         measures.append(name)
