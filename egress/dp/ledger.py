@@ -80,17 +80,17 @@ def _budget_key(permit_id: str, scope: str):
     return sa.and_(dp_budgets.c.permit_id == permit_id, dp_budgets.c.scope == scope)
 
 
-def _view(row) -> dict:
-    e_left = max(0, row.epsilon_total_units - row.epsilon_spent_units)
-    d_left = max(0, row.delta_total_units - row.delta_spent_units)
+def _view(row: dict) -> dict:
+    e_left = max(0, row["epsilon_total_units"] - row["epsilon_spent_units"])
+    d_left = max(0, row["delta_total_units"] - row["delta_spent_units"])
     return {
-        "permit_id": row.permit_id,
-        "scope": row.scope,
-        "epsilon_total": units_to_float(row.epsilon_total_units, EPSILON_UNITS_PER_1),
-        "epsilon_spent": units_to_float(row.epsilon_spent_units, EPSILON_UNITS_PER_1),
+        "permit_id": row["permit_id"],
+        "scope": row["scope"],
+        "epsilon_total": units_to_float(row["epsilon_total_units"], EPSILON_UNITS_PER_1),
+        "epsilon_spent": units_to_float(row["epsilon_spent_units"], EPSILON_UNITS_PER_1),
         "epsilon_remaining": units_to_float(e_left, EPSILON_UNITS_PER_1),
-        "delta_total": units_to_float(row.delta_total_units, DELTA_UNITS_PER_1),
-        "delta_spent": units_to_float(row.delta_spent_units, DELTA_UNITS_PER_1),
+        "delta_total": units_to_float(row["delta_total_units"], DELTA_UNITS_PER_1),
+        "delta_spent": units_to_float(row["delta_spent_units"], DELTA_UNITS_PER_1),
         "delta_remaining": units_to_float(d_left, DELTA_UNITS_PER_1),
     }
 
@@ -141,7 +141,7 @@ def charge(engine: sa.Engine, permit_id: str, member: str, epsilon: float, delta
                     .values(epsilon_spent_units=b.epsilon_spent_units + e_units,
                             delta_spent_units=b.delta_spent_units + d_units, updated_at=utc_now_iso()))
                 accepted = res.rowcount == 1
-                view = _view(conn.execute(sa.select(dp_budgets).where(_budget_key(permit_id, scope))).one())
+                view = _view(conn.execute(sa.select(dp_budgets).where(_budget_key(permit_id, scope))).one()._mapping)
                 detail = {"epsilon": units_to_float(e_units, EPSILON_UNITS_PER_1),
                           "delta": units_to_float(d_units, DELTA_UNITS_PER_1), "scope": scope, "kind": kind,
                           "epsilon_remaining": view["epsilon_remaining"], "delta_remaining": view["delta_remaining"]}
@@ -172,7 +172,12 @@ def budget_view(engine: sa.Engine, permit_id: str, member: str | None = None, *,
     with engine.connect() as conn:
         rows = conn.execute(sa.select(dp_budgets).where(dp_budgets.c.permit_id == permit_id)
                             .order_by(dp_budgets.c.scope)).all()
-    views = {r.scope: _view(r) for r in rows}
+    if budget is not None:  # the permit is the source of truth for the totals
+        e_total, d_total = epsilon_units(budget.epsilon), delta_units(budget.delta)
+        rows = [dict(r._mapping, epsilon_total_units=e_total, delta_total_units=d_total) for r in rows]
+    else:
+        rows = [dict(r._mapping) for r in rows]
+    views = {r["scope"]: _view(r) for r in rows}
     if member is None:
         if not views and budget is not None:
             return [_fresh(permit_id, SHARED if not budget.per_member else "(none yet)", budget)]
