@@ -36,3 +36,4 @@ c.NotebookNotary.db_file = ":memory:"
 # No calls out from the server (there is no route out; avoid timeouts and log noise).
 c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
 c.LabApp.news_url = None
+c.LabApp.extension_manager = "readonly"

@@ -36,6 +36,10 @@ class ClosedRouteHandler(JupyterHandler):
         self.log.warning("spe: refused %s %s (download route closed)", self.request.method, self.request.path)
         raise web.HTTPError(403, CLOSED_MESSAGE, reason="Forbidden")
 
+    def write_error(self, status_code, **kwargs):
+        self.set_header("Content-Type", "text/plain; charset=UTF-8")
+        self.finish(CLOSED_MESSAGE + "\n")
+
     def check_xsrf_cookie(self):
         # prepare() refuses first; nothing here may depend on a session.
         return None
@@ -54,7 +58,9 @@ class OutsideRoot(PermissionError, web.HTTPError):
     """404 for the API; EACCES so that directory listings skip the entry silently."""
 
     def __init__(self, path):
-        web.HTTPError.__init__(self, 404, "%s is outside root contents directory", path)
+        # pre-formatted: jupyter_server writes log_message as is; '%' doubled for tornado's log
+        message = f"{path} is outside root contents directory".replace("%", "%%")
+        web.HTTPError.__init__(self, 404, message)
         self.errno = errno.EACCES
 
 
