@@ -276,6 +276,13 @@ def test_libraries_import_in_a_kernel(workspace):
     assert out.strip() == "ok ['0', '16'] 6", out
 
 
+def test_hub_single_user_server_matches_the_hub(images):
+    from importlib.metadata import version
+
+    result = _docker("run", "--rm", "--network", "none", "spe/workspace:latest", "jupyterhub-singleuser", "--version")
+    assert result.stdout.strip() == version("jupyterhub"), result.stderr
+
+
 def test_lab_download_commands_are_disabled(workspace):
     status, body = workspace.http("GET", "/lab")
     assert status == 200, workspace.logs()
