@@ -207,7 +207,8 @@ def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     except FileNotFoundError:
         raise Failure("docker CLI not found: install docker.io (scripts/system-deps.sh)") from None
     if check and result.returncode != 0:
-        raise Failure(f"docker {args[0]} failed: {result.stderr.strip().splitlines()[-1:] or '?'}")
+        last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        raise Failure(f"docker {args[0]} failed: {last}")
     return result
 
 
@@ -347,6 +348,15 @@ def ensure_images(verbose: bool = False, options: BuildOptions | None = None) ->
         images = {base_ref: base_id}
         images.update(ensure_workspace(options, base_ref, base_id, verbose))
     return images
+
+
+def workspace_tag(images: Mapping[str, str], repo: str = BuildOptions.workspace_repo) -> str:
+    """The input-hash tag among `ensure_images()`'s result: pin spawns to it, not to :latest,
+    which a build of another source tree on the same engine may move."""
+    tags = [t for t in images if t.startswith(f"{repo}:") and t != f"{repo}:latest"]
+    if len(tags) != 1:
+        raise Failure(f"expected one {repo}:<hash> tag among {sorted(images)}")
+    return tags[0]
 
 
 def main(argv: list[str] | None = None) -> int:

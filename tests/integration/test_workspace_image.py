@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hub.images import ensure_images
+from hub.images import ensure_images, workspace_tag
 
 pytestmark = pytest.mark.docker
 
@@ -135,7 +135,7 @@ def workspace(images, tmp_path_factory):
     (data / "manifest.json").write_text(json.dumps({"tables": {"person": {"rows": PERSONS}}}))
     for path in [data, *data.iterdir()]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    tag = next(t for t in images if t.startswith("spe/workspace:") and not t.endswith(":latest"))
+    tag = workspace_tag(images)
     volume = f"{prefix}-work"
     _docker("volume", "create", volume)
     # A new named volume takes the owner (1000) of the image's /home/jovyan/work on first mount.
@@ -176,7 +176,7 @@ NOTEBOOK = {
 
 
 def test_image_carries_its_input_hash_and_is_reused(images):
-    tag = next(t for t in images if t.startswith("spe/workspace:") and not t.endswith(":latest"))
+    tag = workspace_tag(images)
     label = _docker("image", "inspect", "-f", '{{ index .Config.Labels "spe.input-hash" }}', tag).stdout.strip()
     assert tag == f"spe/workspace:{label}"
     assert images["spe/workspace:latest"] == images[tag]
@@ -279,7 +279,8 @@ def test_libraries_import_in_a_kernel(workspace):
 def test_hub_single_user_server_matches_the_hub(images):
     from importlib.metadata import version
 
-    result = _docker("run", "--rm", "--network", "none", "spe/workspace:latest", "jupyterhub-singleuser", "--version")
+    tag = workspace_tag(images)
+    result = _docker("run", "--rm", "--network", "none", tag, "jupyterhub-singleuser", "--version")
     assert result.stdout.strip() == version("jupyterhub"), result.stderr
 
 

@@ -140,3 +140,12 @@ def test_page_config_disables_every_download_command():
 
 def test_build_base_script_is_executable():
     assert Path(REPO_ROOT / "images" / "base" / "build-base.sh").stat().st_mode & 0o111
+
+
+def test_workspace_tag_picks_the_hash_tag():
+    from hub.images import workspace_tag
+
+    images = {"spe/base:bookworm": "sha256:1", "spe/workspace:0123abcd": "sha256:2", "spe/workspace:latest": "sha256:2"}
+    assert workspace_tag(images) == "spe/workspace:0123abcd"
+    with pytest.raises(Failure, match="expected one"):
+        workspace_tag({"spe/workspace:latest": "sha256:2"})
