@@ -10,7 +10,7 @@ export SPE_HOME=${SPE_HOME:-$PWD/.spe}
 spe() { "$PY" -m hub.cli "$@"; }
 
 bash scripts/system-deps.sh
-if make -n images >/dev/null 2>&1; then make --no-print-directory images PY="$PY"; fi
+"$PY" -m hub.images           # builds spe/workspace:latest only when its inputs changed
 spe dataset add-example
 spe permit apply examples/permits/demo-gibleed.yaml
 spe permit apply examples/permits/demo-second.yaml
