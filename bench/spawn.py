@@ -136,10 +136,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_hub(kind: str, home: Path, env_vars: dict, rounds: int, concurrent_rounds: int, client, network: str) -> dict:
+def run_hub(kind: str, home: Path, env_vars: dict, ports: dict, rounds: int, concurrent_rounds: int, client,
+            network: str) -> dict:
     token = uuid.uuid4().hex
-    ports = {"SPE_PUBLIC_PORT": free_port(), "SPE_PROXY_API_PORT": free_port(), "SPE_HUB_PORT": free_port(),
-             "SPE_EGRESS_PORT": free_port()}
     env = hub_env(dict(os.environ), **env_vars, **ports, SPE_BENCH_TOKEN=token, SPE_REPO=str(REPO_ROOT),
                   CONFIGPROXY_AUTH_TOKEN=uuid.uuid4().hex)
     config = REPO_ROOT / "bench" / "hubconfig" / ("spe_bench.py" if kind == "spe" else "plain.py")
@@ -178,10 +177,13 @@ def main(argv: list[str] | None = None) -> int:
             if spe(["--home", str(home), "--actor", "bench", *cmd]) != 0:
                 raise SystemExit(f"spe {' '.join(cmd)} failed")
         gateway = ensure_network(client, network, bridge)
+        # the same ports for both hubs: the workspace firewall admits exactly the hub API port
+        ports = {"SPE_PUBLIC_PORT": free_port(), "SPE_PROXY_API_PORT": free_port(), "SPE_HUB_PORT": free_port(),
+                 "SPE_EGRESS_PORT": free_port()}
         common = {"SPE_HOME": str(home), "SPE_IMAGE": args.image, "SPE_NETWORK": network, "SPE_BRIDGE": bridge,
                   "SPE_FIREWALL_CHAIN": chain, "SPE_BENCH_GATEWAY": gateway}
-        spe_result = run_hub("spe", home, common, rounds, concurrent_rounds, client, network)
-        plain_result = run_hub("plain", home, common, rounds, concurrent_rounds, client, network)
+        spe_result = run_hub("spe", home, common, ports, rounds, concurrent_rounds, client, network)
+        plain_result = run_hub("plain", home, common, ports, rounds, concurrent_rounds, client, network)
     finally:
         remove_run_resources(client, network, bridge, chain)
     ratio_single = spe_result["single"]["p50_seconds"] / plain_result["single"]["p50_seconds"]
