@@ -25,14 +25,19 @@ CUSTOM_SCOPES = {
     "custom:spe:operate": {"description": "Operate permits, extracts and workspaces."},
 }
 
+EGRESS_ACCESS = "access:services!service=egress"  # log in to the egress pages (OAuth)
+
 GROUP_SCOPES = {
-    "researchers": ["self", "custom:spe:submit", "custom:spe:download"],
-    "output-checkers": ["self", "custom:spe:review", "custom:spe:release"],
-    "auditors": ["self", "custom:spe:audit"],
+    "researchers": ["self", EGRESS_ACCESS, "custom:spe:submit", "custom:spe:download"],
+    "output-checkers": ["self", EGRESS_ACCESS, "custom:spe:review", "custom:spe:release"],
+    "auditors": ["self", EGRESS_ACCESS, "custom:spe:audit"],
     # operators run the service but must not see data: server admin, never access:servers
-    "operators": ["self", "custom:spe:operate", "admin-ui", "list:users", "read:users", "read:servers",
-                  "admin:servers", "read:groups"],
+    "operators": ["self", EGRESS_ACCESS, "custom:spe:operate", "admin-ui", "list:users", "read:users",
+                  "read:servers", "admin:servers", "read:groups"],
 }
+
+# the workspace's own token (JUPYTERHUB_API_TOKEN) may submit outputs to egress for its user
+SERVER_TOKEN_SCOPES = ["access:servers!server", "users:activity!user", "custom:spe:submit!user"]
 
 
 def make_roles(services: list[str]) -> list[dict]:
@@ -105,6 +110,7 @@ def configure(c, opts: HubOptions, gateway_ip: str, egress_available: bool) -> N
     c.PermitSpawner.network_name = opts.network
     c.PermitSpawner.egress_url = egress_url(opts, gateway_ip)
     c.PermitSpawner.cmd = ["jupyterhub-singleuser"]
+    c.PermitSpawner.server_token_scopes = SERVER_TOKEN_SCOPES
     c.PermitSpawner.notebook_dir = "/home/jovyan/work"
     c.PermitSpawner.default_url = "/lab"
     c.PermitSpawner.start_timeout = 180  # includes the readiness wait; 10 spawns at once on 2 busy cores

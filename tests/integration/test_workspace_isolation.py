@@ -208,3 +208,16 @@ json.dump(nb, open('/home/jovyan/work/analysis.ipynb', 'w'))
     for path in ("api/contents/..%2F..%2F..%2Fdata", "api/contents/%2Fdata%2Fperson.parquet"):
         resp = alice.session.get(base + path, headers=auth, allow_redirects=False)
         assert resp.status_code in (400, 403, 404), (path, resp.status_code)
+
+
+def test_workspace_token_may_submit_for_its_user_only(spe_hub, workspace):
+    """The egress service accepts a submission from a workspace token that carries submit for its user."""
+    _, kernel = workspace
+    scopes = run_json(kernel, """
+import json, os, urllib.request
+req = urllib.request.Request(os.environ['JUPYTERHUB_API_URL'] + '/user',
+                             headers={'Authorization': 'token ' + os.environ['JUPYTERHUB_API_TOKEN']})
+print(json.dumps(json.load(urllib.request.urlopen(req, timeout=10))['scopes']))
+""")
+    assert "custom:spe:submit!user=alice" in scopes
+    assert not any(s.startswith("custom:spe:review") or s.startswith("admin") for s in scopes)

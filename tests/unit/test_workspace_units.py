@@ -163,6 +163,8 @@ def test_hub_config_roles_scopes_and_listeners(tmp_path):
     assert services["egress"]["url"] == f"http://172.30.0.1:{opts.egress_port}"
     assert services["egress"]["oauth_no_confirm"] is True
     assert "--timeout=3600" in services["idle-culler"]["command"]
+    assert "custom:spe:submit!user" in c.PermitSpawner.server_token_scopes
+    assert all("access:services!service=egress" in scopes for scopes in GROUP_SCOPES.values())
     assert c.PermitSpawner.egress_url == f"http://172.30.0.1:{opts.egress_port}/services/egress/"
 
 
