@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 
 from hub.exceptions import Failure, InvalidInput
 from hub.synth.events import ID_STRIDE
-from hub.synth.parts import SCHEMAS, TABLES, arrow_schema, dictionary_columns, make_part
+from hub.synth.parts import SCHEMAS, TABLES, arrow_schema, delta_columns, dictionary_columns, make_part
 
 GENERATOR_VERSION = 1          # bump when any generated value changes for a given seed
 PART_PERSONS = 10_000          # persons per part (one row group per table): fixes the bytes
@@ -47,7 +47,10 @@ ROW_GROUP_ROWS = 1 << 20
 MAX_PERSONS = 10_000_000       # national-ID serials are unique below 10**7 persons
 MAX_WORKERS = 64
 MANIFEST = "synth.json"
-_WRITE_OPTIONS = dict(compression="snappy", store_schema=False, version="2.6", write_statistics=True)
+# store_schema=False: dictionary-typed string columns read back as plain strings.
+# write_batch_size: fewer, larger encoder batches (measured ~10 % faster than 1024).
+_WRITE_OPTIONS = dict(compression="snappy", store_schema=False, version="2.6", write_statistics=True,
+                      write_batch_size=8192)
 # relative CPU cost per row group (generation + Parquet encoding, measured at 10 k persons)
 TABLE_COST = {"measurement": 25, "condition_occurrence": 16, "visit_occurrence": 13, "drug_exposure": 12,
               "person": 1, "observation_period": 1, "death": 0.2}
@@ -134,7 +137,8 @@ def write_tables(seed: int, jobs: list[tuple[int, int]], tables: tuple[str, ...]
     `directory/<table>.parquet`; report(part index, rows) after each part."""
     rows = {t: 0 for t in tables}
     writers = {t: pq.ParquetWriter(os.path.join(directory, f"{t}.parquet"), arrow_schema(t),
-                                   use_dictionary=dictionary_columns(t), **_WRITE_OPTIONS)
+                                   use_dictionary=dictionary_columns(t), column_encoding=delta_columns(t),
+                                   **_WRITE_OPTIONS)
                for t in tables}
     try:
         for part_no, (first, stop) in enumerate(jobs):
