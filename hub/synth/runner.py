@@ -7,7 +7,8 @@ generates and writes only its group's tables for all parts. No table data crosse
 through a pipe cost more than generating it), and each file still has a single writer.
 
 Determinism contract ("identical"): for the same persons, seed and part size (and the same
-SPE and pyarrow versions) every file written under the output directory has the same bytes,
+SPE, numpy and pyarrow versions on the same CPU family: numpy's log/cos may differ in the last
+bit between SIMD implementations) every file written under the output directory has the same bytes,
 whatever `workers` and `chunk_persons` are. Part boundaries depend only on the number of
 persons and `part_persons`; each part is one Parquet row group per table (split only at
 `ROW_GROUP_ROWS` within a part); values are counter-based hashes of (seed, table,
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -271,6 +273,7 @@ def generate(out: Path | str, persons: int, seed: int, workers: int = 1, chunk_p
         files = {t: _sha256(tmp / f"{t}.parquet") for t in TABLES}
         manifest = {
             "generator": "spe synth", "generator_version": GENERATOR_VERSION, "pyarrow_version": pa.__version__,
+            "numpy_version": np.__version__,
             "persons": persons, "seed": seed, "part_persons": part_persons,
             "tables": {t: {"file": f"{t}.parquet", "rows": rows[t], "sha256": files[t]} for t in TABLES},
         }
