@@ -107,7 +107,7 @@ def person_columns(seed: int, persons: Persons) -> dict:
     return {
         "person_id": persons.person_id,
         "person_source_value": national_ids(seed, persons),
-        "gender_concept_id": np.where(persons.male, vocab.GENDER_CONCEPTS[0], vocab.GENDER_CONCEPTS[1]).astype(np.int64),
+        "gender_concept_id": np.where(persons.male, *vocab.GENDER_CONCEPTS).astype(np.int64),
         "gender_source_value": np.where(persons.male, 0, 1).astype(np.int32),
         "year_of_birth": year, "month_of_birth": month, "day_of_birth": day,
         "birth_datetime": persons.birth_days,

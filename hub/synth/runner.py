@@ -3,13 +3,14 @@ streamed part by part in person order by exactly one process.
 
 Parallelism is across tables: with W workers the tables are split into W groups of about
 equal cost (`assign_tables`), and each of W processes (this one and W - 1 spawned workers)
-generates and writes only its group's tables for all parts. No table data crosses a process boundary (sending ~100 MB per part
-through a pipe cost more than generating it), and each file still has a single writer.
+generates and writes only its group's tables for all parts. No table data crosses a process
+boundary (sending ~100 MB per part through a pipe cost more than generating it), and each
+file still has a single writer.
 
 Determinism contract ("identical"): for the same persons, seed and part size (and the same
-SPE, numpy and pyarrow versions on the same CPU family: numpy's log/cos may differ in the last
-bit between SIMD implementations) every file written under the output directory has the same bytes,
-whatever `workers` and `chunk_persons` are. Part boundaries depend only on the number of
+SPE, numpy and pyarrow versions on the same CPU family: numpy's log/cos may differ in the
+last bit between SIMD implementations) every file written under the output directory has the
+same bytes, whatever `workers` and `chunk_persons` are. Part boundaries depend only on the number of
 persons and `part_persons`; each part is one Parquet row group per table (split only at
 `ROW_GROUP_ROWS` within a part); values are counter-based hashes of (seed, table,
 person_id, event index, field), never a random stream; `chunk_persons` only sets how many
