@@ -1,21 +1,34 @@
-"""Audit store: append events to the chain and verify it (the only code that writes audit rows).
+"""Audit store: append events to the chain, verify it, sign checkpoints, purge by retention.
 
-Writers serialise on the single `audit_head` row, so the hub, the egress service and the CLI,
-in different processes, extend one chain and never fork it.
+This is the only code that writes audit rows. Writers serialise on the single `audit_head`
+row (BEGIN IMMEDIATE on SQLite, SELECT ... FOR UPDATE on PostgreSQL), so the hub, the egress
+service and the CLI, in different processes, extend one chain and never fork it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timezone
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
 import sqlalchemy as sa
 
-from hub.audit.chain import GENESIS, SCHEMA_VERSION, Damage, canonical_detail, event_hash, find_damage
+from hub.audit.chain import GENESIS, SCHEMA_VERSION, ChainWalker, Damage, canonical_detail, content_hash_values, event_hash
+from hub.audit.checkpoint import Signer, Verifier, chain_base, check_signatures, load_checkpoints, make_checkpoint
+from hub.audit.events import EVENT_TYPES, missing_keys
 from hub.audit.tables import audit_events, audit_head
+from hub.exceptions import InvalidInput, Refused
+
+log = logging.getLogger("spe.audit")
 
 OUTCOMES = ("ok", "refused", "failed")
+# EHDS Art. 73(1)(e): logs kept "for at least one year".
+MIN_RETENTION_DAYS = 365
+DEFAULT_RETENTION_DAYS = 365
+# Column order of a chain row read for verification (content fields follow the links).
+_ROW_COLUMNS = ("seq", "prev_hash", "hash", "schema_version", "ts", "actor", "role", "action",
+                "permit_id", "object_id", "outcome", "detail")
 
 
 def ensure_head(engine: sa.Engine) -> None:
@@ -24,20 +37,40 @@ def ensure_head(engine: sa.Engine) -> None:
             conn.execute(audit_head.insert().values(id=1, seq=0, hash=GENESIS))
 
 
-def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def utc_now_iso(now: datetime | None = None) -> str:
+    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _lock_head(conn: sa.Connection):
+    q = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+    if conn.dialect.name != "sqlite":
+        q = q.with_for_update()
+    return conn.execute(q).one()
 
 
 def record(conn: sa.Connection, *, actor: str, action: str, role: str | None = None,
            permit_id: str | None = None, object_id: str | None = None, outcome: str = "ok",
            detail: dict | None = None, ts: str | None = None) -> int:
-    """Append one event in the caller's transaction; returns its sequence number."""
+    """Append one event in the caller's transaction; returns its sequence number.
+
+    A registered action (hub.audit.events) must carry its required detail keys; a missing
+    key raises InvalidInput and, because the caller's transaction rolls back, the state
+    change it was meant to document does not happen either (fail closed).
+    """
     if outcome not in OUTCOMES:
-        raise ValueError(f"audit outcome must be one of {OUTCOMES}, not {outcome!r}")
-    head_q = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-    if conn.dialect.name != "sqlite":
-        head_q = head_q.with_for_update()
-    head = conn.execute(head_q).one()
+        raise InvalidInput(f"must be one of {OUTCOMES}, not {outcome!r}", field="outcome")
+    if not actor or not action:
+        raise InvalidInput("actor and action are required", field="actor" if not actor else "action")
+    missing = missing_keys(action, detail)
+    if missing:
+        raise InvalidInput(f"audit event {action!r} lacks required detail key(s): {', '.join(missing)}",
+                           field="detail")
+    etype = EVENT_TYPES.get(action)
+    if etype is None:
+        log.warning("audit action %r is not registered in hub.audit.events", action)
+    elif etype.version != 1:
+        detail = {**(detail or {}), "v": etype.version}
+    head = _lock_head(conn)
     event = {
         "schema_version": SCHEMA_VERSION,
         "ts": ts or utc_now_iso(),
@@ -55,7 +88,7 @@ def record(conn: sa.Connection, *, actor: str, action: str, role: str | None = N
     updated = conn.execute(
         audit_head.update().where(audit_head.c.id == 1, audit_head.c.seq == head.seq).values(seq=seq, hash=digest)
     )
-    if updated.rowcount != 1:  # pragma: no cover - only without the head lock
+    if updated.rowcount != 1:  # only possible without the head lock
         raise RuntimeError("audit chain head moved during append")
     return seq
 
@@ -75,28 +108,173 @@ def iter_events(conn: sa.Connection, *, where=None, batch: int = 5000) -> Iterat
         last = rows[-1]["seq"]
 
 
+def iter_raw_rows(engine: sa.Engine, *, after_seq: int = 0, upto_seq: int | None = None,
+                  batch: int = 50000) -> Iterator[tuple]:
+    """Chain rows as plain tuples in `_ROW_COLUMNS` order, keyset-paginated on a raw DBAPI cursor.
+
+    Verification of a million events is dominated by row materialisation; plain tuples avoid
+    the ORM row overhead, and the raw connection does not open a write transaction (on SQLite
+    every SQLAlchemy transaction is BEGIN IMMEDIATE, which would block writers for the walk).
+    """
+    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    sql = (f"SELECT {', '.join(_ROW_COLUMNS)} FROM audit_events WHERE seq > {mark}"
+           + (f" AND seq <= {mark}" if upto_seq is not None else "") + f" ORDER BY seq LIMIT {int(batch)}")
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        last = after_seq
+        while True:
+            cur.execute(sql, (last, upto_seq) if upto_seq is not None else (last,))
+            rows = cur.fetchall()
+            if not rows:
+                break
+            yield from rows
+            last = rows[-1][0]
+            if len(rows) < batch:
+                break
+        cur.close()
+        try:
+            raw.rollback()
+        except Exception:  # autocommit SQLite connection: nothing to roll back
+            pass
+    finally:
+        raw.close()
+
+
+def chain_tuples(rows) -> Iterator[tuple]:
+    """(seq, prev_hash, hash, content_hash) for the walker, from `_ROW_COLUMNS` tuples."""
+    chv = content_hash_values
+    for r in rows:
+        yield (r[0], r[1], r[2], chv(r[3:]))
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     ok: bool
     events: int
     damage: Damage | None = None
+    head_seq: int = 0
+    base_seq: int = 0  # events up to here were purged under retention (0: none)
+    checkpoints: int = 0
+    signatures_checked: bool = False
+    notes: tuple[str, ...] = field(default_factory=tuple)
 
     def describe(self) -> str:
-        if self.ok:
-            return f"audit trail verified: {self.events} events, chain intact"
-        return f"audit trail DAMAGED at event {self.damage.seq} ({self.damage.kind}): {self.damage.message}"
+        if not self.ok:
+            return f"audit trail DAMAGED at event {self.damage.seq} ({self.damage.kind}): {self.damage.message}"
+        sig = "signatures checked" if self.signatures_checked else "signatures NOT checked (no key)"
+        base = f", starting after purged event {self.base_seq}" if self.base_seq else ""
+        return (f"audit trail verified: {self.events} events up to {self.head_seq}{base}, chain intact, "
+                f"{self.checkpoints} checkpoint(s), {sig}")
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "events": self.events, "head_seq": self.head_seq, "base_seq": self.base_seq,
+                "checkpoints": self.checkpoints, "signatures_checked": self.signatures_checked,
+                "damage": None if self.damage is None else
+                {"seq": self.damage.seq, "kind": self.damage.kind, "message": self.damage.message}}
 
 
-def verify(engine: sa.Engine) -> VerifyResult:
+def verify(engine: sa.Engine, *, verifier: Verifier | None = None, batch: int = 50000) -> VerifyResult:
+    """Walk the stored chain from its base (genesis, or the latest signed purge checkpoint).
+
+    With `verifier` (the operator's public key) every checkpoint signature is checked and a
+    whole-chain rewrite shows as a checkpoint hash mismatch; without it only the links are.
+    """
     with engine.connect() as conn:
         head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash)).one()
-        count = 0
+        checkpoints = load_checkpoints(conn)
+        conn.rollback()
+    common = {"head_seq": head.seq, "checkpoints": len(checkpoints), "signatures_checked": verifier is not None}
+    bad = check_signatures(checkpoints, verifier)
+    if bad is not None:
+        return VerifyResult(ok=False, events=0, damage=bad, **common)
+    base = chain_base(checkpoints)
+    base_seq, start_prev = (base["seq"], base["hash"]) if base else (0, GENESIS)
+    walker = ChainWalker(start_prev=start_prev,
+                         checkpoints={cp["seq"]: cp["hash"] for cp in checkpoints if cp["seq"] > base_seq})
+    # Read only up to the head seen above: events appended meanwhile are not part of this check.
+    walker.walk(chain_tuples(iter_raw_rows(engine, after_seq=base_seq, upto_seq=head.seq, batch=batch)))
+    damage = walker.finish((head.seq, head.hash))
+    return VerifyResult(ok=damage is None, events=walker.count, damage=damage, base_seq=base_seq, **common)
 
-        def counted():
-            nonlocal count
-            for row in iter_events(conn):
-                count += 1
-                yield row
 
-        damage = find_damage(counted(), head=(head.seq, head.hash))
-    return VerifyResult(ok=damage is None, events=count, damage=damage)
+def checkpoint(engine: sa.Engine, signer: Signer, *, actor: str, kind: str = "periodic") -> dict:
+    """Sign the current head, store the checkpoint and audit the act (one transaction)."""
+    with engine.begin() as conn:
+        cp = make_checkpoint(conn, signer, kind=kind, ts=utc_now_iso())
+        record(conn, actor=actor, role="operator", action="audit.checkpoint", object_id=str(cp["id"]),
+               detail={"seq": cp["seq"], "hash": cp["hash"], "kind": kind, "key_id": signer.key_id})
+    return cp
+
+
+def checkpoint_if_due(engine: sa.Engine, signer: Signer, *, actor: str, interval_seconds: float,
+                      now: datetime | None = None) -> dict | None:
+    """A periodic checkpoint when the last one is older than `interval_seconds` and the head moved."""
+    now = now or datetime.now(timezone.utc)
+    with engine.connect() as conn:
+        cps = load_checkpoints(conn)
+        head = conn.execute(sa.select(audit_head.c.seq)).scalar_one()
+        conn.rollback()
+    if cps:
+        latest = max(cps, key=lambda c: c["ts"])
+        if latest["seq"] >= head - 1 or latest["ts"] > utc_now_iso(now - timedelta(seconds=interval_seconds)):
+            return None
+    return checkpoint(engine, signer, actor=actor)
+
+
+def retention_cutoff(*, retention_days: int | None = None, before: datetime | None = None,
+                     now: datetime | None = None) -> datetime:
+    """The purge cutoff; refuses anything that would keep less than MIN_RETENTION_DAYS."""
+    now = now or datetime.now(timezone.utc)
+    if (retention_days is None) == (before is None):
+        raise InvalidInput("give exactly one of --before or --retention-days", field="before")
+    if retention_days is not None:
+        if retention_days < MIN_RETENTION_DAYS:
+            raise Refused(f"retention of {retention_days} days is below the minimum of {MIN_RETENTION_DAYS} days "
+                          f"(EHDS Art. 73(1)(e): logs are kept at least one year)")
+        return now - timedelta(days=retention_days)
+    if before.tzinfo is None:
+        before = before.replace(tzinfo=timezone.utc)
+    if before > now - timedelta(days=MIN_RETENTION_DAYS):
+        raise Refused(f"cutoff {before.date()} would purge events younger than the minimum retention of "
+                      f"{MIN_RETENTION_DAYS} days (latest allowed: {(now - timedelta(days=MIN_RETENTION_DAYS)).date()})")
+    return before
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    events: int
+    through_seq: int
+    checkpoint: dict | None
+
+
+def purge(engine: sa.Engine, signer: Signer, *, actor: str, cutoff: datetime,
+          verifier: Verifier | None = None) -> PurgeResult:
+    """Remove the contiguous prefix of events older than `cutoff`, keeping the rest verifiable.
+
+    Refused when the chain is damaged (purging would destroy the evidence). In one transaction:
+    sign a `purge` checkpoint at the last removed event (the new chain base), delete the prefix,
+    and record `audit.purge`.
+    """
+    result = verify(engine, verifier=verifier or signer.verifier())
+    if not result.ok:
+        raise Refused(f"refusing to purge a damaged audit trail: {result.describe()}")
+    cutoff_iso = utc_now_iso(cutoff)
+    with engine.begin() as conn:
+        _lock_head(conn)
+        first_kept = conn.execute(sa.select(sa.func.min(audit_events.c.seq))
+                                  .where(audit_events.c.ts >= cutoff_iso)).scalar()
+        oldest = conn.execute(sa.select(sa.func.min(audit_events.c.seq))).scalar()
+        if oldest is None:
+            return PurgeResult(0, 0, None)
+        through = (first_kept - 1) if first_kept is not None else conn.execute(
+            sa.select(sa.func.max(audit_events.c.seq))).scalar()
+        if through < oldest:
+            return PurgeResult(0, through, None)
+        last_hash = conn.execute(sa.select(audit_events.c.hash).where(audit_events.c.seq == through)).scalar_one()
+        cp = make_checkpoint(conn, signer, kind="purge", seq=through, hash_=last_hash, ts=utc_now_iso())
+        deleted = conn.execute(audit_events.delete().where(audit_events.c.seq <= through)).rowcount
+        record(conn, actor=actor, role="operator", action="audit.purge", object_id=str(cp["id"]),
+               detail={"before": cutoff_iso, "through_seq": through, "events": deleted,
+                       "checkpoint_id": cp["id"], "base_hash": last_hash})
+    return PurgeResult(deleted, through, cp)
