@@ -79,10 +79,10 @@ class ChainWalker:
     """
 
     def __init__(self, *, start_prev: str = GENESIS, checkpoints: Mapping[int, str] | None = None,
-                 lookahead: int = 256):
+                 lookahead: int = 256, after_seq: int | None = None):
         self.prev_hash = start_prev
         self.prev_prev_hash: str | None = None
-        self.last_seq: int | None = None
+        self.last_seq: int | None = after_seq  # seq that start_prev belongs to, when known
         self.checkpoints = dict(checkpoints or {})
         self.lookahead = lookahead
         self.count = 0

@@ -190,7 +190,7 @@ def verify(engine: sa.Engine, *, verifier: Verifier | None = None, batch: int = 
         return VerifyResult(ok=False, events=0, damage=bad, **common)
     base = chain_base(checkpoints)
     base_seq, start_prev = (base["seq"], base["hash"]) if base else (0, GENESIS)
-    walker = ChainWalker(start_prev=start_prev,
+    walker = ChainWalker(start_prev=start_prev, after_seq=base_seq,
                          checkpoints={cp["seq"]: cp["hash"] for cp in checkpoints if cp["seq"] > base_seq})
     # Read only up to the head seen above: events appended meanwhile are not part of this check.
     walker.walk(chain_tuples(iter_raw_rows(engine, after_seq=base_seq, upto_seq=head.seq, batch=batch)))
