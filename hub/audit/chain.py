@@ -39,13 +39,25 @@ def canonical_detail(detail: dict | None) -> str | None:
     return json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
+# Field separator and the NULL marker of the canonical content string. `record` refuses both
+# (and every other control character) in the plain fields, and canonical JSON escapes them in
+# `detail`, so the join below is unambiguous and NULL differs from "".
+SEP = "\x1f"
+NULL = "\x1e"
+
+
+def content_string(values: Iterable) -> str:
+    """The canonical content of an event: field values in FIELDS order, SEP-joined, NULL for None."""
+    return SEP.join([NULL if v is None else str(v) for v in values])
+
+
 def content_hash_values(values: Iterable) -> str:
-    """SHA-256 over field values in FIELDS order, each length-prefixed (no ambiguous joins)."""
-    parts = []
-    for v in values:
-        s = "" if v is None else str(v)
-        parts.append(f"{len(s)}:{s}")
-    return _sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    """SHA-256 of `content_string(values)`."""
+    return _sha256(SEP.join([NULL if v is None else str(v) for v in values]).encode("utf-8")).hexdigest()
+
+
+def content_hash_of_string(content: str) -> str:
+    return _sha256(content.encode("utf-8")).hexdigest()
 
 
 def content_hash(event: Mapping) -> str:
@@ -93,6 +105,7 @@ class ChainWalker:
         buffer: deque = deque()
         prev_hash, prev_prev_hash, last_seq = self.prev_hash, self.prev_prev_hash, self.last_seq
         checkpoints = self.checkpoints
+        sha = _sha256
         count = 0
         try:
             while True:
@@ -104,7 +117,7 @@ class ChainWalker:
                         break
                 seq, r_prev, r_hash, r_content = r[0], r[1], r[2], r[3]
                 count += 1
-                if link_hash(r_prev, r_content) != r_hash:
+                if sha(f"{r_prev}:{r_content}".encode("ascii")).hexdigest() != r_hash:  # link_hash, inlined
                     return self._set(Damage(seq, "edited", f"event {seq} was edited: its content does not match its hash"))
                 if r_prev != prev_hash:
                     if prev_prev_hash is not None and r_prev == prev_prev_hash:

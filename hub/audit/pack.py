@@ -82,7 +82,7 @@ class _Writer:
 
 
 def export_pack(engine: sa.Engine, out: IO[str], *, signer: Signer, actor: str, flt: ExportFilter,
-                fmt: str = "jsonl", batch: int = 50000) -> dict:
+                fmt: str = "jsonl", batch: int = 5000) -> dict:
     """Stream an evidence pack for `flt` to `out`; returns counts. Signs an anchor checkpoint if needed."""
     writer = _Writer(out, fmt)
     conds = []

@@ -120,3 +120,16 @@ def test_registered_event_without_required_keys_is_refused_and_nothing_is_stored
         with audit_engine.begin() as conn:
             record(conn, actor="a", action="auth.login", outcome="maybe")
     assert rows(audit_engine) == []
+
+
+def test_record_many_appends_in_order_and_refuses_a_bad_batch_whole(audit_engine):
+    from hub.audit.store import record_many
+
+    ok = {"actor": "a", "action": "session.cell", "detail": {"kernel_id": "k", "code": "1", "code_bytes": 1}}
+    with audit_engine.begin() as conn:
+        assert record_many(conn, [ok, {**ok, "actor": "b"}, {**ok, "actor": "c"}]) == 3
+    with pytest.raises(InvalidInput, match="actor"):
+        with audit_engine.begin() as conn:
+            record_many(conn, [ok, {**ok, "actor": "evil\nINJECTED"}])
+    assert [r["actor"] for r in rows(audit_engine)] == ["a", "b", "c"]
+    assert verify(audit_engine).ok
