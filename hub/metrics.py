@@ -34,18 +34,16 @@ SPAWN_BUCKETS_SECONDS = (1, 2, 5, 10, 20, 30, 60, 120, 300)
 PROVISION_BUCKETS_SECONDS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 DECISION_BUCKETS_SECONDS = (60, 300, 900, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400)
 
+EGRESS_TRANSITIONS = ("egress.submit", "egress.check", "egress.review", "egress.approve", "egress.return",
+                      "egress.reject", "egress.release", "egress.resubmit", "egress.withdraw")
 FOLDED_ACTIONS = (
-    "workspace.spawn", "workspace.stop", "workspace.cull", "extract.provision",
-    "egress.submit", "egress.check", "egress.review", "egress.release", "egress.reject", "egress.withdraw",
-    "dp.charge", "audit.verify",
+    "workspace.spawn", "workspace.stop", "workspace.cull", "workspace.terminate", "extract.provision",
+    *EGRESS_TRANSITIONS, "dp.charge", "audit.verify",
 )
-# Egress request state after each event (the egress service's own tables are authoritative
-# for its workflow; the audit trail mirrors every transition, so it is enough for counting).
-EGRESS_STATE_AFTER = {
-    "egress.submit": "submitted", "egress.check": "checked", "egress.review": "under_review",
-    "egress.release": "released", "egress.reject": "rejected", "egress.withdraw": "withdrawn",
-}
-DECIDED = ("egress.release", "egress.reject")
+# Egress request states (egress.workflow); every transition event carries detail "to", the
+# state after it (the audit trail mirrors the egress tables, so it is enough for counting).
+EGRESS_STATES = ("submitted", "checked", "in_review", "approved", "returned", "rejected", "released", "withdrawn")
+DECIDED_STATES = ("released", "rejected")
 GROUPS = ("workspace", "provisioning", "egress", "dp", "audit", "permits")
 
 
@@ -101,26 +99,28 @@ class AuditFold:
         permit = ev.get("permit_id") or "none"
         if action == "workspace.spawn":
             self.active[(ev["actor"], d.get("server", ""))] = permit
-            if isinstance(d.get("duration_seconds"), (int, float)):
-                self.spawn.observe(float(d["duration_seconds"]))
-        elif action in ("workspace.stop", "workspace.cull"):
+            seconds = d.get("ready_seconds", d.get("duration_seconds"))
+            if isinstance(seconds, (int, float)):
+                self.spawn.observe(float(seconds))
+        elif action in ("workspace.stop", "workspace.cull", "workspace.terminate"):
             self.active.pop((d.get("user", ev["actor"]), d.get("server", "")), None)
         elif action == "extract.provision":
             if isinstance(d.get("seconds"), (int, float)):
                 self.provision.observe(float(d["seconds"]))
             if isinstance(d.get("rows"), int):
                 self.provisioned_rows[permit] = self.provisioned_rows.get(permit, 0) + d["rows"]
-        elif action in EGRESS_STATE_AFTER:
-            rid = str(d.get("request_id"))
+        elif action in EGRESS_TRANSITIONS:
+            rid = str(ev.get("object_id") or d.get("request_id"))
             state, submitted = self.requests.get(rid, (None, None))
-            if action == "egress.submit":
+            new_state = str(d.get("to") or action.split(".", 1)[1])
+            if action in ("egress.submit", "egress.resubmit") and submitted is None:
                 submitted = ev["ts"]
             if action == "egress.check":
                 for rule in d.get("failed_rules") or ():
                     self.check_failures[str(rule)] = self.check_failures.get(str(rule), 0) + 1
-            if action in DECIDED and submitted and state not in ("released", "rejected"):
+            if new_state in DECIDED_STATES and submitted and state not in DECIDED_STATES:
                 self.decision.observe(max(0.0, _ts_seconds(ev["ts"]) - _ts_seconds(submitted)))
-            self.requests[rid] = (EGRESS_STATE_AFTER[action], submitted)
+            self.requests[rid] = (new_state, submitted)
         elif action == "dp.charge":
             try:
                 self.dp_spent[permit] = self.dp_spent.get(permit, 0.0) + float(d["epsilon"])
@@ -143,7 +143,8 @@ class SpeCollector(Collector):
 
     def _advance(self, conn) -> int:
         q = (sa.select(audit_events.c.seq, audit_events.c.ts, audit_events.c.actor, audit_events.c.action,
-                       audit_events.c.permit_id, audit_events.c.outcome, audit_events.c.detail)
+                       audit_events.c.permit_id, audit_events.c.object_id, audit_events.c.outcome,
+                       audit_events.c.detail)
              .where(audit_events.c.action.in_(FOLDED_ACTIONS)).order_by(audit_events.c.seq).limit(self.batch))
         while True:
             rows = conn.execute(q.where(audit_events.c.seq > self.fold.last_seq)).mappings().all()
@@ -180,7 +181,7 @@ class SpeCollector(Collector):
             counts: dict[str, int] = {}
             for state, _ in f.requests.values():
                 counts[state] = counts.get(state, 0) + 1
-            for state in sorted(set(EGRESS_STATE_AFTER.values())):
+            for state in sorted(set(EGRESS_STATES) | set(counts)):
                 states.add_metric([state], counts.get(state, 0))
             yield states
             yield f.decision.family("spe_egress_decision_duration_seconds", "Time from submission to release or rejection")

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from hub.audit.chain import (FIELDS, GENESIS, NULL, SCHEMA_VERSION, SEP, ChainWalker, Damage, canonical_detail,
                               content_hash_values, link_hash)
 from hub.audit.checkpoint import Signer, Verifier, chain_base, check_signatures, load_checkpoints, make_checkpoint
-from hub.audit.events import EVENT_TYPES, missing_keys
+from hub.audit.events import event_type, missing_keys
 from hub.audit.tables import audit_events, audit_head
 from hub.exceptions import InvalidInput, Refused
 
@@ -95,7 +95,7 @@ def make_event(*, actor: str, action: str, role: str | None = None, permit_id: s
     if missing:
         raise InvalidInput(f"audit event {action!r} lacks required detail key(s): {', '.join(missing)}",
                            field="detail")
-    etype = EVENT_TYPES.get(action)
+    etype = event_type(action)
     if etype is None:
         log.warning("audit action %r is not registered in hub.audit.events", action)
     elif etype.version != 1:
