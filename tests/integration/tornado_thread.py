@@ -14,8 +14,9 @@ def free_port() -> int:
 
 
 class TornadoThread:
-    def __init__(self, routes, port: int | None = None, **app_settings):
+    def __init__(self, routes=None, port: int | None = None, app_factory=None, **app_settings):
         self.routes, self.port, self.app_settings = routes, port or free_port(), app_settings
+        self.app_factory = app_factory
         self.loop = None
 
     def __enter__(self) -> "TornadoThread":
@@ -26,7 +27,8 @@ class TornadoThread:
         def run():
             self.loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self.loop)
-            self.server = httpserver.HTTPServer(web.Application(self.routes, **self.app_settings))
+            app = self.app_factory() if self.app_factory else web.Application(self.routes, **self.app_settings)
+            self.server = httpserver.HTTPServer(app)
             self.server.listen(self.port, "127.0.0.1")
             ready.set()
             self.loop.run_forever()
