@@ -64,6 +64,7 @@ _TYPES = [
     _t("audit.checkpoint", ("seq", "hash"), "the chain head was signed", "audit"),
     _t("audit.purge", ("before", "through_seq", "events"), "events older than the retention were purged", "audit"),
     _t("audit.export", ("events", "format"), "an evidence pack was exported", "audit"),
+    _t("audit.view", ("path",), "an auditor read the audit trail (filters in detail)", "audit"),
 ]
 
 # Families: every action with this prefix shares one type (operator CLI commands: cli.<command>).
