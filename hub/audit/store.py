@@ -68,6 +68,27 @@ def _statements(dialect) -> tuple[str, str, str]:
 
 _SQL_CACHE: dict[str, tuple[str, str, str]] = {}
 _CONTROL = {chr(c) for c in range(32)} | {"\x7f"}
+# Column widths (hub.audit.tables); values from outside (a login name, an object path) are
+# escaped and shortened to fit rather than refused: an attacker must not be able to dodge the
+# trail with a hostile name. Code-defined fields (action, role, ts) are refused instead.
+_LIMITS = {"actor": 200, "permit_id": 100, "object_id": 300}
+_STRICT = {"action": 100, "role": 50, "ts": 32}
+
+
+def _escape(value: str) -> str:
+    return "".join(f"\\u{ord(ch):04x}" if ch in _CONTROL else ch for ch in value)
+
+
+def _clean(name: str, value):
+    """Outside text: control characters escaped (they would make the canonical content
+    ambiguous and forge log lines), then shortened to the column width with a marker."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"must be text, not {type(value).__name__}", field=name)
+    value = _escape(value)
+    limit = _LIMITS[name]
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def _check_plain(name: str, value) -> None:
@@ -75,9 +96,8 @@ def _check_plain(name: str, value) -> None:
         return
     if not isinstance(value, str):
         raise InvalidInput(f"must be text, not {type(value).__name__}", field=name)
-    if len(value) > 300 or any(ch in _CONTROL for ch in value):
-        # Control characters would make the canonical content ambiguous (and forge log lines).
-        raise InvalidInput("must be at most 300 characters without control characters", field=name)
+    if len(value) > _STRICT[name] or any(ch in _CONTROL for ch in value):
+        raise InvalidInput(f"must be at most {_STRICT[name]} characters without control characters", field=name)
 
 
 def make_event(*, actor: str, action: str, role: str | None = None, permit_id: str | None = None,
@@ -88,9 +108,9 @@ def make_event(*, actor: str, action: str, role: str | None = None, permit_id: s
         raise InvalidInput(f"must be one of {OUTCOMES}, not {outcome!r}", field="outcome")
     if not actor or not action:
         raise InvalidInput("actor and action are required", field="actor" if not actor else "action")
-    for name, value in (("actor", actor), ("action", action), ("role", role), ("permit_id", permit_id),
-                        ("object_id", object_id), ("ts", ts)):
+    for name, value in (("action", action), ("role", role), ("ts", ts)):
         _check_plain(name, value)
+    actor, permit_id, object_id = _clean("actor", actor), _clean("permit_id", permit_id), _clean("object_id", object_id)
     missing = missing_keys(action, detail)
     if missing:
         raise InvalidInput(f"audit event {action!r} lacks required detail key(s): {', '.join(missing)}",

@@ -128,8 +128,21 @@ def test_record_many_appends_in_order_and_refuses_a_bad_batch_whole(audit_engine
     ok = {"actor": "a", "action": "session.cell", "detail": {"kernel_id": "k", "code": "1", "code_bytes": 1}}
     with audit_engine.begin() as conn:
         assert record_many(conn, [ok, {**ok, "actor": "b"}, {**ok, "actor": "c"}]) == 3
-    with pytest.raises(InvalidInput, match="actor"):
+    with pytest.raises(InvalidInput, match="code_bytes"):
         with audit_engine.begin() as conn:
-            record_many(conn, [ok, {**ok, "actor": "evil\nINJECTED"}])
+            record_many(conn, [ok, {**ok, "detail": {"kernel_id": "k", "code": "1"}}])
     assert [r["actor"] for r in rows(audit_engine)] == ["a", "b", "c"]
+    assert verify(audit_engine).ok
+
+
+def test_hostile_outside_text_is_escaped_and_shortened_not_dropped(audit_engine):
+    with audit_engine.begin() as conn:
+        record(conn, actor="evil\nFAKE LOG LINE\x1f", action="auth.login", outcome="failed",
+               object_id="x" * 1000, detail={"reason": "unknown user"})
+    with pytest.raises(InvalidInput, match="action"):
+        with audit_engine.begin() as conn:
+            record(conn, actor="a", action="auth.login\n")
+    (row,) = rows(audit_engine)
+    assert row["actor"] == "evil\\u000aFAKE LOG LINE\\u001f"
+    assert len(row["object_id"]) == 300 and row["object_id"].endswith("…")
     assert verify(audit_engine).ok
