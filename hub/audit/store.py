@@ -274,11 +274,62 @@ class VerifyResult:
                 {"seq": self.damage.seq, "kind": self.damage.kind, "message": self.damage.message}}
 
 
-def verify(engine: sa.Engine, *, verifier: Verifier | None = None, batch: int = 50000) -> VerifyResult:
+def _walk_segment(url: str, start_prev: str, after_seq: int, upto_seq: int, checkpoints: dict,
+                  batch: int) -> tuple[bool, int, str | None]:
+    """Worker: verify one seq range on its own connection -> (intact, events, last hash)."""
+    engine = sa.create_engine(url)  # a plain engine: read-only work, no table creation
+    try:
+        walker = ChainWalker(start_prev=start_prev, after_seq=after_seq, checkpoints=checkpoints)
+        walker.walk(iter_chain_rows(engine, after_seq=after_seq, upto_seq=upto_seq, batch=batch))
+        return walker.damage is None, walker.count, walker.prev_hash
+    finally:
+        engine.dispose()
+
+
+def _hash_at_or_before(engine: sa.Engine, seq: int) -> str | None:
+    with engine.connect() as conn:
+        h = conn.execute(sa.select(audit_events.c.hash).where(audit_events.c.seq <= seq)
+                         .order_by(audit_events.c.seq.desc()).limit(1)).scalar()
+        conn.rollback()
+    return h
+
+
+def _verify_parallel(engine, workers, base_seq, start_prev, head, cps, batch) -> int | None:
+    """Events verified when every segment is intact and the segments link; None otherwise.
+
+    Each event's own hash and its link to the previous row are independent of the rest, so
+    seq ranges can be checked side by side; the segment seams are then compared here.
+    """
+    import multiprocessing as mp
+
+    span = head.seq - base_seq
+    bounds = [base_seq + span * i // workers for i in range(workers + 1)]
+    starts = [start_prev] + [_hash_at_or_before(engine, b) for b in bounds[1:-1]]
+    if any(h is None for h in starts):
+        return None
+    url = engine.url.render_as_string(hide_password=False)
+    ctx = mp.get_context("spawn")  # never fork a process that may hold threads (the hub)
+    with ctx.Pool(workers) as pool:
+        results = pool.starmap(_walk_segment, [
+            (url, starts[i], bounds[i], bounds[i + 1], {s: h for s, h in cps.items() if bounds[i] < s <= bounds[i + 1]},
+             batch) for i in range(workers)])
+    for i, (intact, _n, last_hash) in enumerate(results):
+        if not intact:
+            return None
+        seam = starts[i + 1] if i + 1 < workers else head.hash
+        if last_hash != seam:
+            return None
+    return sum(n for _ok, n, _h in results)
+
+
+def verify(engine: sa.Engine, *, verifier: Verifier | None = None, batch: int = 50000,
+           workers: int = 1) -> VerifyResult:
     """Walk the stored chain from its base (genesis, or the latest signed purge checkpoint).
 
     With `verifier` (the operator's public key) every checkpoint signature is checked and a
     whole-chain rewrite shows as a checkpoint hash mismatch; without it only the links are.
+    `workers` > 1 checks seq ranges in parallel processes (for large trails); if anything is
+    wrong the chain is walked again in one pass to name the first damage exactly.
     """
     with engine.connect() as conn:
         head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash)).one()
@@ -290,8 +341,12 @@ def verify(engine: sa.Engine, *, verifier: Verifier | None = None, batch: int = 
         return VerifyResult(ok=False, events=0, damage=bad, **common)
     base = chain_base(checkpoints)
     base_seq, start_prev = (base["seq"], base["hash"]) if base else (0, GENESIS)
-    walker = ChainWalker(start_prev=start_prev, after_seq=base_seq,
-                         checkpoints={cp["seq"]: cp["hash"] for cp in checkpoints if cp["seq"] > base_seq})
+    cps = {cp["seq"]: cp["hash"] for cp in checkpoints if cp["seq"] > base_seq}
+    if workers > 1 and head.seq - base_seq >= 10 * batch and not any(s > head.seq for s in cps):
+        count = _verify_parallel(engine, workers, base_seq, start_prev, head, cps, batch)
+        if count is not None and count == head.seq - base_seq:
+            return VerifyResult(ok=True, events=count, base_seq=base_seq, **common)
+    walker = ChainWalker(start_prev=start_prev, after_seq=base_seq, checkpoints=cps)
     # Read only up to the head seen above: events appended meanwhile are not part of this check.
     walker.walk(iter_chain_rows(engine, after_seq=base_seq, upto_seq=head.seq, batch=batch))
     damage = walker.finish((head.seq, head.hash))

@@ -129,3 +129,15 @@ def test_head_is_not_moved_by_a_failed_transaction(audit_engine):
     with audit_engine.connect() as conn:
         assert conn.execute(sa.select(audit_head.c.seq)).scalar_one() == 3
     assert verify(audit_engine).ok
+
+
+def test_parallel_verify_agrees_with_the_single_pass(audit_engine):
+    append(audit_engine, 120)
+    res = verify(audit_engine, batch=10, workers=2)
+    assert res.ok and res.events == 120
+    tamper(audit_engine, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 77")
+    res = verify(audit_engine, batch=10, workers=2)
+    assert (res.damage.seq, res.damage.kind) == (77, "edited")
+    tamper(audit_engine, "DELETE FROM audit_events WHERE seq = 61")  # exactly at a seam
+    res = verify(audit_engine, batch=10, workers=2)
+    assert (res.damage.seq, res.damage.kind) == (61, "deleted")
