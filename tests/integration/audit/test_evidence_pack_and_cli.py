@@ -141,7 +141,8 @@ def test_cli_bad_input_exits_2_and_changes_nothing(tmp_path, capsys):
     engine = make_engine(f"sqlite:///{tmp_path / 'home' / 'registry.db'}")
     from .helpers import rows
 
-    assert [r["action"] for r in rows(engine)] == []
+    # Nothing changed; the refused purge attempt is itself recorded by the CLI (who tried what).
+    assert [(r["action"], r["outcome"]) for r in rows(engine)] == [("cli.audit.purge", "refused")]
 
 
 def test_public_key_text_round_trips(tmp_path):
