@@ -114,7 +114,7 @@ def test_cli_checkpoint_verify_export_verify_pack(tmp_path, capsys):
         out = tmp_path / f"evidence.{fmt}"
         assert _cli(tmp_path, "audit", "export", "--permit", "P-1", "--from", str(today - timedelta(days=1)),
                     "--to", str(today + timedelta(days=1)), "--format", fmt, "-o", str(out)) == 0
-        assert main(["audit", "verify-pack", str(out), "--public-key", str(pub)]) == 0
+        assert _cli(tmp_path, "audit", "verify-pack", str(out), "--public-key", str(pub)) == 0
         assert f"evidence pack verified: {n} events" in capsys.readouterr().out
 
     assert _cli(tmp_path, "audit", "timeline", "--permit", "P-1") == 0
