@@ -147,3 +147,10 @@ def test_metrics_fold_keeps_names_out_of_its_outputs():
     assert list(f.active.values()) == ["P"] and f.spawn.counts[1] == 1
     assert f.requests["r"][0] == "rejected" and f.decision.total == pytest.approx(1.0)
     assert f.dp_spent == {"P": 0.5} and f.last_seq == 4
+
+
+def test_metrics_dp_units_match_the_ledger():
+    from egress.dp.units import EPSILON_UNITS_PER_1
+    from hub.metrics import EPSILON_UNITS_PER_1 as HUB_UNITS
+
+    assert HUB_UNITS == EPSILON_UNITS_PER_1
