@@ -58,12 +58,13 @@ class DpSchema:
     def contribution_bound(self, table: str, columns: tuple[str, ...] = ()) -> int:
         """Rows per person the query is truncated to (and calibrated for).
 
-        The largest bound declared for the table or any column the query uses; the person
-        table defaults to 1. A table without any declared bound is refused: guessing a bound
-        would under-state the noise needed.
+        The largest bound declared for the table or any of its columns (a bound is a property
+        of the table's rows; taking the largest is conservative); the person table defaults
+        to 1. A table without any declared bound is refused: guessing a bound would
+        under-state the noise needed.
         """
         t = self.table(table)
-        declared = [t.max_per_person] + [t.columns[c].max_per_person for c in columns if c in t.columns]
+        declared = [t.max_per_person] + [c.max_per_person for c in t.columns.values()]
         declared = [int(d) for d in declared if d is not None]
         if declared:
             return max(declared)
