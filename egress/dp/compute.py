@@ -19,6 +19,8 @@ import json
 import re
 import threading
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import duckdb
@@ -146,11 +148,15 @@ def _cell_key(values) -> tuple:
     return tuple(out)
 
 
-def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, memory_limit: str | None = None,
+def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, memory_limit: str | None = None,
                     threads: int | None = None, force_truncation: bool = False) -> Exact:
+    """Exact aggregates for the plan. `con`: a connection from `connect(extract_dir)` to reuse
+    (the caller closes it); without it one is opened and closed here."""
     extract_dir = Path(extract_dir)
     path = table_path(extract_dir, q.table)
-    con = connect(extract_dir, memory_limit=memory_limit, threads=threads)
+    own = con is None
+    if own:
+        con = connect(extract_dir, memory_limit=memory_limit, threads=threads)
     try:
         types = column_types(con, path)
         check_types(q, types)
@@ -179,18 +185,22 @@ def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, memory_limit: 
         aggs = ["count(*)"]
         if q.kind in ("sum", "mean"):
             lo_i, hi_i = grid_bounds(q.bounds, plan.decimals)
-            params.update(lo=q.bounds[0], hi=q.bounds[1], lo_i=lo_i, hi_i=hi_i, scale=float(10**plan.decimals),
-                          shift=plan.shift_units)
-            # clamp in DOUBLE (tames inf/NaN), round onto the integer grid, clamp again on the grid
-            grid = (f"least(greatest(CAST(round(least(greatest(CAST({quote_ident(q.column)} AS DOUBLE), $lo), $hi)"
-                    f" * $scale) AS BIGINT), $lo_i), $hi_i)")
-            aggs.append(f"sum({grid} - $shift)")
+            params.update(lo=q.bounds[0], hi=q.bounds[1], lo_i=lo_i, hi_i=hi_i, scale=float(10**plan.decimals))
+            # clamp in DOUBLE (tames inf/NaN), onto the integer grid (DuckDB's DOUBLE -> BIGINT cast
+            # rounds to nearest); when a bound is not on the grid, clamp again on the grid so
+            # rounding can never leave [lo_i, hi_i]. The mean's shift is applied exactly in Python.
+            grid = f"CAST(least(greatest(CAST({quote_ident(q.column)} AS DOUBLE), $lo), $hi) * $scale AS BIGINT)"
+            scale = 10**plan.decimals
+            if Fraction(Decimal(repr(q.bounds[0]))) * scale != lo_i or Fraction(Decimal(repr(q.bounds[1]))) * scale != hi_i:
+                grid = f"least(greatest({grid}, $lo_i), $hi_i)"
+            aggs.append(f"sum({grid})")
         sql = f"SELECT {', '.join(groups + aggs)} FROM ({base})" + (f" GROUP BY {', '.join(groups)}" if groups else "")
-        rows = con.execute(sql, params).fetchall()
+        rows = con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql}).fetchall()
     except duckdb.Error as err:
         raise Failure(f"the DP query failed in DuckDB: {str(err).splitlines()[0]}") from err
     finally:
-        con.close()
+        if own:
+            con.close()
     ng = len(groups)
     found = {_cell_key(r[:ng]): r[ng:] for r in rows}
     cells = list(itertools.product(*q.categories)) if ng else [()]
@@ -201,23 +211,26 @@ def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, memory_limit: 
         agg = found.get(_cell_key(cell))
         counts.append(int(agg[0]) if agg else 0)
         if q.kind in ("sum", "mean"):
-            s = int(agg[1]) if agg and agg[1] is not None else 0
+            s = int(agg[1]) - plan.shift_units * int(agg[0]) if agg and agg[1] is not None else 0
             if abs(s) >= I64_SAFE:
                 raise Failure("the exact sum exceeds the integer range; narrow the bounds")
             sums.append(s)
     return Exact(counts=counts, sums=sums if q.kind in ("sum", "mean") else None, truncated=truncate)
 
 
-def check_extract(q: DpQuery, extract_dir: Path) -> dict[str, str]:
+def check_extract(q: DpQuery, extract_dir: Path, *, con=None) -> dict[str, str]:
     """Check the query against the extract's actual columns and types (before any charge)."""
     extract_dir = Path(extract_dir)
     path = table_path(extract_dir, q.table)
-    con = connect(extract_dir)
+    own = con is None
+    if own:
+        con = connect(extract_dir)
     try:
         types = column_types(con, path)
     except duckdb.Error as err:
         raise Failure(f"cannot read the extract table {q.table!r}: {str(err).splitlines()[0]}") from err
     finally:
-        con.close()
+        if own:
+            con.close()
     check_types(q, types)
     return types

@@ -90,6 +90,21 @@ def test_sum_is_exact_on_the_integer_grid(extract):
     assert got.sums[0] % 10**6 == 0  # integer values stay integers on the 10^-6 grid
 
 
+def test_bounds_off_the_grid_are_clamped_on_the_grid(tmp_path):
+    d = tmp_path / "x"
+    d.mkdir()
+    duck(f"COPY (SELECT * FROM (VALUES ('a', 0.0), ('b', 50.5), ('c', 250.0), ('d', NULL)) t(person_id, v)) "
+         f"TO '{d / 'person.parquet'}' (FORMAT parquet)")
+    schema = {"person": {"person_id": "person_key", "v": {"class": "sensitive", "bounds": [0.0000004, 100.0000006]}}}
+    q = parse_query({"kind": "sum", "table": "person", "column": "v", "epsilon": 1}, schema)
+    got = exact_aggregate(q, make_plan(q), d)
+    # 0 -> 4e-7 -> 0.4 units -> 0 -> clamped up to 1; 250 -> 100.0000006 -> 100000000.6 -> 100000001 -> 1e8
+    assert got.sums == [1 + 50_500_000 + 100_000_000] and got.counts == [3]
+    m = parse_query({"kind": "mean", "table": "person", "column": "v", "epsilon": 1}, schema)
+    plan = make_plan(m)
+    assert exact_aggregate(m, plan, d).sums == [1 + 50_500_000 + 100_000_000 - 3 * plan.shift_units]
+
+
 def test_run_query_charges_then_answers_with_its_calibration(engine, extract):
     permit = make_permit(epsilon=2.0)
     a = run_query(engine, extract, permit, "bob", {"kind": "count", "table": "measurement", "by": ["unit"],
