@@ -18,6 +18,7 @@ import itertools
 import json
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -51,16 +52,45 @@ def table_path(extract_dir: Path, table: str) -> Path:
     return path
 
 
-def connect(extract_dir: Path, *, memory_limit: str | None = None, threads: int | None = None):
+_pool_lock = threading.Lock()
+_pool: OrderedDict[tuple, duckdb.DuckDBPyConnection] = OrderedDict()
+MAX_POOLED_DATABASES = 16
+
+
+def _new_database(extract_dir: Path, memory_limit: str | None, threads: int | None):
     con = duckdb.connect(":memory:")
     if memory_limit:
         con.execute("SET memory_limit = $m", {"m": memory_limit})
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    con.execute("SET allowed_directories = $d", {"d": [str(extract_dir.resolve()) + "/"]})
+    con.execute("SET allowed_directories = $d", {"d": [str(extract_dir) + "/"]})
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
+
+
+def connect(extract_dir: Path, *, memory_limit: str | None = None, threads: int | None = None):
+    """A cursor on an in-memory DuckDB database that can read only `extract_dir` (external
+    access off, configuration locked, so no statement can widen it).
+
+    Creating a DuckDB database costs tens of milliseconds, as much as a small aggregate, so one
+    database per extract directory is kept (extracts are immutable) and each query gets its
+    own cursor (cursors are independent connections to that database: thread-safe). The
+    caller closes the cursor.
+    """
+    root = Path(extract_dir).resolve()
+    key = (str(root), memory_limit, threads)
+    with _pool_lock:
+        base = _pool.get(key)
+        if base is None:
+            base = _new_database(root, memory_limit, threads)
+            _pool[key] = base
+            if len(_pool) > MAX_POOLED_DATABASES:
+                # dropped, not closed: a cursor in use elsewhere keeps the database alive
+                _pool.popitem(last=False)
+        else:
+            _pool.move_to_end(key)
+        return base.cursor()
 
 
 def column_types(con, path: Path) -> dict[str, str]:
@@ -148,8 +178,9 @@ def _cell_key(values) -> tuple:
     return tuple(out)
 
 
-def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, memory_limit: str | None = None,
-                    threads: int | None = None, force_truncation: bool = False) -> Exact:
+def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, types: dict | None = None,
+                    memory_limit: str | None = None, threads: int | None = None,
+                    force_truncation: bool = False) -> Exact:
     """Exact aggregates for the plan. `con`: a connection from `connect(extract_dir)` to reuse
     (the caller closes it); without it one is opened and closed here."""
     extract_dir = Path(extract_dir)
@@ -158,8 +189,9 @@ def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, memo
     if own:
         con = connect(extract_dir, memory_limit=memory_limit, threads=threads)
     try:
-        types = column_types(con, path)
-        check_types(q, types)
+        if types is None:
+            types = column_types(con, path)
+            check_types(q, types)
         params: dict = {"p": str(path)}
         conds = _where_sql(q, types, params)
         if q.column and q.kind != "histogram":

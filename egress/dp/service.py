@@ -69,28 +69,27 @@ def run_query(engine: sa.Engine, settings_or_extract_dir, permit, member: str, s
             extract_dir = _extract_dir(engine, settings_or_extract_dir, permit.id)
             available = {t: tuple(cols) for t, cols in permit.tables.items()} if permit.tables else None
             q = parse_query(spec, _schema(engine, permit, schema), available=available)
-            # one read-only DuckDB connection serves the type check and, after the charge, the
-            # computation (opening a database costs about as much as a small aggregate)
+            # one read-only DuckDB cursor serves the type check and, after the charge, the computation
             con = connect(extract_dir, memory_limit=memory_limit, threads=threads)
-            check_extract(q, extract_dir, con=con)
+            types = check_extract(q, extract_dir, con=con)
             plan = make_plan(q)
         except Refused as err:
             with engine.begin() as conn:
                 audit.record(conn, actor=member, role=role, action="dp.query", permit_id=permit.id,
                              outcome="refused", detail={"reason": str(err)[:500]})
             raise
-        return _charge_compute_release(engine, permit, member, role, q, plan, extract_dir, con)
+        return _charge_compute_release(engine, permit, member, role, q, plan, extract_dir, con, types)
     finally:
         if con is not None:
             con.close()
 
 
-def _charge_compute_release(engine, permit, member, role, q, plan, extract_dir, con) -> dict:
+def _charge_compute_release(engine, permit, member, role, q, plan, extract_dir, con, types) -> dict:
     charge = ledger.charge(engine, permit.id, member, plan.epsilon, plan.delta, q.query_hash, budget=permit.dp,
                            kind=q.kind, role=role, epsilon_units_override=plan.epsilon_units,
                            delta_units_override=plan.delta_units)
     try:
-        exact = exact_aggregate(q, plan, extract_dir, con=con)
+        exact = exact_aggregate(q, plan, extract_dir, con=con, types=types)
         answer = make_answer(plan, exact)
     except Exception as err:
         log.exception("DP query %s on permit %s failed after its charge", q.query_hash, permit.id)
