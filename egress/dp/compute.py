@@ -98,6 +98,21 @@ def column_types(con, path: Path) -> dict[str, str]:
     return {r[0]: str(r[1]).upper() for r in rows}
 
 
+def joins_person(q: DpQuery) -> bool:
+    return any("." in c for c in list(q.group_columns) + [f.column for f in q.where])
+
+
+def query_types(con, q: DpQuery, extract_dir: Path) -> dict[str, str]:
+    """Column -> type of the queried table, plus `person.<column>` when the query joins it."""
+    types = column_types(con, table_path(extract_dir, q.table))
+    if joins_person(q):
+        person = column_types(con, table_path(extract_dir, q.person_table))
+        if q.person_key not in person:
+            raise InvalidInput(f"the person table has no person key {q.person_key!r}", field="by")
+        types.update({f"{q.person_table}.{c}": t for c, t in person.items()})
+    return types
+
+
 def check_types(q: DpQuery, types: dict[str, str]) -> None:
     """Refuse (before any charge) values that do not fit the extract's column types."""
     if q.person_key not in types:
@@ -120,10 +135,17 @@ def check_types(q: DpQuery, types: dict[str, str]) -> None:
                                    field=f"where.{i}.value")
 
 
+def col_expr(name: str) -> str:
+    """`t."c"` for the queried table's column, `p."c"` for a joined `person.c`."""
+    if "." in name:
+        return "p." + quote_ident(name.split(".", 1)[1])
+    return "t." + quote_ident(name)
+
+
 def _where_sql(q: DpQuery, types: dict[str, str], params: dict) -> list[str]:
     conds = []
     for i, f in enumerate(q.where):
-        col = quote_ident(f.column)
+        col = col_expr(f.column)
         t = types[f.column]
         cast = TEMPORAL_TYPE_RE.match(t) and _SAFE_TYPE_RE.match(t)
 
@@ -190,18 +212,25 @@ def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, type
         con = connect(extract_dir, memory_limit=memory_limit, threads=threads)
     try:
         if types is None:
-            types = column_types(con, path)
+            types = query_types(con, q, extract_dir)
             check_types(q, types)
         params: dict = {"p": str(path)}
         conds = _where_sql(q, types, params)
         if q.column and q.kind != "histogram":
-            conds.append(f"{quote_ident(q.column)} IS NOT NULL")
+            conds.append(f"{col_expr(q.column)} IS NOT NULL")
         used = list(dict.fromkeys(list(q.group_columns) + ([q.column] if q.column else [])))
         pid = quote_ident(q.person_key)
-        select = ", ".join([f"{pid} AS __pid"] + [quote_ident(c) for c in used])
-        base = f"SELECT {select} FROM read_parquet($p)" + (f" WHERE {' AND '.join(conds)}" if conds else "")
+        select = ", ".join([f"t.{pid} AS __pid"] + [f"{col_expr(c)} AS {quote_ident(c)}" for c in used])
+        source = "read_parquet($p) t"
         m = q.max_per_person
         truncate = force_truncation or max_rows_per_person(con, path, q.person_key) > m
+        if joins_person(q):
+            person_path = table_path(extract_dir, q.person_table)
+            params["pp"] = str(person_path)
+            source += f" LEFT JOIN read_parquet($pp) p ON t.{pid} = p.{pid}"
+            # a person listed twice would duplicate rows in the join: then truncate regardless
+            truncate = truncate or max_rows_per_person(con, person_path, q.person_key) > 1
+        base = f"SELECT {select} FROM {source}" + (f" WHERE {' AND '.join(conds)}" if conds else "")
         if truncate:
             order = ", ".join(["__pid"] + [quote_ident(c) for c in used])
             base = (f"SELECT * EXCLUDE (__rn) FROM (SELECT *, row_number() OVER (PARTITION BY __pid "
@@ -210,8 +239,8 @@ def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, type
         if q.kind == "quantile":
             lo, hi = q.bounds
             params.update(lo=lo, hi=hi)
-            arr = con.execute(f"SELECT least(greatest(CAST({quote_ident(q.column)} AS DOUBLE), $lo), $hi) "
-                              f"FROM ({base})", params).fetchnumpy()
+            sql = f"SELECT least(greatest(CAST({quote_ident(q.column)} AS DOUBLE), $lo), $hi) FROM ({base})"
+            arr = con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql}).fetchnumpy()
             values = next(iter(arr.values())).tolist() if arr else []
             return Exact(values=[float(v) for v in values], truncated=truncate)
         aggs = ["count(*)"]
@@ -258,7 +287,7 @@ def check_extract(q: DpQuery, extract_dir: Path, *, con=None) -> dict[str, str]:
     if own:
         con = connect(extract_dir)
     try:
-        types = column_types(con, path)
+        types = query_types(con, q, extract_dir)
     except duckdb.Error as err:
         raise Failure(f"cannot read the extract table {q.table!r}: {str(err).splitlines()[0]}") from err
     finally:

@@ -81,6 +81,22 @@ def test_filters_bind_values_and_match_duckdb(extract):
     assert got.counts == [want]
 
 
+def test_person_attributes_group_and_filter_event_rows(extract):
+    got = exact({"kind": "count", "table": "measurement", "by": ["person.gender_concept_id"],
+                 "where": [{"column": "person.year_of_birth", "op": "<", "value": 1970}], "epsilon": 1}, extract)
+    # all of a person's rows fall in one sex, so the truncated count per sex is exact to check
+    want = dict(duck(
+        "SELECT gender_concept_id, sum(least(n, 5)) FROM (SELECT p.gender_concept_id, count(*) AS n "
+        "FROM read_parquet($m) m JOIN read_parquet($p) p USING (person_id) WHERE p.year_of_birth < 1970 "
+        "GROUP BY m.person_id, p.gender_concept_id) GROUP BY ALL",
+        {"m": str(extract / "measurement.parquet"), "p": str(extract / "person.parquet")}))
+    assert got.truncated and got.counts == [want[8507], want[8532]]
+    with pytest.raises(InvalidInput, match="no declared column 'shoe_size'"):
+        parse_query({"kind": "count", "table": "measurement", "by": ["person.shoe_size"], "epsilon": 1}, SCHEMA)
+    with pytest.raises(InvalidInput, match="not a column"):
+        parse_query({"kind": "count", "table": "measurement", "by": ["concept.x"], "epsilon": 1}, SCHEMA)
+
+
 def test_sum_is_exact_on_the_integer_grid(extract):
     got = exact({"kind": "sum", "table": "measurement", "column": "value_as_number", "epsilon": 1}, extract)
     # values go up to 249 and are clamped to 200; truncation only removes rows
@@ -219,4 +235,19 @@ def test_eunomia_through_the_control_plane(engine, settings, eunomia):
     assert c["max_per_person"] == 70 and c["calibration"][0]["sensitivity"] == 70
     with pytest.raises(InvalidInput, match="not in this permit's extract"):
         run_query(engine, settings, permit, "alice", {"kind": "count", "table": "measurement", "epsilon": 0.5})
-    assert budget(engine, permit, "alice")["epsilon_spent"] == 1.0
+    # the guide's examples, on the generalised extract (dates to month, birth years banded)
+    with pytest.raises(InvalidInput, match="no declared column 'gender_concept_id'"):
+        run_query(engine, settings, permit, "alice", {"kind": "count", "table": "condition_occurrence",
+                                                      "by": ["gender_concept_id"], "epsilon": 0.2})
+    f = run_query(engine, settings, permit, "alice", {
+        "kind": "count", "table": "condition_occurrence", "by": ["person.gender_concept_id"], "epsilon": 0.2,
+        "where": [{"column": "condition_start_date", "op": ">=", "value": "2010-01-01"}]})
+    assert [r["person.gender_concept_id"] for r in f["rows"]] == [8507, 8532]
+    assert f["calibration"][0]["sensitivity"] == 70
+    m = run_query(engine, settings, permit, "alice", {"kind": "mean", "table": "drug_exposure",
+                                                      "column": "days_supply", "epsilon": 0.2})
+    assert 0 <= m["value"] <= 365 and m["max_per_person"] == 100
+    h = run_query(engine, settings, permit, "alice", {"kind": "histogram", "table": "person",
+                                                      "column": "race_concept_id", "epsilon": 0.2})
+    assert [r["race_concept_id"] for r in h["rows"]] == [0, 8515, 8516, 8527]
+    assert budget(engine, permit, "alice")["epsilon_spent"] == pytest.approx(1.6)
