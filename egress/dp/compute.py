@@ -54,13 +54,14 @@ def table_path(extract_dir: Path, table: str) -> Path:
 
 _pool_lock = threading.Lock()
 _pool: OrderedDict[tuple, duckdb.DuckDBPyConnection] = OrderedDict()
-MAX_POOLED_DATABASES = 16
+MAX_POOLED_DATABASES = 8
+# Each pooled database caps its own memory (DuckDB's default is 80 % of RAM per database).
+DEFAULT_MEMORY_LIMIT = "2GB"
 
 
 def _new_database(extract_dir: Path, memory_limit: str | None, threads: int | None):
     con = duckdb.connect(":memory:")
-    if memory_limit:
-        con.execute("SET memory_limit = $m", {"m": memory_limit})
+    con.execute("SET memory_limit = $m", {"m": memory_limit or DEFAULT_MEMORY_LIMIT})
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     con.execute("SET allowed_directories = $d", {"d": [str(extract_dir) + "/"]})
