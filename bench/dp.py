@@ -118,12 +118,13 @@ def latency(rows: int, repeats: int) -> dict:
                              "ratio": statistics.median(d) / statistics.median(b),
                              "bare_duckdb_min_seconds": min(b), "dp_min_seconds": min(d),
                              "ratio_of_minimums": min(d) / min(b)}
-        q = parse_query(count_spec, SCHEMA)
-        plan = make_plan(q)
-        forced = median(lambda: timed(lambda: exact_aggregate(q, plan, extract, force_truncation=True)), repeats)
         results["grouped_count"]["cold_first_query_seconds"] = cold_count
-        results["grouped_count"]["forced_truncation_exact_seconds"] = forced
-        results["grouped_count"]["forced_truncation_ratio"] = forced / results["grouped_count"]["bare_duckdb_seconds"]
+        if rows <= 2_000_000:  # the window spills heavily beyond that; measured at the default size
+            q = parse_query(count_spec, SCHEMA)
+            plan = make_plan(q)
+            forced = median(lambda: timed(lambda: exact_aggregate(q, plan, extract, force_truncation=True)), 3)
+            results["grouped_count"]["forced_truncation_exact_seconds"] = forced
+            results["grouped_count"]["forced_truncation_ratio"] = forced / results["grouped_count"]["bare_duckdb_seconds"]
         results["generate_seconds"] = gen_seconds
         return results
 

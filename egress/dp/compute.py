@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -57,11 +58,16 @@ _pool: OrderedDict[tuple, duckdb.DuckDBPyConnection] = OrderedDict()
 MAX_POOLED_DATABASES = 8
 # Each pooled database caps its own memory (DuckDB's default is 80 % of RAM per database).
 DEFAULT_MEMORY_LIMIT = "2GB"
+MAX_SPILL = "20GB"
 
 
 def _new_database(extract_dir: Path, memory_limit: str | None, threads: int | None):
     con = duckdb.connect(":memory:")
     con.execute("SET memory_limit = $m", {"m": memory_limit or DEFAULT_MEMORY_LIMIT})
+    # spill (a truncation window over a large table) into a private directory, never the
+    # service's working directory, and bounded so a runaway query fails instead of filling the disk
+    con.execute("SET temp_directory = $t", {"t": tempfile.mkdtemp(prefix="spe-dp-duckdb-")})
+    con.execute("SET max_temp_directory_size = $s", {"s": MAX_SPILL})
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     con.execute("SET allowed_directories = $d", {"d": [str(extract_dir) + "/"]})

@@ -74,7 +74,7 @@ class DpSchema:
                       f"DP queries on it need a declared contribution bound")
 
 
-def _column(name: str, doc: Any, table_bound: int | None) -> DpColumn:
+def _column(name: str, doc: Any) -> DpColumn:
     if isinstance(doc, DpColumn):
         return doc
     if isinstance(doc, str):
@@ -109,7 +109,7 @@ def make_dp_schema(source: Any) -> DpSchema:
         tables = {}
         for tname, t in source.tables.items():
             bound = t.get("max_per_person")
-            cols = {c: _column(c, info, bound) for c, info in t.get("columns", {}).items()}
+            cols = {c: _column(c, info) for c, info in t.get("columns", {}).items()}
             tables[tname] = DpTable(tname, cols, bound)
         return DpSchema(tables, source.person_table, source.person_key)
     if not isinstance(source, Mapping):
@@ -120,10 +120,10 @@ def make_dp_schema(source: Any) -> DpSchema:
         tables = {}
         for tname, t in source["tables"].items():
             bound = t.get("max_per_person")
-            cols = {c: _column(c, info, bound) for c, info in (t.get("columns") or {}).items()}
+            cols = {c: _column(c, info) for c, info in (t.get("columns") or {}).items()}
             tables[tname] = DpTable(tname, cols, bound)
         return DpSchema(tables, source.get("person_table", "person"), source.get("person_key", "person_id"))
     # plain {table: {column: {...}}}
-    tables = {tname: DpTable(tname, {c: _column(c, info, None) for c, info in cols.items()}, None)
+    tables = {tname: DpTable(tname, {c: _column(c, info) for c, info in cols.items()}, None)
               for tname, cols in source.items()}
     return DpSchema(tables)
