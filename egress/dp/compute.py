@@ -7,13 +7,16 @@ identifiers and bound parameters only. Nothing here adds noise or touches the le
 Per-person truncation: rows are cut to the declared `max_per_person` per person
 (`row_number() OVER (PARTITION BY person ORDER BY hash(...)) <= m`) before aggregating, so
 the calibration's contribution bound holds whatever the data hold. Truncation depends only
-on that person's own rows, so neighbouring datasets stay neighbours. When the extract file
-already has at most m rows for every person (measured once per immutable file and cached),
-the window is skipped: filters only remove rows, so the result is identical and cheaper.
+on that person's own rows, so neighbouring datasets stay neighbours. The persons with more
+than m rows in the file are found once per immutable file (`heavy_persons`); only their
+rows go through the window, the others pass as they are (filters only remove rows, so a
+person with <= m rows in the file keeps all their rows either way): the same result as
+truncating everyone, at a fraction of the cost. Rows without a person key are never counted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -171,21 +174,24 @@ def _where_sql(q: DpQuery, types: dict[str, str], params: dict) -> list[str]:
 
 
 _stats_lock = threading.Lock()
-_max_rows_cache: dict[tuple, int] = {}
 
 
-def max_rows_per_person(con, path: Path, person_key: str) -> int:
-    """Largest number of rows any person has in the file (cached per immutable file)."""
+def heavy_persons(con, path: Path, person_key: str, m: int) -> tuple[str, int]:
+    """The persons with more than m rows in the file, as a table in the pooled in-memory
+    database (built once per immutable file and bound), and how many there are.
+
+    Only their rows need the truncation window; everybody else's rows pass untouched, which
+    is the same result as truncating everyone (a person with <= m rows keeps all of them).
+    """
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, person_key)
-    with _stats_lock:
-        if key in _max_rows_cache:
-            return _max_rows_cache[key]
-    n = con.execute(f"SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM read_parquet($p) "
-                    f"GROUP BY {quote_ident(person_key)})", {"p": str(path)}).fetchone()[0]
-    with _stats_lock:
-        _max_rows_cache[key] = int(n)
-    return int(n)
+    ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{person_key}|{int(m)}"
+    name = "heavy_" + hashlib.sha256(ident.encode()).hexdigest()[:20]
+    pid = quote_ident(person_key)
+    with _stats_lock:  # one builder per process; other cursors see the finished table
+        con.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT {pid} AS __pid FROM read_parquet($p) "
+                    f"WHERE {pid} IS NOT NULL GROUP BY {pid} HAVING count(*) > {int(m)}", {"p": str(path)})
+    n = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+    return name, int(n)
 
 
 @dataclass(frozen=True)
@@ -227,21 +233,32 @@ def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, type
             conds.append(f"{col_expr(q.column)} IS NOT NULL")
         used = list(dict.fromkeys(list(q.group_columns) + ([q.column] if q.column else [])))
         pid = quote_ident(q.person_key)
+        # rows without a person key belong to nobody we can bound: never counted
+        conds.insert(0, f"t.{pid} IS NOT NULL")
         select = ", ".join([f"t.{pid} AS __pid"] + [f"{col_expr(c)} AS {quote_ident(c)}" for c in used])
         source = "read_parquet($p) t"
         m = q.max_per_person
-        truncate = force_truncation or max_rows_per_person(con, path, q.person_key) > m
+        heavy, n_heavy = heavy_persons(con, path, q.person_key, m)
+        full_window = force_truncation
         if joins_person(q):
             person_path = table_path(extract_dir, q.person_table)
             params["pp"] = str(person_path)
             source += f" LEFT JOIN read_parquet($pp) p ON t.{pid} = p.{pid}"
-            # a person listed twice would duplicate rows in the join: then truncate regardless
-            truncate = truncate or max_rows_per_person(con, person_path, q.person_key) > 1
-        base = f"SELECT {select} FROM {source}" + (f" WHERE {' AND '.join(conds)}" if conds else "")
-        if truncate:
-            order = ", ".join(["__pid"] + [quote_ident(c) for c in used])
-            base = (f"SELECT * EXCLUDE (__rn) FROM (SELECT *, row_number() OVER (PARTITION BY __pid "
-                    f"ORDER BY hash({order})) AS __rn FROM ({base})) WHERE __rn <= {int(m)}")
+            # a person listed twice would duplicate rows in the join: then truncate everyone
+            full_window = full_window or heavy_persons(con, person_path, q.person_key, 1)[1] > 0
+        base = f"SELECT {select} FROM {source} WHERE {' AND '.join(conds)}"
+        order = ", ".join(["__pid"] + [quote_ident(c) for c in used])
+
+        def window(rows_sql: str) -> str:
+            return (f"SELECT * EXCLUDE (__rn) FROM (SELECT *, row_number() OVER (PARTITION BY __pid "
+                    f"ORDER BY hash({order})) AS __rn FROM ({rows_sql})) WHERE __rn <= {int(m)}")
+
+        truncate = full_window or n_heavy > 0
+        if full_window:
+            base = window(base)
+        elif n_heavy:
+            base = (f"SELECT * FROM ({base}) WHERE __pid NOT IN (SELECT __pid FROM {heavy}) UNION ALL "
+                    + window(f"SELECT * FROM ({base}) WHERE __pid IN (SELECT __pid FROM {heavy})"))
         groups = [quote_ident(c) for c in q.group_columns]
         if q.kind == "quantile":
             lo, hi = q.bounds

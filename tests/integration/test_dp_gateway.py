@@ -59,6 +59,19 @@ def test_truncation_is_skipped_only_when_it_changes_nothing(extract):
     assert not fast.truncated and slow.truncated and fast.counts == slow.counts
 
 
+@pytest.mark.parametrize("spec", [
+    {"kind": "count", "table": "measurement", "by": ["unit"], "epsilon": 1},
+    {"kind": "sum", "table": "measurement", "column": "value_as_number", "by": ["unit"], "epsilon": 1},
+    {"kind": "count", "table": "measurement", "by": ["unit", "person.gender_concept_id"], "epsilon": 1,
+     "where": [{"column": "value_as_number", "op": ">", "value": 50}]},
+], ids=["count", "sum", "joined-filtered"])
+def test_truncating_only_heavy_persons_equals_truncating_everyone(extract, spec):
+    split = exact(spec, extract)
+    full = exact(spec, extract, force_truncation=True)
+    assert split.truncated and full.truncated
+    assert split.counts == full.counts and split.sums == full.sums
+
+
 def test_cells_come_from_declared_categories_never_the_data(extract):
     p = str(extract / "person.parquet")
     got = exact({"kind": "histogram", "table": "person", "column": "race", "by": ["gender_concept_id"],
