@@ -103,9 +103,22 @@ def connect(extract_dir: Path, *, memory_limit: str | None = None, threads: int 
         return base.cursor()
 
 
+_types_lock = threading.Lock()
+_types_cache: dict[tuple, dict[str, str]] = {}
+
+
 def column_types(con, path: Path) -> dict[str, str]:
+    """Column -> DuckDB type of a Parquet file (cached per immutable file)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    with _types_lock:
+        if key in _types_cache:
+            return dict(_types_cache[key])
     rows = con.execute("DESCRIBE SELECT * FROM read_parquet($p)", {"p": str(path)}).fetchall()
-    return {r[0]: str(r[1]).upper() for r in rows}
+    types = {r[0]: str(r[1]).upper() for r in rows}
+    with _types_lock:
+        _types_cache[key] = types
+    return dict(types)
 
 
 def joins_person(q: DpQuery) -> bool:
