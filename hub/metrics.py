@@ -49,6 +49,37 @@ GROUPS = ("workspace", "provisioning", "egress", "dp", "audit", "permits")
 EPSILON_UNITS_PER_1 = 10**12
 
 
+def _findings(node, out: dict, depth: int = 0) -> None:
+    """Count {"rule": r, "status": "fail"} findings anywhere in a stored check result."""
+    if depth > 12:
+        return
+    if isinstance(node, dict):
+        if node.get("status") == "fail" and isinstance(node.get("rule"), str):
+            out[node["rule"]] = out.get(node["rule"], 0) + 1
+        for v in node.values():
+            _findings(v, out, depth + 1)
+    elif isinstance(node, list):
+        for v in node:
+            _findings(v, out, depth + 1)
+
+
+def check_failure_rows(conn) -> dict[str, int] | None:
+    """rule -> failed findings over every checked file version, from the egress service's
+    `egress_files.check_json`; None until that table exists."""
+    if not sa.inspect(conn).has_table("egress_files"):
+        return None
+    t = sa.Table("egress_files", sa.MetaData(), autoload_with=conn)
+    if "check_json" not in t.c:
+        return None
+    out: dict[str, int] = {}
+    for (doc,) in conn.execute(sa.select(t.c.check_json)):
+        try:
+            _findings(json.loads(doc), out)
+        except (ValueError, TypeError):
+            continue
+    return out
+
+
 def dp_budget_rows(conn) -> dict[str, tuple[float, float]] | None:
     """permit -> (epsilon spent, epsilon total) from the DP ledger's `dp_budgets` (summed over
     member scopes, so no username leaves this function); None until that table exists."""
@@ -173,6 +204,7 @@ class SpeCollector(Collector):
             head_seq = self._advance(conn)
             permit_rows = conn.execute(sa.select(permits.c.id, permits.c.status, permits.c.document_json)).all()
             ledger = dp_budget_rows(conn) if "dp" in self.groups else None
+            checks = check_failure_rows(conn) if "egress" in self.groups else None
             conn.rollback()
         f, g = self.fold, self.groups
         if "workspace" in g:
@@ -202,7 +234,12 @@ class SpeCollector(Collector):
             yield f.decision.family("spe_egress_decision_duration_seconds", "Time from submission to release or rejection")
             fails = CounterMetricFamily("spe_egress_check_failures", "Automatic disclosure check failures by rule",
                                         labels=["rule"])
-            for rule, n in sorted(f.check_failures.items()):
+            # The egress service's stored check results, plus `failed_rules` named in check events
+            # (by emitters that do not store results in egress_files).
+            merged = dict(f.check_failures)
+            for rule, n in (checks or {}).items():
+                merged[rule] = merged.get(rule, 0) + n
+            for rule, n in sorted(merged.items()):
                 fails.add_metric([rule], n)
             yield fails
         if "dp" in g:

@@ -12,6 +12,7 @@ from egress.web.register import register_handlers
 from hub.permits.store import PermitStore
 from hub.register import register_document
 from tests.conftest import copy_example
+from tests.integration.egress_rows import released_output
 from tests.integration.tornado_thread import TornadoThread
 
 PEOPLE = ("alice", "bob", "carol", "dave")  # members, PI, author and reviewer names used below
@@ -27,17 +28,9 @@ def _permits(engine, tmp_path):
 
 
 def _egress_release(engine, permit_id):
-    # The egress service's tables (egress/tables.py in the egress branch), as it writes them.
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS egress_request_versions (request_id TEXT, version INT, "
-                             "kind TEXT, description TEXT, check_status TEXT, verified BOOLEAN, submitted_at TEXT)"))
-        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS egress_releases (request_id TEXT PRIMARY KEY, version INT, "
-                             "permit_id TEXT, released_by TEXT, released_at TEXT)"))
-        conn.execute(sa.text("INSERT INTO egress_request_versions VALUES ('r-1', 2, 'table', "
-                             "'GI bleeding incidence by sex\nprepared by alice, reviewed by carol', 'pass', 1, "
-                             "'2026-03-01T10:00:00Z')"))
-        conn.execute(sa.text("INSERT INTO egress_releases VALUES ('r-1', 2, :p, 'dave', '2026-03-04T09:00:00Z')"),
-                     {"p": permit_id})
+    released_output(engine, request_id="r-1", permit_id=permit_id, version=2, kind="table",
+                    description="GI bleeding incidence by sex\nprepared by alice, reviewed by carol",
+                    released_at="2026-03-04T09:00:00Z", author="alice", releaser="dave")
 
 
 def test_register_lists_granted_permits_and_releases_without_names(engine, eunomia, tmp_path):
