@@ -6,4 +6,4 @@ first damaged record and the kind of damage; signed checkpoints (`hub.audit.chec
 catch a rewrite of the whole chain and carry it over retention purges.
 """
 
-from hub.audit.store import record, verify, iter_events, VerifyResult  # noqa: F401
+from hub.audit.store import record, record_many, verify, iter_events, VerifyResult  # noqa: F401
