@@ -42,7 +42,7 @@ if [ "$MODE" != debootstrap ]; then
     echo "$BASE_IMAGE"; exit 0
   fi
   [ "$MODE" = pull ] && die "docker pull $BASE_IMAGE failed and SPE_BASE_MODE=pull"
-  say "pull failed (no registry?): building $SPE_BASE_TAG from Debian $SUITE with debootstrap"
+  say "pull failed (no registry?): using $SPE_BASE_TAG, built from Debian $SUITE by debootstrap"
 fi
 
 mapfile -t mirrors < <(python3 "$here/apt_sources.py" "$SUITE")
@@ -62,7 +62,12 @@ fi
 command -v debootstrap >/dev/null || die "debootstrap not installed (apt-get install debootstrap)"
 
 root="$(mktemp -d /var/tmp/spe-base.XXXXXX)"
-trap 'rm -rf "$root"' EXIT
+cleanup() {
+  # debootstrap mounts /proc and /sys in the target; a failed run may leave them mounted
+  awk -v r="$root/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l
+  rm -rf "$root"
+}
+trap cleanup EXIT
 start=$SECONDS
 say "debootstrap $SUITE from $MIRROR into $root (1-3 min)"
 debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$root" "$MIRROR" >>"$LOG" 2>&1 ||
