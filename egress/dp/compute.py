@@ -189,6 +189,23 @@ def _where_sql(q: DpQuery, types: dict[str, str], params: dict) -> list[str]:
 _stats_lock = threading.Lock()
 
 
+_null_keys_cache: dict[tuple, bool] = {}
+
+
+def has_null_keys(con, path: Path, person_key: str) -> bool:
+    """Whether any row of the file lacks a person key (cached per immutable file)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, person_key)
+    with _stats_lock:
+        if key in _null_keys_cache:
+            return _null_keys_cache[key]
+    n = con.execute(f"SELECT count(*) FROM read_parquet($p) WHERE {quote_ident(person_key)} IS NULL",
+                    {"p": str(path)}).fetchone()[0]
+    with _stats_lock:
+        _null_keys_cache[key] = n > 0
+    return n > 0
+
+
 MAX_DROPPED_ROWS = 1_000_000  # beyond this, truncate per query instead of keeping the excess rows
 
 
@@ -269,8 +286,10 @@ def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, type
             conds.append(f"{col_expr(q.column)} IS NOT NULL")
         used = list(dict.fromkeys(list(q.group_columns) + ([q.column] if q.column else [])))
         pid = quote_ident(q.person_key)
-        # rows without a person key belong to nobody we can bound: never counted
-        conds.insert(0, f"t.{pid} IS NOT NULL")
+        # rows without a person key belong to nobody we can bound: never counted (the check is
+        # skipped when the file has none, so the person key column need not be read at all)
+        if has_null_keys(con, path, q.person_key):
+            conds.insert(0, f"t.{pid} IS NOT NULL")
         select = ", ".join([f"t.{pid} AS __pid"] + [f"{col_expr(c)} AS {quote_ident(c)}" for c in used])
         m = q.max_per_person
         join = ""
@@ -283,10 +302,10 @@ def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, type
             full_window = full_window or dropped_rows(con, person_path, q.person_key, 1)[1] > 0
         dropped, n_dropped = dropped_rows(con, path, q.person_key, m)
         full_window = full_window or n_dropped > MAX_DROPPED_ROWS
-        where = " AND ".join(conds)
+        where = (" WHERE " + " AND ".join(conds)) if conds else ""
 
         def base_of(table_sql: str) -> str:
-            return f"SELECT {select} FROM {table_sql} t{join} WHERE {where}"
+            return f"SELECT {select} FROM {table_sql} t{join}{where}"
 
         truncate = full_window or n_dropped > 0
         if full_window:  # truncation computed here, for this query

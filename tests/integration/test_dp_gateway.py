@@ -145,6 +145,17 @@ def test_bounds_off_the_grid_are_clamped_on_the_grid(tmp_path):
     assert exact_aggregate(m, plan, d).sums == [1 + 50_500_000 + 100_000_000 - 3 * plan.shift_units]
 
 
+def test_rows_without_a_person_key_are_never_counted(tmp_path):
+    d = tmp_path / "nulls"
+    d.mkdir()
+    duck(f"COPY (SELECT * FROM (VALUES ('a', 'mg'), (NULL, 'mg'), (NULL, 'g'), ('b', 'g')) t(person_id, unit)) "
+         f"TO '{d / 'measurement.parquet'}' (FORMAT parquet)")
+    schema = {"measurement": {"person_id": "person_key",
+                              "unit": {"class": "other", "categories": ["mg", "g"], "max_per_person": 5}}}
+    q = parse_query({"kind": "count", "table": "measurement", "by": ["unit"], "epsilon": 1}, schema)
+    assert exact_aggregate(q, make_plan(q), d).counts == [1, 1]
+
+
 def test_run_query_charges_then_answers_with_its_calibration(engine, extract):
     permit = make_permit(epsilon=2.0)
     a = run_query(engine, extract, permit, "bob", {"kind": "count", "table": "measurement", "by": ["unit"],
