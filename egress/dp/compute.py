@@ -16,10 +16,12 @@ rows out. Rows without a person key are never counted.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import itertools
 import json
 import re
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
@@ -64,12 +66,25 @@ DEFAULT_MEMORY_LIMIT = "2GB"
 MAX_SPILL = "20GB"
 
 
+_spill_dir: str | None = None
+
+
+def _spill_root() -> str:
+    """One private spill directory per process (a sub-directory per database), removed at exit.
+    Called only while `_pool_lock` is held (from `connect`)."""
+    global _spill_dir
+    if _spill_dir is None:
+        _spill_dir = tempfile.mkdtemp(prefix="spe-dp-duckdb-")
+        atexit.register(shutil.rmtree, _spill_dir, True)
+    return _spill_dir
+
+
 def _new_database(extract_dir: Path, memory_limit: str | None, threads: int | None):
     con = duckdb.connect(":memory:")
     con.execute("SET memory_limit = $m", {"m": memory_limit or DEFAULT_MEMORY_LIMIT})
     # spill (a truncation window over a large table) into a private directory, never the
     # service's working directory, and bounded so a runaway query fails instead of filling the disk
-    con.execute("SET temp_directory = $t", {"t": tempfile.mkdtemp(prefix="spe-dp-duckdb-")})
+    con.execute("SET temp_directory = $t", {"t": tempfile.mkdtemp(dir=_spill_root())})
     con.execute("SET max_temp_directory_size = $s", {"s": MAX_SPILL})
     if threads:
         con.execute(f"SET threads = {int(threads)}")
