@@ -4,10 +4,10 @@ query in the same run (fresh connection each, like the gateway). Goal: ratio <= 
 
 The DP path is the whole `run_query`: validation, extract check, OpenDP calibration, the
 SQLite ledger charge and audit events, DuckDB with per-person truncation, noise. The data
-have 100 "heavy" persons far above the declared bound (1 % of the rows): their rows go
-through the truncation window, everybody else's pass (the heavy set is found once per file:
-"cold" is the first query on a file). "forced truncation" runs the window over every person,
-for comparison.
+have 100 "heavy" persons far above the declared bound (1 % of the rows): truncation removes
+their excess rows, found once per file ("cold" is the first query on a file); a count or sum
+is then the aggregate over the file minus the aggregate over the removed rows. "forced
+truncation" runs the truncation window inside the query instead, for comparison.
 
 Also the large statistical audit: the tight tail event of the released count, sampled
 200 k times per dataset (2 M with --full), Clopper-Pearson lower bound vs the claimed epsilon.

@@ -4,22 +4,24 @@ One narrow door to the data: an in-memory DuckDB connection that may read only t
 directory (external access off, configuration locked), SQL built from descriptor-checked
 identifiers and bound parameters only. Nothing here adds noise or touches the ledger.
 
-Per-person truncation: rows are cut to the declared `max_per_person` per person
-(`row_number() OVER (PARTITION BY person ORDER BY hash(...)) <= m`) before aggregating, so
-the calibration's contribution bound holds whatever the data hold. Truncation depends only
-on that person's own rows, so neighbouring datasets stay neighbours. The persons with more
-than m rows in the file are found once per immutable file (`heavy_persons`); only their
-rows go through the window, the others pass as they are (filters only remove rows, so a
-person with <= m rows in the file keeps all their rows either way): the same result as
-truncating everyone, at a fraction of the cost. Rows without a person key are never counted.
+Per-person truncation: the table is cut to the declared `max_per_person` rows per person
+(per person, rows in a fixed pseudo-random order of their content; `dropped_rows`), then the
+query's filters and groups apply, so the calibration's contribution bound holds whatever the
+data hold. Truncation depends only on that person's own rows, so neighbouring datasets stay
+neighbours. It is a property of the table, not of the query, so it is computed once per
+immutable file: the rows it removes are kept in the pooled database and a count or sum is
+aggregate(file) - aggregate(removed rows) with the same filters; quantiles leave the removed
+rows out. Rows without a person key are never counted.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import itertools
 import json
 import re
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
@@ -64,12 +66,25 @@ DEFAULT_MEMORY_LIMIT = "2GB"
 MAX_SPILL = "20GB"
 
 
+_spill_dir: str | None = None
+
+
+def _spill_root() -> str:
+    """One private spill directory per process (a sub-directory per database), removed at exit.
+    Called only while `_pool_lock` is held (from `connect`)."""
+    global _spill_dir
+    if _spill_dir is None:
+        _spill_dir = tempfile.mkdtemp(prefix="spe-dp-duckdb-")
+        atexit.register(shutil.rmtree, _spill_dir, True)
+    return _spill_dir
+
+
 def _new_database(extract_dir: Path, memory_limit: str | None, threads: int | None):
     con = duckdb.connect(":memory:")
     con.execute("SET memory_limit = $m", {"m": memory_limit or DEFAULT_MEMORY_LIMIT})
     # spill (a truncation window over a large table) into a private directory, never the
     # service's working directory, and bounded so a runaway query fails instead of filling the disk
-    con.execute("SET temp_directory = $t", {"t": tempfile.mkdtemp(prefix="spe-dp-duckdb-")})
+    con.execute("SET temp_directory = $t", {"t": tempfile.mkdtemp(dir=_spill_root())})
     con.execute("SET max_temp_directory_size = $s", {"s": MAX_SPILL})
     if threads:
         con.execute(f"SET threads = {int(threads)}")
@@ -189,22 +204,62 @@ def _where_sql(q: DpQuery, types: dict[str, str], params: dict) -> list[str]:
 _stats_lock = threading.Lock()
 
 
-def heavy_persons(con, path: Path, person_key: str, m: int) -> tuple[str, int]:
-    """The persons with more than m rows in the file, as a table in the pooled in-memory
-    database (built once per immutable file and bound), and how many there are.
+_null_keys_cache: dict[tuple, bool] = {}
 
-    Only their rows need the truncation window; everybody else's rows pass untouched, which
-    is the same result as truncating everyone (a person with <= m rows keeps all of them).
+
+def has_null_keys(con, path: Path, person_key: str) -> bool:
+    """Whether any row of the file lacks a person key (cached per immutable file)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, person_key)
+    with _stats_lock:
+        if key in _null_keys_cache:
+            return _null_keys_cache[key]
+    n = con.execute(f"SELECT count(*) FROM read_parquet($p) WHERE {quote_ident(person_key)} IS NULL",
+                    {"p": str(path)}).fetchone()[0]
+    with _stats_lock:
+        _null_keys_cache[key] = n > 0
+    return n > 0
+
+
+MAX_DROPPED_ROWS = 1_000_000  # beyond this, truncate per query instead of keeping the excess rows
+
+
+def _rank_sql(pid: str, columns: list[str], m_cmp: str, source: str) -> str:
+    # Per person, rows in a fixed pseudo-random order of their CONTENT (every column of the file,
+    # never the position in the file, which other persons' rows would shift): truncation
+    # depends on that person's rows only. Rows equal in every column are interchangeable.
+    content = ", ".join(quote_ident(c) for c in columns)
+    return (f"SELECT * EXCLUDE (__rn) FROM (SELECT *, row_number() OVER (PARTITION BY {pid} ORDER BY "
+            f"hash({content}), {content}) AS __rn FROM {source}) WHERE __rn {m_cmp}")
+
+
+def dropped_rows(con, path: Path, person_key: str, m: int) -> tuple[str, int]:
+    """The rows that truncation to m rows per person removes from the file, kept as a table in
+    the pooled in-memory database (built once per immutable file and bound), and their number.
+
+    Truncation is a property of the table, not of a query: every query sees the table with at
+    most m rows per person, so aggregate(truncated) = aggregate(file) - aggregate(dropped rows),
+    computed with the same filters and groups. Usually few persons exceed the bound, so this
+    costs a second aggregate over a small table instead of a window over the whole table.
     """
     st = path.stat()
     ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{person_key}|{int(m)}"
-    name = "heavy_" + hashlib.sha256(ident.encode()).hexdigest()[:20]
+    name = "dropped_" + hashlib.sha256(ident.encode()).hexdigest()[:20]
     pid = quote_ident(person_key)
+    columns = list(column_types(con, path))
+    heavy = (f"(SELECT * FROM read_parquet($p, file_row_number = true) WHERE {pid} IN (SELECT {pid} FROM "
+             f"read_parquet($p) WHERE {pid} IS NOT NULL GROUP BY {pid} HAVING count(*) > {int(m)}))")
     with _stats_lock:  # one builder per process; other cursors see the finished table
-        con.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT {pid} AS __pid FROM read_parquet($p) "
-                    f"WHERE {pid} IS NOT NULL GROUP BY {pid} HAVING count(*) > {int(m)}", {"p": str(path)})
+        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = $n", {"n": name}).fetchone()[0]
+        if not exists:
+            con.execute(f"CREATE TABLE {name} AS {_rank_sql(pid, columns, f'> {int(m)}', heavy)}", {"p": str(path)})
     n = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
     return name, int(n)
+
+
+def _used(sql: str, params: dict) -> dict:
+    """Only the parameters the statement names (DuckDB refuses unused ones; `$p` vs `$pp`)."""
+    return {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}\b", sql)}
 
 
 @dataclass(frozen=True)
@@ -246,38 +301,45 @@ def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, type
             conds.append(f"{col_expr(q.column)} IS NOT NULL")
         used = list(dict.fromkeys(list(q.group_columns) + ([q.column] if q.column else [])))
         pid = quote_ident(q.person_key)
-        # rows without a person key belong to nobody we can bound: never counted
-        conds.insert(0, f"t.{pid} IS NOT NULL")
+        # rows without a person key belong to nobody we can bound: never counted (the check is
+        # skipped when the file has none, so the person key column need not be read at all)
+        if has_null_keys(con, path, q.person_key):
+            conds.insert(0, f"t.{pid} IS NOT NULL")
         select = ", ".join([f"t.{pid} AS __pid"] + [f"{col_expr(c)} AS {quote_ident(c)}" for c in used])
-        source = "read_parquet($p) t"
         m = q.max_per_person
-        heavy, n_heavy = heavy_persons(con, path, q.person_key, m)
+        join = ""
         full_window = force_truncation
         if joins_person(q):
             person_path = table_path(extract_dir, q.person_table)
             params["pp"] = str(person_path)
-            source += f" LEFT JOIN read_parquet($pp) p ON t.{pid} = p.{pid}"
-            # a person listed twice would duplicate rows in the join: then truncate everyone
-            full_window = full_window or heavy_persons(con, person_path, q.person_key, 1)[1] > 0
-        base = f"SELECT {select} FROM {source} WHERE {' AND '.join(conds)}"
-        order = ", ".join(["__pid"] + [quote_ident(c) for c in used])
+            join = f" LEFT JOIN read_parquet($pp) p ON t.{pid} = p.{pid}"
+            # a person listed twice would duplicate rows in the join: then truncate after joining
+            full_window = full_window or dropped_rows(con, person_path, q.person_key, 1)[1] > 0
+        dropped, n_dropped = dropped_rows(con, path, q.person_key, m)
+        full_window = full_window or n_dropped > MAX_DROPPED_ROWS
+        where = (" WHERE " + " AND ".join(conds)) if conds else ""
 
-        def window(rows_sql: str) -> str:
-            return (f"SELECT * EXCLUDE (__rn) FROM (SELECT *, row_number() OVER (PARTITION BY __pid "
-                    f"ORDER BY hash({order})) AS __rn FROM ({rows_sql})) WHERE __rn <= {int(m)}")
+        def base_of(table_sql: str) -> str:
+            return f"SELECT {select} FROM {table_sql} t{join}{where}"
 
-        truncate = full_window or n_heavy > 0
-        if full_window:
-            base = window(base)
-        elif n_heavy:
-            base = (f"SELECT * FROM ({base}) WHERE __pid NOT IN (SELECT __pid FROM {heavy}) UNION ALL "
-                    + window(f"SELECT * FROM ({base}) WHERE __pid IN (SELECT __pid FROM {heavy})"))
+        truncate = full_window or n_dropped > 0
+        if full_window:  # truncation computed here, for this query
+            columns = list(column_types(con, path))
+            bases = [(base_of("(" + _rank_sql(pid, columns, f"<= {int(m)}", "read_parquet($p)") + ")"), 1)]
+        elif n_dropped and q.kind == "quantile":  # values, not sums: leave the dropped rows out
+            bases = [(base_of(f"(SELECT * FROM read_parquet($p, file_row_number = true) WHERE file_row_number "
+                              f"NOT IN (SELECT file_row_number FROM {dropped}))"), 1)]
+        elif n_dropped:
+            bases = [(base_of("read_parquet($p)"), 1), (base_of(dropped), -1)]
+        else:
+            bases = [(base_of("read_parquet($p)"), 1)]
+        base = bases[0][0]
         groups = [quote_ident(c) for c in q.group_columns]
         if q.kind == "quantile":
             lo, hi = q.bounds
             params.update(lo=lo, hi=hi)
             sql = f"SELECT least(greatest(CAST({quote_ident(q.column)} AS DOUBLE), $lo), $hi) FROM ({base})"
-            arr = con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql}).fetchnumpy()
+            arr = con.execute(sql, _used(sql, params)).fetchnumpy()
             values = next(iter(arr.values())).tolist() if arr else []
             return Exact(values=[float(v) for v in values], truncated=truncate)
         aggs = ["count(*)"]
@@ -292,24 +354,28 @@ def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, type
             if Fraction(Decimal(repr(q.bounds[0]))) * scale != lo_i or Fraction(Decimal(repr(q.bounds[1]))) * scale != hi_i:
                 grid = f"least(greatest({grid}, $lo_i), $hi_i)"
             aggs.append(f"sum({grid})")
-        sql = f"SELECT {', '.join(groups + aggs)} FROM ({base})" + (f" GROUP BY {', '.join(groups)}" if groups else "")
-        rows = con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql}).fetchall()
+        found: dict[tuple, list[int]] = {}
+        ng = len(groups)
+        for base, sign in bases:
+            sql = f"SELECT {', '.join(groups + aggs)} FROM ({base})" + (f" GROUP BY {', '.join(groups)}" if groups else "")
+            for r in con.execute(sql, _used(sql, params)).fetchall():
+                acc = found.setdefault(_cell_key(r[:ng]), [0] * (len(r) - ng))
+                for j, v in enumerate(r[ng:]):
+                    acc[j] += sign * int(v or 0)
     except duckdb.Error as err:
         raise Failure(f"the DP query failed in DuckDB: {str(err).splitlines()[0]}") from err
     finally:
         if own:
             con.close()
-    ng = len(groups)
-    found = {_cell_key(r[:ng]): r[ng:] for r in rows}
     cells = list(itertools.product(*q.categories)) if ng else [()]
     # Cells come from the declared categories only: values outside them are dropped, and
     # every declared cell is released (an empty cell omitted would itself disclose).
     counts, sums = [], []
     for cell in cells:
         agg = found.get(_cell_key(cell))
-        counts.append(int(agg[0]) if agg else 0)
+        counts.append(agg[0] if agg else 0)
         if q.kind in ("sum", "mean"):
-            s = int(agg[1]) - plan.shift_units * int(agg[0]) if agg and agg[1] is not None else 0
+            s = agg[1] - plan.shift_units * agg[0] if agg else 0
             if abs(s) >= I64_SAFE:
                 raise Failure("the exact sum exceeds the integer range; narrow the bounds")
             sums.append(s)
