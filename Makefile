@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.spe-installed
 
-.PHONY: venv test test-unit bench clean images
+.PHONY: venv test test-unit bench clean images demo stop
 
 venv: $(STAMP)
 
@@ -30,6 +30,12 @@ test-unit: venv
 bench: venv
 	@mkdir -p bench/results
 	$(PY) -m bench.run
+
+demo: venv
+	@PY=$(PY) bash scripts/demo.sh
+
+stop:
+	@test -x $(PY) && SPE_HOME=$${SPE_HOME:-$(CURDIR)/.spe} $(PY) -m hub.cli hub stop || true
 
 clean:
 	rm -rf .spe build *.egg-info
