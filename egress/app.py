@@ -10,6 +10,7 @@ values. Settings are traitlets with help texts (`--help-all`), units in their na
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import sys
@@ -114,9 +115,9 @@ def make_app(settings: Settings, *, service_prefix: str = "/services/egress/", m
         (p + r"?", pages.HomeHandler),
     ]
     try:
-        from egress.web import dp as dp_web  # the DP gateway, when egress.dp is installed
+        dp_web = importlib.import_module("egress.web.dp")  # the DP gateway, when egress.dp is installed
     except ModuleNotFoundError as err:
-        if not (err.name or "").startswith("egress.dp"):
+        if not (err.name or "").startswith(("egress.dp", "egress.web.dp")):
             raise
     else:
         routes[:0] = dp_web.routes(p)

@@ -31,6 +31,9 @@ KINDS = ("frequency", "magnitude", "model", "figure", "text")
 _TABLE_KIND = {"frequency": "frequency", "magnitude": "magnitude", "model": "model",
                "figure": "frequency", "text": "frequency"}
 MAX_FILES = 20
+# Content rules no reviewer may wave through: the file is refused at the door (4xx) with the
+# rule's reason, and nothing is stored (issue 4, "Bad input").
+REFUSED_RULES = ("formula_injection", "person_key_column", "too_many_rows")
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,9 @@ def check_submission(files: Sequence[tuple[str, bytes]], *, kind: str, provenanc
             persons = prov.extract_persons if prov.extract_persons is not None else extract_persons
         verdicts = check_table(item.table, policy, kind=_TABLE_KIND[kind], evidence=evidence,
                                released=list(released), extract_persons=persons)
+        for finding in verdicts.table:
+            if finding.rule in REFUSED_RULES:
+                raise FileRefused(f"{finding.rule}: {finding.message} ({finding.action})", field=name)
         result = verdicts.to_dict()
         result["provenance"] = {"submitted": bool(sql), "match": match, "evidence_reason": evidence_reason}
         results.append(FileCheck(name, item.file_type, data, verdicts.status, verdicts.verified, result, sql))
