@@ -179,7 +179,10 @@ class DownloadHandler(ApiHandler):
 def _from_multipart(content_type: str, body: bytes) -> Submission:
     arguments: dict = {}
     files: dict = {}
-    httputil.parse_body_arguments(content_type, body, arguments, files)
+    try:
+        httputil.parse_body_arguments(content_type, body, arguments, files)
+    except httputil.HTTPInputError as err:  # tornado ≥ 6.5 raises; older versions only log
+        raise InvalidInput(f"malformed multipart body: {str(err).splitlines()[0][:200]}", field="body") from None
     uploads = [f for field in files.values() for f in field]
     if not uploads and body:
         raise InvalidInput("malformed multipart body or no file part", field="files")
