@@ -68,7 +68,7 @@ class EgressService:
     # --- submitting ------------------------------------------------------------------------
     def submit(self, actor: wf.Actor, submission: Submission, permit_id: str | None = None) -> dict:
         """New request from a workspace: checked, stored, and waiting for review (state checked)."""
-        permit_id = permit_id or actor.server_name
+        permit_id = permit_id or self._permit_for_server(actor.server_name)
         if not permit_id:
             raise Forbidden("submit from a permit's workspace (its server token names the permit)")
         try:
@@ -367,6 +367,13 @@ class EgressService:
         return [(r.name, self.store.get(r.sha256)) for r in rows]
 
     # --- internals ------------------------------------------------------------------------------
+    def _permit_for_server(self, server_name: str | None) -> str | None:
+        """The permit whose workspace this named server is (server name = permit id, any case)."""
+        if not server_name:
+            return None
+        matches = [p.id for p in self.permits.list() if p.id.lower() == server_name.lower()]
+        return matches[0] if len(matches) == 1 else server_name
+
     def _permit_of(self, request_id: str) -> Permit:
         # Read before opening the caller's transaction: on SQLite every connection takes the
         # write lock (BEGIN IMMEDIATE), so a second connection inside one would wait for itself.

@@ -177,8 +177,9 @@ def check_can_submit(permit: Permit, actor: Actor, today: date | None = None) ->
         raise Forbidden(f"{actor.username} lacks the scope {SCOPE_SUBMIT}")
     if not permit.is_member(actor.username):
         raise Forbidden(f"{actor.username} is not a member of permit {permit.id}")
-    if actor.server_name != permit.id:
-        # Outputs leave only from the permit's own workspace: its server token names the server.
+    if (actor.server_name or "").lower() != permit.id.lower():
+        # Outputs leave only from the permit's own workspace: its server token names the server
+        # (the server name is the permit id; hub URLs may carry it lower-cased).
         raise Forbidden(f"submit from the workspace of permit {permit.id} (its server token), "
                         f"not from {actor.server_name or 'outside a workspace'}")
     if permit.status != "active" or not (permit.valid_from <= today <= permit.valid_until):

@@ -105,8 +105,8 @@ def hub_config(tmp: Path, *, home: Path, db_url: str, public_port: int, hub_port
         "output-checkers": {"users": ["carol", "dave", "erin"]},
     }
     roles = [
-        {"name": "spe-researchers", "scopes": ["self", *RESEARCHER_SCOPES], "groups": ["researchers"]},
-        {"name": "spe-output-checkers", "scopes": ["self", *CHECKER_SCOPES], "groups": ["output-checkers"]},
+        {"name": "spe-researchers", "scopes": ["self", "access:services!service=egress", *RESEARCHER_SCOPES], "groups": ["researchers"]},
+        {"name": "spe-output-checkers", "scopes": ["self", "access:services!service=egress", *CHECKER_SCOPES], "groups": ["output-checkers"]},
         {"name": "test-admin", "services": ["test-admin"], "scopes": ["admin:users", "tokens", "list:users"]},
     ]
     env = {"SPE_HOME": str(home), "SPE_DB_URL": db_url, "PYTHONPATH": str(REPO)}
@@ -161,7 +161,11 @@ def start_hub(tmp: Path) -> Hub:
         try:
             ok_hub = requests.get(hub.api_url, timeout=2).status_code == 200
             ok_egress = requests.get(hub.egress_url + "api/requests", timeout=2).status_code == 401
-            if ok_hub and ok_egress:
+            # and through the proxy (routes are added a moment after the hub starts)
+            ok_proxy = ok_hub and ok_egress and requests.get(
+                hub.hub_url + "hub/login", timeout=2).status_code == 200 and requests.get(
+                hub.public_egress_url + "api/requests", timeout=2).status_code == 401
+            if ok_proxy:
                 return hub
         except requests.RequestException:
             pass
