@@ -92,7 +92,12 @@ def test_bad_permit_files_change_nothing(spe, engine, tmp_path, case, text, mess
     code, out, err = spe("permit", "apply", str(f))
     assert code == 2
     assert message in err and err.startswith("spe: error:") and len(err.strip().splitlines()) == 1
-    assert snapshot(engine) == before
+    after = snapshot(engine)
+    assert {k: v for k, v in after.items() if k != "audit_events"} == {k: v for k, v in before.items() if k != "audit_events"}
+    # the only addition is the audit record of the refused attempt
+    assert after["audit_events"][:-1] == before["audit_events"]
+    refused = after["audit_events"][-1]._mapping
+    assert (refused["action"], refused["outcome"], refused["actor"]) == ("cli.permit.apply", "refused", "olga")
 
 
 def test_missing_files_and_unknown_dataset(spe, engine, tmp_path):
