@@ -312,3 +312,36 @@ def test_review_of_ones_own_request_is_refused(hub, people):
     r = people["erin"].post(f"api/requests/{rid}/reviews", json={"version": 1, "decision": "approve"})
     assert r.status_code == 403 and "your own request" in r.json()["error"]
     assert people["erin"].get(f"api/requests/{rid}").json()["versions"][-1]["reviews_in"] == 0
+
+
+def test_dp_answers_are_held_for_review_unless_the_permit_auto_releases(hub, people):
+    """Keep last in this module: it changes the permit (dp.auto_release) through the registry."""
+    import yaml
+
+    from hub.permits.store import PermitStore
+
+    spec = {"kind": "count", "table": "person", "by": ["gender_concept_id"], "epsilon": 0.25}
+    assert people["alice"].post("api/dp/query", json=spec).status_code == 403  # not from a workspace
+    assert people["mallory_ws"].post("api/dp/query", json=spec).status_code == 403  # not a member
+    before = people["alice_ws"].get("api/dp/budget").json()
+    r = people["alice_ws"].post("api/dp/query", json=spec)
+    assert r.status_code == 202, r.text
+    held = r.json()
+    assert held["release"] == "review" and "rows" not in held and "value" not in held
+    req = people["carol"].get(f"api/requests/{held['request_id']}").json()
+    assert req["state"] == "checked" and req["versions"][-1]["kind"] == "text"
+    assert req["versions"][-1]["files"][0]["name"].startswith("dp-count-")
+    after = people["alice_ws"].get("api/dp/budget").json()
+    assert after["epsilon_spent"] > before["epsilon_spent"]
+
+    store = PermitStore(make_engine(hub.db_url))
+    doc = dict(store.get(PERMIT).document)
+    doc["dp"] = dict(doc.get("dp", {}), auto_release=True)
+    store.apply(yaml.safe_load(yaml.safe_dump(doc)), "tester")
+    r = people["alice_ws"].post("api/dp/query", json=spec)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["release"] == "auto"
+    assert sorted(row["gender_concept_id"] for row in answer["rows"]) == [8507, 8532]
+    bad = people["alice_ws"].post("api/dp/query", json={"kind": "count", "table": "person", "epsilon": -1})
+    assert bad.status_code == 400
