@@ -29,6 +29,7 @@ from hub.db import make_engine
 from hub.settings import Settings
 
 HERE = Path(__file__).parent / "web"
+MAX_SMALL_BODY_BYTES = 2 * 1024 * 1024
 log = logging.getLogger("spe.egress")
 
 
@@ -80,8 +81,9 @@ class EgressApp(Application):
         app = make_app(settings, service_prefix=self.service_prefix, max_request_bytes=self.max_request_bytes,
                        provenance_timeout_seconds=self.provenance_timeout_seconds,
                        provenance_memory_limit=self.provenance_memory_limit, worker_threads=self.worker_threads)
-        server = httpserver.HTTPServer(app, max_body_size=4 * self.max_request_bytes + 1024 * 1024,
-                                       xheaders=True)
+        # Small bodies only by default (reviews, DP queries): a large body to any other route is
+        # cut off by tornado before it is buffered; the upload handlers raise their own limit.
+        server = httpserver.HTTPServer(app, max_body_size=MAX_SMALL_BODY_BYTES, xheaders=True)
         server.listen(url.port or 80, url.hostname or "127.0.0.1")
         log.info("egress service listening on %s%s", self.service_url, self.service_prefix)
         asyncio.get_event_loop().run_forever()

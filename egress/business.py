@@ -68,7 +68,7 @@ class EgressService:
     # --- submitting ------------------------------------------------------------------------
     def submit(self, actor: wf.Actor, submission: Submission, permit_id: str | None = None) -> dict:
         """New request from a workspace: checked, stored, and waiting for review (state checked)."""
-        permit_id = permit_id or self._permit_for_server(actor.server_name)
+        permit_id = permit_id or self.permit_for_server(actor.server_name)
         if not permit_id:
             raise Forbidden("submit from a permit's workspace (its server token names the permit)")
         try:
@@ -261,7 +261,9 @@ class EgressService:
                                    .order_by(egress_reviews.c.version, egress_reviews.c.created_at)).mappings().all()
             release = conn.execute(sa.select(egress_releases).where(
                 egress_releases.c.request_id == request_id)).mappings().first()
+        content = wf.can_see_content(facts, actor)
         out = _request_dict(row)
+        out["content_visible"] = content
         out["owner"] = wf.OWNER[row["state"]]
         out["reviewers_required"] = permit.egress.reviewers_required
         out["permit_title"] = permit.title
@@ -275,12 +277,15 @@ class EgressService:
                 item = {"name": f["name"], "sha256": f["sha256"], "size_bytes": f["size_bytes"],
                         "file_type": f["file_type"], "provenance_sql": f["provenance_sql"],
                         "check": json.loads(f["check_json"])}
-                if with_previews:
+                if not content:
+                    item = _redacted_file(item)
+                elif with_previews:
                     item["preview"] = table_preview(f["name"], self.store.get(f["sha256"]))
                 vfiles.append(item)
             vreviews = [r for r in reviews if r["version"] == v["version"]]
             visible = _visible_reviews(facts, actor, vreviews, current=v["version"] == row["version"])
-            out["versions"].append({"version": v["version"], "kind": v["kind"], "description": v["description"],
+            out["versions"].append({"version": v["version"], "kind": v["kind"],
+                                    "description": v["description"] if content else HIDDEN,
                                     "check_status": v["check_status"], "verified": bool(v["verified"]),
                                     "submitted_at": v["submitted_at"], "files": vfiles,
                                     "reviews_in": len(vreviews), "reviews": visible})
@@ -299,7 +304,14 @@ class EgressService:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(egress_requests).where(egress_requests.c.author == actor.username)
                                 .order_by(egress_requests.c.created_at.desc())).mappings().all()
-            return [self._summary(conn, r) for r in rows]
+            out = []
+            for r in rows:
+                item = self._summary(conn, r)
+                inside = (actor.server_name or "").lower() == r["permit_id"].lower()
+                if not inside and r["state"] != wf.RELEASED:
+                    item["description"] = HIDDEN
+                out.append(item)
+            return out
 
     def queue(self, actor: wf.Actor) -> list[dict]:
         """Requests waiting for a checker that this actor may review or release (oldest first)."""
@@ -367,7 +379,7 @@ class EgressService:
         return [(r.name, self.store.get(r.sha256)) for r in rows]
 
     # --- internals ------------------------------------------------------------------------------
-    def _permit_for_server(self, server_name: str | None) -> str | None:
+    def permit_for_server(self, server_name: str | None) -> str | None:
         """The permit whose workspace this named server is (server name = permit id, any case)."""
         if not server_name:
             return None
@@ -403,7 +415,7 @@ class EgressService:
                 egress_request_versions.c.version == row["version"])).scalar()
         else:
             status = "pass"
-        return wf.RequestFacts(id=row["id"], state=row["state"], author=row["author"],
+        return wf.RequestFacts(id=row["id"], state=row["state"], author=row["author"], permit_id=row["permit_id"],
                                permit_members=frozenset(m.username for m in permit.members),
                                version=row["version"], reviewers_required=permit.egress.reviewers_required,
                                check_status=status or "pass", reviewed_by=reviewed_by)
@@ -442,6 +454,21 @@ class EgressService:
                              detail={"reason": str(err)[:500], "refusal": type(err).__name__})
         except Exception:  # the refusal itself must still reach the user
             log.exception("could not audit a refused submission")
+
+
+HIDDEN = "(shown inside the permit's workspace and to output checkers until released)"
+
+
+def _redacted_file(item: dict) -> dict:
+    """What the author sees of a file outside the workspace before release: status, never content."""
+    check = item["check"]
+    rules = sorted({f["rule"] for c in check.get("cells", []) for f in c["findings"]}
+                   | {f["rule"] for f in check.get("table", [])})
+    return {"name": item["name"], "sha256": item["sha256"], "size_bytes": item["size_bytes"],
+            "file_type": item["file_type"], "provenance_sql": None,
+            "check": {"status": check.get("status"), "verified": check.get("verified"),
+                      "cells_flagged": len(check.get("cells", [])), "rules": rules, "cells": [], "table": [],
+                      "suggestions": [], "note": HIDDEN}}
 
 
 def _sha(data: bytes) -> str:

@@ -162,6 +162,7 @@ class RequestFacts:
     reviewers_required: int = 2
     check_status: str = "pass"  # pass | review | fail (worst file of the current version)
     reviewed_by: frozenset = field(default_factory=frozenset)  # reviewers of the current version
+    permit_id: str = ""
 
 
 # --- guards (pairs) ---------------------------------------------------------------------------
@@ -248,6 +249,21 @@ def check_can_download(req: RequestFacts, actor: Actor) -> None:
         raise Conflict(f"request {req.id} is {req.state.replace('_', ' ')}; only released outputs can be downloaded")
 
 
+def check_can_see_content(req: RequestFacts, actor: Actor) -> None:
+    """Unreleased content (tables, cell values, description, SQL) is seen only inside the
+    permit's workspace (its server token) or by an independent checker. Outside the workspace
+    the author sees the state alone until release: otherwise the request page itself would be
+    a way out of the enclave that skips the review."""
+    inside = (actor.server_name or "").lower() == req.permit_id.lower() and actor.username in req.permit_members
+    if inside or req.state == RELEASED and actor.username in req.permit_members:
+        return
+    if (actor.has(SCOPE_REVIEW) or actor.has(SCOPE_RELEASE)) and actor.username != req.author \
+            and actor.username not in req.permit_members:
+        return
+    raise Forbidden("the content of an unreleased request is shown only inside the permit's workspace "
+                    "and to independent output checkers")
+
+
 def check_can_see_reviews(req: RequestFacts, actor: Actor, reviews_in: int) -> None:
     """Blinding: other reviewers' decisions stay hidden until all required reviews are in."""
     if reviews_in < req.reviewers_required and req.state in (CHECKED, IN_REVIEW):
@@ -275,6 +291,7 @@ can_resubmit = _boolean(check_can_resubmit)
 can_withdraw = _boolean(check_can_withdraw)
 can_download = _boolean(check_can_download)
 can_see_reviews = _boolean(check_can_see_reviews)
+can_see_content = _boolean(check_can_see_content)
 
 # action -> guard (for the state × action × actor matrix and for generic dispatch)
 GUARDS = {

@@ -27,7 +27,7 @@ class DpQueryHandler(ApiHandler):
         actor = self.actor()
         spec = self.json_body()
         service = self.service
-        permit_id = service._permit_for_server(actor.server_name)
+        permit_id = service.permit_for_server(actor.server_name)
         if not permit_id:
             raise Forbidden("DP queries run from a permit's workspace (its server token names the permit)")
         permit = await self.call(service.permits.get, permit_id)
@@ -52,7 +52,7 @@ class DpBudgetHandler(ApiHandler):
     async def get(self):
         actor = self.actor()
         service = self.service
-        permit_id = self.get_argument("permit", None) or service._permit_for_server(actor.server_name)
+        permit_id = self.get_argument("permit", None) or service.permit_for_server(actor.server_name)
         if not permit_id:
             raise InvalidInput("name the permit (?permit=...) or call from its workspace", field="permit")
         permit = await self.call(service.permits.get, permit_id)

@@ -90,6 +90,18 @@ def test_flagged_then_suppressed_then_two_approvals_then_member_download(hub, pe
     assert r.status_code == 400 and "automated checks fail" in r.json()["error"]
     mine = people["alice"].get("api/requests").json()["requests"]
     assert [(m["id"], m["check_status"]) for m in mine if m["id"] == rid] == [(rid, "fail")]
+    # outside the workspace (a session token) the author sees the state, never the unreleased
+    # content: the request page must not be a way out that skips the review
+    outside = people["alice"].get(f"api/requests/{rid}?previews=1").json()
+    assert outside["content_visible"] is False
+    f_out = outside["versions"][-1]["files"][0]
+    assert f_out["check"]["cells"] == [] and f_out["check"]["cells_flagged"] == len(small)
+    assert "preview" not in f_out and f_out["provenance_sql"] is None
+    assert "persons by sex" not in outside["versions"][-1]["description"]
+    assert all("persons by sex" not in m["description"] for m in mine)
+    inside = people["alice_ws"].get(f"api/requests/{rid}?previews=1").json()
+    assert inside["content_visible"] is True and len(inside["versions"][-1]["files"][0]["preview"]["rows"]) == table.num_rows
+    assert people["carol"].get(f"api/requests/{rid}").json()["content_visible"] is True
 
     # the author resubmits a suppressed version (from the workspace)
     r = upload(people["alice_ws"], [(TABLE, parquet_bytes(suppressed(table)))],
@@ -141,6 +153,7 @@ def test_flagged_then_suppressed_then_two_approvals_then_member_download(hub, pe
     assert people["bob"].get(f"api/requests/{rid}/files/{TABLE}").status_code == 200
     assert people["mallory"].get(f"api/requests/{rid}/files/{TABLE}").status_code == 403
     assert people["carol"].get(f"api/requests/{rid}/files/{TABLE}").status_code == 403  # no download scope
+    assert people["alice"].get(f"api/requests/{rid}").json()["content_visible"] is True  # released
     released = people["alice"].get("api/releases").json()["files"]
     assert any(f["request_id"] == rid and f["sha256"] == r.headers["X-Content-SHA256"] for f in released)
 

@@ -177,3 +177,24 @@ def test_the_transition_table_is_complete_and_consistent():
 def test_illegal_transitions_are_conflicts(state, action):
     with pytest.raises(Conflict):
         wf.next_state(state, action)
+
+
+@pytest.mark.parametrize("state,who,server,ok", [
+    (wf.CHECKED, "author", "P-1", True),       # inside the permit's workspace
+    (wf.CHECKED, "author", "p-1", True),
+    (wf.CHECKED, "author", None, False),       # the author outside the workspace, before release
+    (wf.CHECKED, "author", "P-2", False),      # another permit's workspace
+    (wf.RELEASED, "author", None, True),
+    (wf.RELEASED, "co_member", None, True),
+    (wf.CHECKED, "co_member", None, False),
+    (wf.CHECKED, "checker", None, True),
+    (wf.CHECKED, "member_checker", None, False),
+    (wf.RELEASED, "stranger", None, False),
+    (wf.CHECKED, "stranger", "P-1", False),    # a non-member cannot hold the permit's workspace
+])
+def test_unreleased_content_is_seen_inside_the_workspace_or_by_independent_checkers(state, who, server, ok):
+    from dataclasses import replace
+
+    req = replace(facts(state), permit_id="P-1")
+    actor = replace(ACTORS[who], server_name=server)
+    assert wf.can_see_content(req, actor) is ok
