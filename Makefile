@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.spe-installed
 
-.PHONY: venv test test-unit bench clean
+.PHONY: venv test test-unit bench clean images
 
 venv: $(STAMP)
 
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install -q --upgrade pip >$(VENV)/install.log 2>&1
 	@$(PY) -m pip install -e '.[test,postgres]' >>$(VENV)/install.log 2>&1 || { tail -20 $(VENV)/install.log; exit 1; }
 	@touch $(STAMP)
+
+# Workspace images (base from a registry or debootstrap, then spe/workspace:<input hash> and
+# :latest); rebuilt only when their inputs change. Options: docs/operator-images.md.
+images: venv
+	$(PY) -m hub.images
 
 test: venv
 	$(PY) -m pytest -ra $(PYTEST_ARGS)

@@ -9,12 +9,13 @@ Three steps, one sandbox (`Sandbox`):
    `INSTALL`/`LOAD`, httpfs URLs and changing any setting back all fail. Memory, threads and
    result rows are bounded; a timer thread interrupts the connection after `timeout_seconds`.
    Only one SELECT statement (a `WITH ... SELECT` too) is accepted, checked with DuckDB's own
-   parser (`extract_statements`).
-2. `compare(submitted, recomputed)` decides whether the submitted table is the query's result:
-   same column names, same rows in any order (matched on label columns), numbers equal to the
-   precision the author shows (12.35 matches 12.3456), a NULL where the result has a number
-   counts as a suppressed cell and a multiple of the rounding base within one base of the
-   result as a rounded cell. Anything else is a mismatch (tampered or stale table).
+   parser (`extract_statements`). The service path (`verify_provenance`, `check_with_provenance`)
+   keeps one such locked database per extract version (LRU) and gives each check its own
+   cursor, time limit and row limit; `Sandbox(..., shared=False)` opens a private one.
+2. `compare(submitted, recomputed)` (pure, `egress.checks.compare`) decides whether the
+   submitted table is the query's result: same columns, rows in any order, numbers to the
+   precision shown, suppressed (NULL) cells and counts rounded to the nearest multiple of the
+   rounding base allowed. Anything else is a mismatch (tampered or stale table).
 3. `derive_evidence` rewrites the same query into an evidence query (see "Supported form")
    that counts distinct persons per cell and the largest per-person contributions.
 
@@ -33,6 +34,11 @@ and `json_deserialize_sql` turns the tree back into SQL, which is then aggregate
 person) and per cell. HAVING only removes cells, so evidence is computed for every cell and
 matched to the table by label values.
 
+When the FROM clause is a single extract table with one row per person (unique, non-null
+`person_id`: from the manifest if it says so, else learnt once per extract file), the
+per-person step is skipped (rows are persons), and for pure row counts the re-executed result
+itself is the evidence.
+
 I/O edge: imports DuckDB and reads the extract directory; must not import the web layer.
 """
 
@@ -41,9 +47,10 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import re
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -51,9 +58,9 @@ from typing import Any, Sequence
 import duckdb
 import pyarrow as pa
 
+from egress.checks.compare import Match, Mismatch, check_match, compare  # noqa: F401 (re-exported)
 from egress.checks.evidence import COUNT_AGGREGATES, MAGNITUDE_AGGREGATES, CellEvidence, Evidence, label_key
-from egress.checks.tables import as_float, is_numeric
-from egress.exceptions import (ExtractUnavailable, ProvenanceLimit, ProvenanceRefused, TableMismatch)
+from egress.exceptions import ExtractUnavailable, ProvenanceLimit, ProvenanceRefused
 
 log = logging.getLogger("spe.egress.provenance")
 
@@ -61,26 +68,26 @@ PERSON_KEY = "person_id"
 MAX_RESULT_ROWS = 1_000_000
 MAX_SQL_CHARS = 100_000
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_ONE_ROW_PER_PERSON: dict[tuple[str, int, int], bool] = {}  # (file, mtime, size) -> bool; see Sandbox
 _WRAPPERS = frozenset({"round", "floor", "ceil", "ceiling", "trunc", "abs"})
 
 
 # --- sandbox ---------------------------------------------------------------------------------
 
-class Sandbox:
-    """One read-only, resource-bounded DuckDB over one extract directory (context manager)."""
+class _Database:
+    """A locked-down in-memory DuckDB whose only readable files are one extract's Parquet files."""
 
-    def __init__(self, extract_dir: Path | str, *, memory_limit: str = "512MB", threads: int = 1,
-                 timeout_seconds: float = 30, max_rows: int = MAX_RESULT_ROWS):
-        self.extract_dir = Path(extract_dir)
-        self.timeout_seconds = timeout_seconds
-        self.max_rows = max_rows
-        self.manifest, self.tables = _read_extract(self.extract_dir)
+    def __init__(self, extract_dir: Path, memory_limit: str, threads: int):
+        self.manifest, self.tables = _read_extract(extract_dir)
         if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", memory_limit, re.I):
             raise ProvenanceRefused(f"memory_limit {memory_limit!r} is not like '512MB'")
+        self._lock = threading.Lock()
         self.con = duckdb.connect(":memory:")
         try:
             files = [str(path) for path in self.tables.values()]
+            # Exactly the extract's files; no directory (DuckDB may pre-allow its temp directory).
             self.con.execute(f"SET allowed_paths = [{', '.join(_literal(f) for f in files)}]")
+            self.con.execute("SET allowed_directories = []")
             for name, path in self.tables.items():
                 # `name` matched _IDENTIFIER in _read_extract, the path is a quoted literal.
                 self.con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet({_literal(str(path))})')
@@ -95,7 +102,85 @@ class Sandbox:
             self.con.execute("SET lock_configuration = true")
         except duckdb.Error as err:
             self.con.close()
-            raise ExtractUnavailable(f"cannot open the extract in {self.extract_dir}: {_first_line(err)}") from err
+            raise ExtractUnavailable(f"cannot open the extract in {extract_dir}: {_first_line(err)}") from err
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            return self.con.cursor()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+_SHARED: "OrderedDict[tuple, _Database]" = OrderedDict()
+_SHARED_LOCK = threading.Lock()
+MAX_SHARED_DATABASES = 8
+
+
+def _shared_database(extract_dir: Path, memory_limit: str, threads: int) -> _Database:
+    """One cached locked-down database per extract version (LRU). Extract versions are
+    immutable directories, so the views stay valid; the manifest's mtime is in the key."""
+    root = extract_dir.resolve()
+    manifest = root / "manifest.json"
+    key = (str(root), manifest.stat().st_mtime_ns if manifest.exists() else 0, memory_limit, int(threads))
+    with _SHARED_LOCK:
+        database = _SHARED.get(key)
+        if database is not None:
+            _SHARED.move_to_end(key)
+            return database
+    database = _Database(root, memory_limit, threads)
+    with _SHARED_LOCK:
+        _SHARED[key] = database
+        while len(_SHARED) > MAX_SHARED_DATABASES:
+            # An evicted database is not closed: a check may still be using a cursor on it;
+            # it is freed when the last cursor is gone.
+            _SHARED.popitem(last=False)
+    return database
+
+
+class Sandbox:
+    """A read-only, resource-bounded DuckDB over one extract directory (context manager).
+
+    `shared=False` (default) opens a fresh database for this sandbox alone; `shared=True`
+    takes a cursor on the cached locked-down database of the extract (same restrictions,
+    saves the ~10 ms of opening a DuckDB per check; the memory limit is then shared by the
+    concurrent checks of that extract). Each sandbox has its own cursor, time limit and
+    row limit.
+    """
+
+    def __init__(self, extract_dir: Path | str, *, memory_limit: str = "512MB", threads: int = 1,
+                 timeout_seconds: float = 30, max_rows: int = MAX_RESULT_ROWS, shared: bool = False):
+        self.extract_dir = Path(extract_dir)
+        self.timeout_seconds = timeout_seconds
+        self.max_rows = max_rows
+        # One time budget for everything this sandbox runs (query, evidence, uniqueness scan).
+        self.deadline = time.monotonic() + timeout_seconds
+        if shared:
+            self._database, self._owned = _shared_database(self.extract_dir, memory_limit, threads), False
+        else:
+            self._database, self._owned = _Database(self.extract_dir, memory_limit, threads), True
+        self.manifest, self.tables = self._database.manifest, self._database.tables
+        self.con = self._database.cursor()
+
+    def one_row_per_person(self, table: str) -> bool:
+        """Does every row of extract `table` belong to a different person (unique, non-null
+        `person_id`)? Then per-person contributions are the row values and evidence needs no
+        per-(cell, person) aggregation. From the manifest (`tables.<t>.persons == rows`) when
+        it says so, else computed once per extract file and cached (extracts are immutable)."""
+        info = (self.manifest.get("tables") or {}).get(table) or {}
+        if isinstance(info.get("persons"), int) and isinstance(info.get("rows"), int):
+            return info["persons"] == info["rows"]
+        path = self.tables[table]
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if key not in _ONE_ROW_PER_PERSON:
+            try:
+                unique = self.run(f'SELECT count(*) = count(DISTINCT {PERSON_KEY}) AND count(*) = count({PERSON_KEY}) '
+                                  f'AS unique_persons FROM "{table}"').column(0)[0].as_py()
+            except ProvenanceRefused:  # the table has no person_id column
+                unique = False
+            _ONE_ROW_PER_PERSON[key] = bool(unique)
+        return _ONE_ROW_PER_PERSON[key]
 
     @property
     def persons(self) -> int | None:
@@ -110,23 +195,34 @@ class Sandbox:
 
     def close(self) -> None:
         self.con.close()
+        if self._owned:
+            self._database.close()
+
+    def check_sql(self, sql: Any) -> str:
+        return check_sql(sql, parser=self.con)
+
+    def _too_slow(self) -> ProvenanceLimit:
+        return ProvenanceLimit(f"the provenance query ran longer than {self.timeout_seconds:g} s")
 
     def run(self, sql: str) -> pa.Table:
         """Run one already-checked SELECT under the time and row limits."""
         bounded = f"SELECT * FROM (\n{sql}\n) AS spe_query LIMIT {self.max_rows + 1}"
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._too_slow()
         timed_out = threading.Event()
 
         def interrupt() -> None:
             timed_out.set()
             self.con.interrupt()
 
-        timer = threading.Timer(self.timeout_seconds, interrupt)
+        timer = threading.Timer(remaining, interrupt)
         timer.daemon = True
         timer.start()
         try:
             table = self.con.sql(bounded).to_arrow_table()
         except duckdb.InterruptException:
-            raise ProvenanceLimit(f"the provenance query ran longer than {self.timeout_seconds:g} s") from None
+            raise self._too_slow() from None
         except duckdb.OutOfMemoryException:
             raise ProvenanceLimit("the provenance query needs more memory than its limit") from None
         except duckdb.PermissionException as err:
@@ -134,28 +230,35 @@ class Sandbox:
                                     f"{_first_line(err)}") from None
         except duckdb.Error as err:
             if timed_out.is_set():
-                raise ProvenanceLimit(f"the provenance query ran longer than {self.timeout_seconds:g} s") from None
+                raise self._too_slow() from None
             raise ProvenanceRefused(f"the provenance query failed: {_first_line(err)}") from None
         finally:
             timer.cancel()
+        if timed_out.is_set():
+            # The timer fired as the query finished: the interrupt may still be pending on the
+            # cursor, and the budget is spent anyway.
+            raise self._too_slow()
         if table.num_rows > self.max_rows:
             raise ProvenanceLimit(f"the provenance query returns more than {self.max_rows} rows")
         return table
 
 
-def check_sql(sql: Any) -> str:
-    """The single SELECT statement in `sql` (trailing `;` removed); ProvenanceRefused otherwise."""
+def check_sql(sql: Any, parser: duckdb.DuckDBPyConnection | None = None) -> str:
+    """The single SELECT statement in `sql` (trailing `;` removed); ProvenanceRefused otherwise.
+    Parsing only (DuckDB's own parser); `parser` is any connection, a fresh one by default."""
     if not isinstance(sql, str) or not sql.strip():
         raise ProvenanceRefused("the provenance SQL is empty")
     if len(sql) > MAX_SQL_CHARS:
         raise ProvenanceRefused(f"the provenance SQL is longer than {MAX_SQL_CHARS} characters")
-    parser = duckdb.connect(":memory:")
+    own = parser is None
+    parser = duckdb.connect(":memory:") if own else parser
     try:
         statements = parser.extract_statements(sql)
     except duckdb.Error as err:
         raise ProvenanceRefused(f"the provenance SQL does not parse: {_first_line(err)}") from None
     finally:
-        parser.close()
+        if own:
+            parser.close()
     if len(statements) != 1:
         raise ProvenanceRefused(f"the provenance SQL must be exactly one statement, got {len(statements)}")
     statement = statements[0]
@@ -165,182 +268,11 @@ def check_sql(sql: Any) -> str:
 
 
 def reexecute(sql: str, extract_dir: Path | str, *, memory_limit: str = "512MB", timeout_seconds: float = 30,
-              threads: int = 1, max_rows: int = MAX_RESULT_ROWS) -> pa.Table:
+              threads: int = 1, max_rows: int = MAX_RESULT_ROWS, shared: bool = False) -> pa.Table:
     """Re-run the provenance SELECT against the extract (module docstring, step 1)."""
-    query = check_sql(sql)
     with Sandbox(extract_dir, memory_limit=memory_limit, threads=threads, timeout_seconds=timeout_seconds,
-                 max_rows=max_rows) as sandbox:
-        return sandbox.run(query)
-
-
-# --- compare ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Mismatch:
-    row: int | None
-    column: str | None
-    submitted: Any
-    recomputed: Any
-
-
-@dataclass(frozen=True)
-class Match:
-    """Result of `compare`: `equal` True when the submitted table is the query's result (with
-    suppressed and rounded cells allowed); otherwise `reason` says why, `mismatches` where."""
-
-    equal: bool
-    reason: str = ""
-    rows_compared: int = 0
-    suppressed_cells: int = 0
-    rounded_cells: int = 0
-    mismatches: tuple[Mismatch, ...] = ()
-
-    def to_dict(self) -> dict:
-        return {"equal": self.equal, "reason": self.reason, "rows_compared": self.rows_compared,
-                "suppressed_cells": self.suppressed_cells, "rounded_cells": self.rounded_cells,
-                "mismatches": [{"row": m.row, "column": m.column, "submitted": _jsonable(m.submitted),
-                                "recomputed": _jsonable(m.recomputed)} for m in self.mismatches]}
-
-
-def compare(submitted: pa.Table, recomputed: pa.Table, *, label_columns: Sequence[str] | None = None,
-            rounding_base: int | None = None, allow_suppressed: bool = True,
-            rel_tolerance: float = 1e-9, max_mismatches: int = 20) -> Match:
-    """Is `submitted` the result `recomputed`? (module docstring, step 2). Pure."""
-    own, theirs = set(submitted.column_names), set(recomputed.column_names)
-    if own != theirs:
-        parts = []
-        if theirs - own:
-            parts.append(f"missing {sorted(theirs - own)}")
-        if own - theirs:
-            parts.append(f"unexpected {sorted(own - theirs)}")
-        return Match(False, "columns differ from the query result: " + ", ".join(parts))
-    if submitted.num_rows != recomputed.num_rows:
-        return Match(False, f"{submitted.num_rows} rows submitted, the query returns {recomputed.num_rows}")
-    names = list(recomputed.column_names)
-    numeric = [c for c in names if is_numeric(recomputed.schema.field(c).type)
-               and (label_columns is None or c not in label_columns)]
-    labels = list(label_columns) if label_columns is not None else [c for c in names if c not in numeric]
-    sub_rows = _rows(submitted, names)
-    rec_rows = _rows(recomputed, names)
-    pairs = _align(sub_rows, rec_rows, [names.index(c) for c in labels], [names.index(c) for c in numeric])
-    if pairs is None:
-        return Match(False, "rows with these labels are not in the query result")
-    mismatches: list[Mismatch] = []
-    suppressed = rounded = 0
-    label_idx = [names.index(c) for c in labels]
-    numeric_idx = [names.index(c) for c in numeric]
-    for sub_row, rec_row in pairs:
-        for i in label_idx:
-            if label_key([sub_rows[sub_row][i]]) != label_key([rec_rows[rec_row][i]]):
-                mismatches.append(Mismatch(sub_row, names[i], sub_rows[sub_row][i], rec_rows[rec_row][i]))
-        for i in numeric_idx:
-            outcome = _compare_number(sub_rows[sub_row][i], rec_rows[rec_row][i], rounding_base,
-                                      allow_suppressed, rel_tolerance)
-            if outcome == "suppressed":
-                suppressed += 1
-            elif outcome == "rounded":
-                rounded += 1
-            elif outcome == "different":
-                mismatches.append(Mismatch(sub_row, names[i], sub_rows[sub_row][i], rec_rows[rec_row][i]))
-    if mismatches:
-        return Match(False, f"{len(mismatches)} cell(s) differ from the query result", len(pairs), suppressed,
-                     rounded, tuple(mismatches[:max_mismatches]))
-    return Match(True, "", len(pairs), suppressed, rounded)
-
-
-def check_match(match: Match) -> None:
-    """Raise `TableMismatch` (the table is refused and flagged) unless `match.equal`."""
-    if not match.equal:
-        where = ""
-        if match.mismatches:
-            m = match.mismatches[0]
-            where = f" (first: row {m.row}, column {m.column!r}: {m.submitted!r} vs {m.recomputed!r})"
-        raise TableMismatch(f"the submitted table is not the result of its provenance SQL: {match.reason}{where}")
-
-
-def _compare_number(sub: Any, rec: Any, rounding_base: int | None, allow_suppressed: bool,
-                    rel_tolerance: float) -> str:
-    s, r = _number(sub), _number(rec)
-    if s is None and r is None:
-        return "equal"
-    if s is None:
-        return "suppressed" if allow_suppressed else "different"
-    if r is None or isinstance(s, str):
-        return "different"
-    if s == r or abs(s - r) <= rel_tolerance * max(abs(r), 1.0):
-        return "equal"
-    # The author may show fewer decimals than DuckDB computed: 12.35 for 12.3456.
-    if abs(s - r) <= 0.5 * 10.0 ** (-_decimals(sub)) + 1e-12 * max(abs(r), 1.0):
-        return "equal"
-    if rounding_base and float(s).is_integer() and int(s) % rounding_base == 0:
-        # Rounded to the nearest multiple of the base (either neighbour at an exact half).
-        below = math.floor(r / rounding_base) * rounding_base
-        nearest = {below, below + rounding_base} if r - below == rounding_base / 2 else {
-            below if r - below < rounding_base / 2 else below + rounding_base}
-        if s in nearest:
-            return "rounded"
-    return "different"
-
-
-def _number(value: Any) -> float | str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if text == "" or text.lower() in ("nan", "null", "na", "-", "*", "suppressed", "<10"):
-            return None
-        try:
-            return float(text)
-        except ValueError:
-            return text
-    number = float(value)
-    return None if math.isnan(number) else number
-
-
-def _decimals(value: Any) -> int:
-    if isinstance(value, int):
-        return 0
-    text = value.strip() if isinstance(value, str) else repr(float(value))
-    if "e" in text.lower():
-        return 15
-    if "." not in text:
-        return 0
-    decimals = len(text.split(".", 1)[1])
-    return 0 if text.endswith(".0") else decimals
-
-
-def _rows(table: pa.Table, names: list[str]) -> list[tuple]:
-    columns = [table.column(c).to_pylist() for c in names]
-    return list(zip(*columns))
-
-
-def _align(sub_rows, rec_rows, label_idx, numeric_idx) -> list[tuple[int, int]] | None:
-    def key(row, idx):
-        return label_key(row[i] for i in idx)
-
-    sub_keys = [key(r, label_idx) for r in sub_rows]
-    rec_keys = [key(r, label_idx) for r in rec_rows]
-    if label_idx and len(set(sub_keys)) == len(sub_keys) and len(set(rec_keys)) == len(rec_keys):
-        where = {k: i for i, k in enumerate(rec_keys)}
-        pairs = [(i, where.get(k)) for i, k in enumerate(sub_keys)]
-        return None if any(p[1] is None for p in pairs) else pairs
-
-    # Labels do not identify rows: sort both on all columns (numbers at 6 significant digits).
-    def sort_key(row):
-        labels = key(row, label_idx)
-        numbers = tuple(_rounded(row[i]) for i in numeric_idx)
-        return (tuple("" if v is None else str(v) for v in labels), numbers)
-
-    sub_order = sorted(range(len(sub_rows)), key=lambda i: sort_key(sub_rows[i]))
-    rec_order = sorted(range(len(rec_rows)), key=lambda i: sort_key(rec_rows[i]))
-    return list(zip(sub_order, rec_order))
-
-
-def _rounded(value: Any) -> tuple:
-    number = _number(value)
-    if number is None or isinstance(number, str):
-        return (1, 0.0)
-    return (0, float(f"{number:.6g}"))
+                 max_rows=max_rows, shared=shared) as sandbox:
+        return sandbox.run(sandbox.check_sql(sql))
 
 
 # --- evidence --------------------------------------------------------------------------------
@@ -367,6 +299,8 @@ class _Plan:
     measure_names: tuple[str, ...]
     aggregates: tuple[str, ...]
     base_tree: dict = field(repr=False)
+    single_table: str | None = None     # FROM is exactly this extract table (no join, no subquery)
+    row_counts: bool = False            # every measure is count(*) or count(x) (not DISTINCT)
 
 
 class Unsupported(Exception):
@@ -374,15 +308,17 @@ class Unsupported(Exception):
 
 
 def verify_provenance(table: pa.Table, sql: str, extract_dir: Path | str, *, policy: Any = None,
-                      memory_limit: str = "512MB", timeout_seconds: float = 30, threads: int = 1) -> Provenance:
-    """Re-execute, compare and derive evidence in one sandbox. Does not raise on a mismatch
-    (the service stores and flags it; `check_match(result.match)` raises)."""
+                      memory_limit: str = "512MB", timeout_seconds: float = 30, threads: int = 1,
+                      shared: bool = True) -> Provenance:
+    """Re-execute, compare and derive evidence in one sandbox (by default on the cached
+    database of the extract, see `Sandbox`). Does not raise on a mismatch (the service stores
+    and flags it; `check_match(result.match)` raises)."""
     from egress.checks.policy import make_policy
 
     policy = make_policy(policy)
-    query = check_sql(sql)
     with Sandbox(extract_dir, memory_limit=memory_limit, threads=threads,
-                 timeout_seconds=timeout_seconds) as sandbox:
+                 timeout_seconds=timeout_seconds, shared=shared) as sandbox:
+        query = sandbox.check_sql(sql)
         recomputed = sandbox.run(query)
         plan = None
         reason = ""
@@ -390,12 +326,13 @@ def verify_provenance(table: pa.Table, sql: str, extract_dir: Path | str, *, pol
             plan = plan_evidence(sandbox, query, recomputed)
         except Unsupported as err:
             reason = str(err)
+            log.info("provenance outside the supported form, no evidence: %s", reason)
         labels = plan.label_names if plan else None
         match = compare(table, recomputed, label_columns=labels, rounding_base=policy.rounding_base)
         evidence = None
         if plan is not None and match.equal:
             try:
-                evidence = _run_evidence(sandbox, plan, max(policy.dominance_n, 2))
+                evidence = _run_evidence(sandbox, plan, max(policy.dominance_n, 2), recomputed)
             except Unsupported as err:
                 reason = str(err)
         elif plan is not None:
@@ -427,9 +364,11 @@ def plan_evidence(sandbox: Sandbox, query: str, recomputed: pa.Table) -> _Plan:
     select_list = node["select_list"]
     if len(select_list) != recomputed.num_columns:
         raise Unsupported("SELECT * is not in the supported form")
-    labels, measures, aggregates, arguments = [], [], [], []
+    labels, measures, aggregates, arguments, row_counts = [], [], [], [], []
     for position, expr in enumerate(select_list):
         name = recomputed.column_names[position]
+        if expr.get("class") in ("STAR", "COLUMNS"):
+            raise Unsupported("SELECT * / COLUMNS(...) is not in the supported form")
         aggregate = _unwrap_aggregate(expr)
         if aggregate is None:
             if _contains_aggregate(expr):
@@ -447,13 +386,12 @@ def plan_evidence(sandbox: Sandbox, query: str, recomputed: pa.Table) -> _Plan:
         args = aggregate.get("arguments", [])
         if function == "count_star" or (function == "count" and not args):
             argument = None
-        elif len(args) >= 1:
-            argument = args[0]["expression"]
-            if function in ("count_star",):
-                argument = None
+        elif args:
+            argument = args[0]["expression"]  # quantile_cont(x, 0.5): the measure is x
         else:
             raise Unsupported(f"column {name!r}: {function}() without an argument")
         measures.append(name)
+        row_counts.append(function == "count_star" or (function == "count" and not aggregate.get("distinct")))
         aggregates.append("count" if function in COUNT_AGGREGATES else function)
         arguments.append(argument)
     if not measures:
@@ -489,20 +427,28 @@ def plan_evidence(sandbox: Sandbox, query: str, recomputed: pa.Table) -> _Plan:
     keys = [label_key(v) for v in zip(*key_columns)] if key_columns else [()] * recomputed.num_rows
     if len(set(keys)) != len(keys):
         raise Unsupported("the label columns do not identify the cells uniquely")
-    return _Plan(label_names, tuple(measures), tuple(aggregates), base)
+    source = node.get("from_table") or {}
+    single = source.get("table_name") if (source.get("type") == "BASE_TABLE" and not source.get("schema_name")
+                                          and not source.get("catalog_name") and not node["cte_map"]["map"]) else None
+    return _Plan(label_names, tuple(measures), tuple(aggregates), base,
+                 single if single in sandbox.tables else None, all(row_counts))
 
 
-def _run_evidence(sandbox: Sandbox, plan: _Plan, top_n: int) -> Evidence:
+def _run_evidence(sandbox: Sandbox, plan: _Plan, top_n: int, recomputed: pa.Table | None = None) -> Evidence:
+    if (recomputed is not None and plan.row_counts and plan.single_table is not None
+            and sandbox.one_row_per_person(plan.single_table)):
+        # Counting rows of a table with one row per person counts persons: the re-executed
+        # result (already compared with the submission) is the evidence, no second scan.
+        return _evidence_from_counts(plan, recomputed)
     labels = [f"spe_l{i}" for i in range(len(plan.label_names))]
     measures = range(len(plan.measure_names))
     per_person = ", ".join(
         [f"count(spe_m{j}) AS spe_n{j}, sum(spe_m{j}) AS spe_c{j}, "
-         f"count(*) FILTER (WHERE spe_m{j} IS NULL) AS spe_miss{j}, "
-         f"count(*) FILTER (WHERE spe_m{j} < 0) AS spe_neg{j}"
+         f"count(*) - count(spe_m{j}) AS spe_miss{j}, count_if(spe_m{j} < 0) AS spe_neg{j}"
          if plan.aggregates[j] != "count" else f"count(spe_m{j}) AS spe_n{j}"
          for j in measures])
     per_cell = ", ".join(
-        [f"count(*) FILTER (WHERE spe_n{j} > 0 AND spe_p IS NOT NULL) AS spe_persons{j}"
+        [f"count_if(spe_n{j} > 0 AND spe_p IS NOT NULL) AS spe_persons{j}"
          + (f", sum(spe_c{j}) AS spe_total{j}, max(spe_c{j}, {top_n}) AS spe_top{j}, "
             f"sum(spe_miss{j}) AS spe_miss{j}, sum(spe_neg{j}) AS spe_neg{j}"
             if plan.aggregates[j] != "count" else "")
@@ -510,6 +456,16 @@ def _run_evidence(sandbox: Sandbox, plan: _Plan, top_n: int) -> Evidence:
     group = ", ".join(labels + ["spe_p"])
     cell_group = f"GROUP BY {', '.join(labels)}" if labels else ""
     label_select = (", ".join(labels) + ", ") if labels else ""
+    if plan.single_table is not None and sandbox.one_row_per_person(plan.single_table):
+        # Every base row is a different person: aggregate the rows per cell in one pass.
+        per_cell = ", ".join(
+            # person_id is known non-null and unique here, so it need not even be read.
+            [f"count(spe_m{j}) AS spe_persons{j}"
+             + (f", sum(spe_m{j}) AS spe_total{j}, max(spe_m{j}, {top_n}) AS spe_top{j}, "
+                f"count(*) - count(spe_m{j}) AS spe_miss{j}, count_if(spe_m{j} < 0) AS spe_neg{j}"
+                if plan.aggregates[j] != "count" else "")
+             for j in measures])
+        per_person = None
     errors = []
     result = None
     # `person_id` unqualified first; if a join makes it ambiguous, qualify it with each base
@@ -519,9 +475,12 @@ def _run_evidence(sandbox: Sandbox, plan: _Plan, top_n: int) -> Evidence:
         person = next(e for e in tree["statements"][0]["node"]["select_list"] if e.get("alias") == "spe_p")
         person["column_names"] = [PERSON_KEY] if qualifier is None else [qualifier, PERSON_KEY]
         base_sql = _deserialize(sandbox, tree)
-        sql = (f"WITH spe_base AS (\n{base_sql}\n), "
-               f"spe_pp AS (SELECT {group}, {per_person} FROM spe_base GROUP BY {group}) "
-               f"SELECT {label_select}{per_cell} FROM spe_pp {cell_group}")
+        if per_person is None:
+            # A subquery, not a CTE: DuckDB may materialise a CTE, which costs a full copy.
+            sql = f"SELECT {label_select}{per_cell} FROM (\n{base_sql}\n) AS spe_base {cell_group}"
+        else:
+            sql = (f"SELECT {label_select}{per_cell} FROM (SELECT {group}, {per_person} "
+                   f"FROM (\n{base_sql}\n) AS spe_base GROUP BY {group}) AS spe_pp {cell_group}")
         try:
             result = sandbox.run(sql)
             break
@@ -545,6 +504,22 @@ def _run_evidence(sandbox: Sandbox, plan: _Plan, top_n: int) -> Evidence:
                                     aggregate=plan.aggregates[j])
             cells[(key, plan.measure_names[j])] = cell
     return Evidence(label_columns=plan.label_names, cells=cells, source="provenance")
+
+
+def _evidence_from_counts(plan: _Plan, recomputed: pa.Table) -> Evidence:
+    label_values = [recomputed.column(n).to_pylist() for n in plan.label_names]
+    keys = [label_key(v) for v in zip(*label_values)] if label_values else [()] * recomputed.num_rows
+    cells: dict[tuple[tuple, str], CellEvidence] = {}
+    for name in plan.measure_names:
+        for key, value in zip(keys, recomputed.column(name).to_pylist()):
+            if value is not None:
+                cells[(key, name)] = CellEvidence(persons=int(value), aggregate="count")
+    return Evidence(label_columns=plan.label_names, cells=cells, source="provenance")
+
+
+def clear_caches() -> None:
+    """Forget which extract tables have one row per person (benchmarks measure a cold start)."""
+    _ONE_ROW_PER_PERSON.clear()
 
 
 def _relations(from_table: Any) -> list[str]:
@@ -643,9 +618,28 @@ def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
 
 
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    return str(value)
+# --- one call for the service ----------------------------------------------------------------
+
+def check_with_provenance(table: pa.Table, policy: Any = None, *, kind: str, sql: str | None = None,
+                          extract_dir: Path | str | None = None, released: Sequence[pa.Table] = (),
+                          memory_limit: str = "512MB", timeout_seconds: float = 30):
+    """`(Verdicts, Provenance | None)` for one submitted table: with `sql`, re-execute it on the
+    extract, refuse a table that is not its result (`TableMismatch`), and check with the
+    derived evidence; without `sql`, check what the table shows (unverified), still using the
+    extract's person count for the `too_many_rows` rule when `extract_dir` is given."""
+    from egress.checks import check_table
+
+    if sql is None:
+        persons = None
+        if extract_dir is not None:
+            manifest, _ = _read_extract(Path(extract_dir))
+            persons = manifest.get("persons") if isinstance(manifest.get("persons"), int) else None
+        return check_table(table, policy, kind=kind, released=released, extract_persons=persons), None
+    if extract_dir is None:
+        raise ExtractUnavailable("the permit has no current extract to re-execute the provenance SQL on")
+    result = verify_provenance(table, sql, extract_dir, policy=policy, memory_limit=memory_limit,
+                               timeout_seconds=timeout_seconds)
+    check_match(result.match)
+    verdicts = check_table(table, policy, kind=kind, evidence=result.evidence, released=released,
+                           label_columns=result.label_columns or None, extract_persons=result.extract_persons)
+    return verdicts, result

@@ -37,6 +37,7 @@ from egress.checks.verdicts import FAIL, REVIEW, CellVerdict, Finding, Verdicts
 from egress.exceptions import InvalidInput
 
 KINDS = ("frequency", "magnitude", "model")
+LINEAR_AGGREGATES = frozenset({"sum", "avg", "mean"})
 DOF_COLUMNS = ("df_resid", "dof", "residual_dof", "df_residual", "df_residuals")
 
 
@@ -87,6 +88,11 @@ def check_table(table: pa.Table, policy: Any = None, *, kind: str, evidence: Evi
                 suppressed += 1
                 continue
             checked += 1
+            if not math.isfinite(value):
+                cells.append(CellVerdict(row, column, tuple(label_rows[row]), raw, (Finding(
+                    "invalid_value", FAIL, f"{value} is not a finite number", "fix the table"),), False))
+                all_verified = False
+                continue
             cell_evidence = evidence.get(label_rows[row], column) if evidence is not None else None
             if cell_evidence is None:
                 all_verified = False
@@ -109,7 +115,8 @@ def check_table(table: pa.Table, policy: Any = None, *, kind: str, evidence: Evi
             "submit the table with its provenance SQL"))
 
     margins = find_margins(table, shape)
-    if margins is not None and suppressed:
+    # Margins are sums of cells only for counts (a mean's margin is not the sum of the means).
+    if margins is not None and suppressed and set(shape.measures) <= set(count_columns):
         cells.extend(_secondary_findings(margins, shape, label_rows, values, policy, table_findings))
 
     differences = find_differences(table, shape, count_columns, released, policy.threshold)
@@ -137,6 +144,16 @@ def check_model_dof(residual_dof: float, policy: Any = None) -> Verdicts:
     return check_table(table, policy, kind="model")
 
 
+def check_other_output(kind: str) -> Verdicts:
+    """Verdicts for a figure or a text file: nothing to compute, a checker reads it. A figure's
+    numbers are checked through its underlying table (`check_file_set` requires one)."""
+    if kind not in ("figure", "text"):
+        raise InvalidInput(f"unknown output kind {kind!r}; expected figure or text", field="kind")
+    message = ("a figure is reviewed by hand; its numbers are checked in its underlying table"
+               if kind == "figure" else "free text is reviewed by hand (no small numbers, no identifiers)")
+    return Verdicts(kind=kind, table=(Finding("manual_review", REVIEW, message, "checker reads it"),))
+
+
 # --- rules -----------------------------------------------------------------------------------
 
 def _count_findings(value: float, evidence: CellEvidence | None, policy: Policy) -> list[Finding]:
@@ -153,7 +170,9 @@ def _count_findings(value: float, evidence: CellEvidence | None, policy: Policy)
                                 "zero cell: reveals that nobody in the group has the attribute "
                                 "(class disclosure) unless it is a structural zero",
                                 "suppress, or explain in the request context that it is a structural zero"))
-    elif persons < policy.threshold:
+    # A zero cell is also below the threshold, and ACRO reports both (MinimumThresholdCheck and
+    # PresenceOfZeroCheck); so do we, so that verdicts compare cell by cell.
+    if persons < policy.threshold:
         findings.append(Finding("threshold", FAIL, f"{source} {persons:g} < threshold {policy.threshold}",
                                 f"suppress, merge categories, or round to base {policy.rounding_base}"))
     return findings
@@ -174,6 +193,13 @@ def _magnitude_findings(evidence: CellEvidence | None, shown_count: float | None
         findings.append(Finding("missing", REVIEW, f"{evidence.missing} missing value(s) were ignored when "
                                                    f"computing {evidence.aggregate}; check this is expected",
                                 "explain in the request context"))
+    if evidence.aggregate not in LINEAR_AGGREGATES:
+        # ACRO applies dominance only to linear aggregations; medians, spreads and extremes get
+        # the threshold. An extreme is one person's value, so a checker looks at it.
+        if evidence.aggregate in ("min", "max"):
+            findings.append(Finding("extreme_value", REVIEW, f"a {evidence.aggregate} is one person's value",
+                                    "check the value is not identifying (or top/bottom-code it)"))
+        return findings
     if evidence.negative:
         # ACRO: dominance is not defined when negative values are present → review, not checked.
         findings.append(Finding("negative", REVIEW, f"{evidence.negative} negative value(s): dominance and p% "
@@ -284,12 +310,11 @@ def _content_findings(table: pa.Table, policy: Policy, extract_persons: int | No
 # --- helpers ---------------------------------------------------------------------------------
 
 def _is_count_column(column: str, kind: str, evidence: Evidence | None) -> bool:
-    if kind == "frequency":
-        return True
+    # The aggregate that produced the column (from provenance) wins over the declared kind.
     aggregate = evidence.aggregate_of(column) if evidence is not None else None
     if aggregate is not None:
         return aggregate in COUNT_AGGREGATES
-    return is_count_name(column)
+    return kind == "frequency" or is_count_name(column)
 
 
 def _label_rows(table: pa.Table, shape: Shape) -> list[tuple]:

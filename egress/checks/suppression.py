@@ -27,6 +27,8 @@ from scipy.optimize import linprog
 from egress.checks.tables import Margins
 
 _EPS = 1e-7
+# 2 LPs per unknown; a few hundred linked unknowns already take seconds, the checker decides.
+MAX_GROUP_UNKNOWNS = 300
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,10 @@ class Interval:
 
 class InconsistentRelease(ValueError):
     """The published cells and margins contradict each other (e.g. rounded margins)."""
+
+
+class TooManyUnknowns(InconsistentRelease):
+    """Too many linked suppressed values to solve 2 LPs each within a request (checker reviews)."""
 
 
 def suppressed_intervals(margins: Margins) -> list[Interval]:
@@ -135,6 +141,9 @@ def _solve_group(group, equations) -> dict[int, tuple[float, float]]:
     variables, rows = group
     if not rows:
         return {k: (0.0, math.inf) for k in variables}
+    if len(variables) > MAX_GROUP_UNKNOWNS:
+        raise TooManyUnknowns(f"{len(variables)} linked suppressed values (more than {MAX_GROUP_UNKNOWNS}) "
+                              "are too many to bound here")
     if len(variables) == 1:
         # One unknown in one or more equations: it is pinned by the first one.
         coefficients, rhs = equations[rows[0]]

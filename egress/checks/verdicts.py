@@ -8,7 +8,8 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from typing import Any
 
 # Rule names (stable identifiers: stored with each request, shown on pages, documented in
@@ -16,7 +17,7 @@ from typing import Any
 RULES = (
     "threshold", "zero", "dominance", "p_percent", "negative", "missing", "dof",
     "secondary_suppression", "differencing", "person_key_column", "too_many_rows",
-    "formula_injection", "no_evidence", "invalid_value", "unsupported_shape",
+    "formula_injection", "no_evidence", "invalid_value", "unsupported_shape", "extreme_value", "manual_review",
 )
 
 FAIL = "fail"
@@ -61,7 +62,7 @@ class CellVerdict:
         return tuple(f.rule for f in self.findings)
 
     def to_dict(self) -> dict:
-        return {"row": self.row, "column": self.column, "labels": list(self.labels),
+        return {"row": self.row, "column": self.column, "labels": [_json_value(v) for v in self.labels],
                 "value": _json_value(self.value), "status": self.status, "verified": self.verified,
                 "findings": [f.to_dict() for f in self.findings]}
 
@@ -113,8 +114,8 @@ def worst(statuses) -> str:
 
 
 def _json_value(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
-        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if value != value else str(value)  # strict JSON has no NaN/Infinity
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)

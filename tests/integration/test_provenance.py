@@ -179,3 +179,78 @@ def test_time_limit_interrupts_the_query(extract):
 def test_missing_extract_is_a_failure_not_a_refusal(tmp_path):
     with pytest.raises(ExtractUnavailable):
         reexecute("SELECT 1", tmp_path / "nope")
+
+
+def test_check_with_provenance_is_the_one_call_for_the_service(extract):
+    from egress.provenance import check_with_provenance
+
+    table = pa.table({"measurement_concept_id": [1, 2], "n": [80, 30]})
+    verdicts, result = check_with_provenance(table, None, kind="frequency", sql=COUNT_SQL, extract_dir=extract)
+    assert result.verified and verdicts.verified
+    assert verdicts.cells_with("threshold") == {(1, "n")}
+    with pytest.raises(TableMismatch):
+        check_with_provenance(pa.table({"measurement_concept_id": [1, 2], "n": [80, 31]}), None,
+                              kind="frequency", sql=COUNT_SQL, extract_dir=extract)
+    listing = pa.table({"year_of_birth": list(range(40)), "n": [10] * 40})
+    verdicts, result = check_with_provenance(listing, None, kind="frequency", extract_dir=extract)
+    assert result is None and verdicts.verified is False
+    assert "too_many_rows" in verdicts.table_rules()  # 40 rows for 60 persons
+
+
+def test_one_row_per_person_shortcuts_agree_with_the_per_person_aggregation(extract):
+    single = "SELECT gender_concept_id, count(*) AS n, sum(year_of_birth) AS s FROM person GROUP BY ALL"
+    # A self-join on the key keeps the same rows but forces the general per-person path.
+    joined = ("SELECT p.gender_concept_id, count(*) AS n, sum(p.year_of_birth) AS s "
+              "FROM person p JOIN person q ON p.person_id = q.person_id GROUP BY ALL")
+    fast = derive_evidence(single, extract)
+    general = derive_evidence(joined, extract)
+    assert fast.cells == general.cells
+    assert fast.get([8507], "s").top == (1979.0, 1978.0)  # the two largest years of birth (men: 1960-1979)
+    counts_only = "SELECT gender_concept_id, count(*) AS n FROM person GROUP BY ALL"
+    recomputed = reexecute(counts_only, extract)
+    from_result = verify_provenance(recomputed, counts_only, extract).evidence  # no second scan
+    assert {k: v.persons for k, v in from_result.cells.items()} == {(("8532",), "n"): 40, (("8507",), "n"): 20}
+
+
+def test_a_single_table_with_several_rows_per_person_counts_persons(extract):
+    sql = "SELECT measurement_concept_id, count(*) AS n FROM measurement GROUP BY 1"
+    recomputed = reexecute(sql, extract)
+    evidence = verify_provenance(recomputed, sql, extract).evidence
+    assert evidence.get([2], "n").persons == 3 and evidence.get([1], "n").persons == 40
+
+
+def test_shared_sandboxes_are_locked_and_time_limited_per_cursor(extract):
+    slow = Sandbox(extract, shared=True, timeout_seconds=1)
+    other = Sandbox(extract, shared=True)
+    try:
+        assert slow._database is other._database  # one cached database per extract version
+        with pytest.raises(duckdb.Error, match="locked"):
+            other.con.execute("SET enable_external_access = true")
+        with pytest.raises(ProvenanceRefused, match="outside the extract"):
+            other.run("SELECT * FROM read_csv('/etc/passwd')")
+        with pytest.raises(ProvenanceLimit):
+            slow.run("SELECT count(*) FROM range(1000000000000) a")
+        assert other.run("SELECT count(*) AS n FROM person").to_pylist() == [{"n": 60}]
+        with pytest.raises(ProvenanceLimit):  # the time budget covers the whole sandbox
+            slow.run("SELECT count(*) AS n FROM measurement")
+        with Sandbox(extract, shared=True) as fresh:
+            assert fresh.run("SELECT count(*) AS n FROM measurement").to_pylist() == [{"n": 110}]
+    finally:
+        slow.close()
+        other.close()
+
+
+@pytest.mark.parametrize("sql, persons", [
+    ("WITH women AS (SELECT * FROM person WHERE gender_concept_id = 8532) "
+     "SELECT year_of_birth % 3 AS yb, count(*) AS n FROM women GROUP BY 1", [13, 13, 14]),
+    ("SELECT count(*) AS n FROM measurement WHERE measurement_concept_id = 2", [3]),
+    ("SELECT m.measurement_concept_id AS c, CAST(sum(m.value_as_number) AS INTEGER) AS total "
+     "FROM measurement AS m WHERE m.value_as_number > 0 GROUP BY c", [40, 3]),
+])
+def test_evidence_for_ctes_totals_and_wrapped_aggregates(extract, sql, persons):
+    recomputed = reexecute(sql, extract)
+    result = verify_provenance(recomputed, sql, extract)
+    assert result.verified, result.evidence_reason
+    assert sorted(c.persons for c in result.evidence.cells.values()) == sorted(persons)
+    verdicts = check_table(recomputed, None, kind="magnitude", evidence=result.evidence)
+    assert verdicts.verified

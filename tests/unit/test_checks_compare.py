@@ -1,10 +1,10 @@
-"""`egress.provenance.compare`: is the submitted table the result of its query? (pure)"""
+"""`egress.checks.compare`: is the submitted table the result of its query? (pure)"""
 
 import pyarrow as pa
 import pytest
 
 from egress.exceptions import TableMismatch
-from egress.provenance import check_match, compare
+from egress.checks.compare import check_match, compare
 
 RESULT = pa.table({"sex": ["F", "M", "X"], "n": [120, 98, 12], "mean_age": [41.23456, 39.5, 50.0]})
 

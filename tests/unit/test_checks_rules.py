@@ -1,14 +1,13 @@
 """Disclosure rules at their exact boundaries (issue 4): n = 9/10 persons, dominance ratio
 exactly 0.90, p exactly 0.10, dof 9/10, plus zeros, negatives, missing values and content rules."""
 
-from dataclasses import dataclass
-
 import pyarrow as pa
 import pytest
 
-from egress.checks import CellEvidence, Evidence, check_model_dof, check_table, make_policy
+from egress.checks import CellEvidence, Evidence, check_model_dof, check_other_output, check_table, make_policy
 from egress.checks.verdicts import FAIL, PASS, REVIEW
 from hub.exceptions import InvalidInput
+from hub.permits.model import EgressPolicy
 
 
 def evidence_for(cells: dict, labels=("group",)) -> Evidence:
@@ -42,8 +41,13 @@ def test_frequency_without_evidence_uses_shown_count_and_is_unverified(shown, ex
 def test_zero_cell_is_flagged_and_rounding_suggested():
     verdicts = check_table(pa.table({"group": ["a", "b"], "n": [0, 12]}), None, kind="frequency")
     assert verdicts.cells_with("zero") == {(0, "n")}
-    assert verdicts.cells_with("threshold") == set()
+    assert verdicts.cells[0].rules == ("zero", "threshold")  # as ACRO: both checks fail
     assert any("base 5" in s for s in verdicts.suggestions)
+
+
+def test_infinite_values_are_invalid():
+    verdicts = check_table(pa.table({"group": ["a", "b"], "n": [float("inf"), 20.0]}), None, kind="frequency")
+    assert verdicts.cells_with("invalid_value") == {(0, "n")}
 
 
 def test_negative_count_is_invalid():
@@ -106,6 +110,27 @@ def test_missing_values_are_reported_for_review():
     assert verdicts.status == REVIEW
 
 
+def test_evidence_aggregate_decides_count_or_magnitude_whatever_the_kind():
+    table = pa.table({"group": ["a"], "n": [40], "mean_cost": [12.5]})
+    ev = evidence_for({("a", "n"): CellEvidence(persons=40),
+                       ("a", "mean_cost"): CellEvidence(persons=40, total=500.0, top=(460.0, 20.0),
+                                                        aggregate="avg")})
+    verdicts = check_table(table, None, kind="frequency", evidence=ev)
+    assert verdicts.cells_with("dominance") == {(0, "mean_cost")}
+    assert verdicts.cells_with("invalid_value") == set()  # 12.5 is a mean, not a broken count
+
+
+@pytest.mark.parametrize("aggregate, rules", [
+    ("sum", {"dominance", "p_percent"}), ("avg", {"dominance", "p_percent"}),
+    ("median", set()), ("stddev", set()), ("max", {"extreme_value"}),
+])
+def test_dominance_applies_to_linear_aggregates_only_like_acro(aggregate, rules):
+    table = pa.table({"group": ["a"], "v": [1.0]})
+    ev = evidence_for({("a", "v"): CellEvidence(persons=20, total=100.0, top=(95.0, 1.0), aggregate=aggregate)})
+    verdicts = check_table(table, None, kind="magnitude", evidence=ev)
+    assert {r for c in verdicts.cells for r in c.rules} == rules
+
+
 def test_magnitude_without_evidence_needs_review_and_uses_shown_count():
     table = pa.table({"group": ["a", "b"], "n": [9, 50], "mean_age": [40.5, 41.0]})
     verdicts = check_table(table, None, kind="magnitude")
@@ -127,19 +152,9 @@ def test_model_without_dof_column_fails():
 
 
 def test_policy_accepts_the_permit_object_and_rejects_nonsense():
-    @dataclass(frozen=True)
-    class EgressPolicy:  # shape of hub.permits.model.EgressPolicy
-        threshold: int = 20
-        dominance_n: int = 2
-        dominance_k: float = 0.9
-        p_percent: float = 0.1
-        rounding_base: int = 5
-        reviewers_required: int = 2
-        max_file_bytes: int = 16 * 1024 * 1024
-
-    policy = make_policy(EgressPolicy())
-    assert policy.threshold == 20
-    assert check_table(pa.table({"g": ["a"], "n": [15]}), EgressPolicy(), kind="frequency").status == FAIL
+    policy = make_policy(EgressPolicy(threshold=20))
+    assert (policy.threshold, policy.dominance_k, policy.max_file_bytes) == (20, 0.9, 16 * 1024 * 1024)
+    assert check_table(pa.table({"g": ["a"], "n": [15]}), EgressPolicy(threshold=20), kind="frequency").status == FAIL
     with pytest.raises(InvalidInput, match="threshold"):
         make_policy({"threshold": 0})
     with pytest.raises(InvalidInput, match="dominance_k"):
@@ -193,3 +208,10 @@ def test_verdicts_serialise_to_json():
     document = json.loads(json.dumps(verdicts.to_dict()))
     assert document["status"] == "fail"
     assert document["cells"][0]["findings"][0]["rule"] == "threshold"
+
+
+def test_figures_and_text_go_to_manual_review():
+    assert check_other_output("figure").status == REVIEW
+    assert check_other_output("text").table_rules() == {"manual_review"}
+    with pytest.raises(InvalidInput, match="kind"):
+        check_other_output("binary")

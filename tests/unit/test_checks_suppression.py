@@ -90,3 +90,29 @@ def test_inconsistent_margins_are_sent_to_review():
     table = pa.table({"g": ["a", "Total"], "u": [10, 99], "v": [None, 20], "Total": [30, 119]})
     verdicts = check_table(table, None, kind="frequency")
     assert "secondary_suppression" in verdicts.table_rules() or verdicts.cells_with("secondary_suppression")
+
+
+def test_a_suppressed_margin_is_an_unknown_too():
+    # Row a: one cell and its total suppressed; the column total and grand total still pin both.
+    table = pa.table({"g": ["a", "b", "All"], "u": [None, 30, 33], "v": [40, 30, 70], "All": [None, 60, 103]})
+    recovered = attack(margins_of(table))
+    assert recovered == {("cell", 0, 0): 3.0, ("row_total", 0): 43.0}
+    assert check_table(table, None, kind="frequency").cells_with("secondary_suppression") == {(0, "u"), (0, "All")}
+
+
+def test_means_with_margins_are_not_treated_as_additive():
+    table = pa.table({"g": ["a", "b", "All"], "mean_u": [None, 30.5, 31.0], "mean_v": [40.0, 30.0, 35.0],
+                      "All": [35.0, 30.2, 33.0]})
+    verdicts = check_table(table, None, kind="magnitude")
+    assert verdicts.cells_with("secondary_suppression") == set()
+
+
+def test_too_many_linked_suppressed_cells_go_to_review_instead_of_hours_of_lp():
+    size = 20  # 400 suppressed cells linked through the margins: more than the LP budget
+    data = {"g": [f"r{i}" for i in range(size)] + ["All"]}
+    for j in range(size):
+        data[f"c{j}"] = [None] * size + [100 * size]
+    data["All"] = [100 * size] * size + [100 * size * size]
+    verdicts = check_table(pa.table(data), None, kind="frequency")
+    finding = next(f for f in verdicts.table if f.rule == "secondary_suppression")
+    assert finding.status == "review" and "too many" in finding.message
