@@ -19,7 +19,7 @@ from typing import Sequence
 
 import pyarrow as pa
 
-from egress.checks import check_table, make_policy
+from egress.checks import check_other_output, check_table, make_policy
 from egress.checks.files import TABLE_TYPES, LoadedOutput, check_file_set, load_output
 from egress.checks.verdicts import FAIL, PASS, REVIEW, worst
 from egress.exceptions import FileRefused, ProvenanceRefused
@@ -87,9 +87,9 @@ def check_submission(files: Sequence[tuple[str, bytes]], *, kind: str, provenanc
     results = []
     for (name, data), item in zip(files, loaded):
         if not item.is_table:
-            results.append(FileCheck(name, item.file_type, data, REVIEW, False, {
-                "kind": item.file_type, "status": REVIEW, "verified": False, "cells": [], "table": [],
-                "suggestions": [], "note": "not a table: a checker must read it in full"}))
+            verdicts = check_other_output("figure" if item.is_figure else "text")
+            result = dict(verdicts.to_dict(), note="not a table: a checker must read it in full")
+            results.append(FileCheck(name, item.file_type, data, verdicts.status, False, result))
             continue
         sql = provenance.get(name)
         evidence, persons, match, evidence_reason = None, extract_persons, None, "no provenance SQL submitted"
