@@ -116,9 +116,21 @@ def overall_status(checks: Sequence[FileCheck]) -> str:
     return worst(c.status for c in checks) if checks else PASS
 
 
+MAX_PREVIEW_TEXT_CHARS = 50_000
+
+
 def table_preview(name: str, data: bytes, max_rows: int = 200) -> dict | None:
-    """Columns and the first rows of a stored table, for pages (None for non-tables)."""
-    if name.rsplit(".", 1)[-1].lower() not in TABLE_TYPES:
+    """What a checker sees of a stored file on the request page: a table's columns and first
+    rows, a text's (or SVG's source) text, a PNG's bytes (base64, shown as an image)."""
+    file_type = name.rsplit(".", 1)[-1].lower()
+    if file_type == "png":
+        import base64
+
+        return {"png_base64": base64.b64encode(data).decode()}
+    if file_type in ("txt", "md", "svg"):
+        text = data.decode("utf-8", "replace")
+        return {"text": text[:MAX_PREVIEW_TEXT_CHARS], "truncated": len(text) > MAX_PREVIEW_TEXT_CHARS}
+    if file_type not in TABLE_TYPES:
         return None
     loaded = load_output(name, data, make_policy({"max_file_bytes": max(len(data), 1)}))
     table = loaded.table.slice(0, max_rows)

@@ -20,7 +20,7 @@ from hub.exceptions import InvalidInput
 class PageHandler(BaseHandler):
     def page(self, template: str, **values) -> None:
         self.set_header("Cache-Control", "no-store")
-        self.set_header("Content-Security-Policy", "default-src 'self'; style-src 'self'; frame-ancestors 'none'")
+        self.set_header("Content-Security-Policy", "default-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
         self.render(template, prefix=self.settings["service_prefix"], actor=self.actor(), **values)
 
 

@@ -358,3 +358,28 @@ def test_dp_answers_are_held_for_review_unless_the_permit_auto_releases(hub, peo
     assert sorted(row["gender_concept_id"] for row in answer["rows"]) == [8507, 8532]
     bad = people["alice_ws"].post("api/dp/query", json={"kind": "count", "table": "person", "epsilon": -1})
     assert bad.status_code == 400
+
+
+def test_a_figure_travels_with_its_table_and_checkers_see_both(hub, people):
+    import pyarrow.csv as pacsv
+
+    table = suppressed(count_table(hub.extract_dir))
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
+    r = upload(people["alice_ws"], [("births.png", png), ("births.csv", buffer.getvalue())], sql=None,
+               kind="figure", description="figure 2 and its numbers")
+    assert r.status_code == 201, r.text
+    files = {f["name"]: f for f in r.json()["versions"][-1]["files"]}
+    assert files["births.png"]["check"]["status"] == "review"
+    assert files["births.csv"]["check"]["verified"] is False  # no provenance: unverified
+    seen = people["carol"].get(f"api/requests/{r.json()['id']}?previews=1").json()["versions"][-1]["files"]
+    previews = {f["name"]: f["preview"] for f in seen}
+    assert base64_decode(previews["births.png"]["png_base64"]) == png
+    assert previews["births.csv"]["total_rows"] == table.num_rows
+
+
+def base64_decode(text: str) -> bytes:
+    import base64
+
+    return base64.b64decode(text)
