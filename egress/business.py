@@ -416,6 +416,7 @@ class EgressService:
         else:
             status = "pass"
         return wf.RequestFacts(id=row["id"], state=row["state"], author=row["author"], permit_id=row["permit_id"],
+                               permit_status=permit.status,
                                permit_members=frozenset(m.username for m in permit.members),
                                version=row["version"], reviewers_required=permit.egress.reviewers_required,
                                check_status=status or "pass", reviewed_by=reviewed_by)

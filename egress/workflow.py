@@ -163,6 +163,7 @@ class RequestFacts:
     check_status: str = "pass"  # pass | review | fail (worst file of the current version)
     reviewed_by: frozenset = field(default_factory=frozenset)  # reviewers of the current version
     permit_id: str = ""
+    permit_status: str = "active"
 
 
 # --- guards (pairs) ---------------------------------------------------------------------------
@@ -223,6 +224,9 @@ def check_can_release(req: RequestFacts, actor: Actor) -> None:
         raise Forbidden(f"{actor.username} lacks the scope {SCOPE_RELEASE}")
     check_independent(req, actor)
     check_is_state(req, RELEASE)
+    if req.permit_status in ("suspended", "revoked"):
+        # A suspended or revoked permit releases nothing more (EHDS Art. 63 penalties / Art. 68).
+        raise Refused(f"the permit is {req.permit_status}: nothing can be released under it")
 
 
 def check_can_resubmit(req: RequestFacts, actor: Actor) -> None:

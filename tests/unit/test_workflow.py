@@ -198,3 +198,11 @@ def test_unreleased_content_is_seen_inside_the_workspace_or_by_independent_check
     req = replace(facts(state), permit_id="P-1")
     actor = replace(ACTORS[who], server_name=server)
     assert wf.can_see_content(req, actor) is ok
+
+
+@pytest.mark.parametrize("status,ok", [("active", True), ("expired", True), ("suspended", False), ("revoked", False)])
+def test_nothing_is_released_under_a_suspended_or_revoked_permit(status, ok):
+    from dataclasses import replace
+
+    req = replace(facts(wf.APPROVED), permit_status=status)
+    assert wf.can_release(req, ACTORS["checker"]) is ok
