@@ -243,7 +243,18 @@ def _zip_bomb() -> bytes:
     return buffer.getvalue()
 
 
+def _parquet_bomb() -> bytes:
+    """900 000 rows of one 200-character string: a few KB on disk, 180 MB decoded."""
+    import numpy as np
+
+    column = pa.DictionaryArray.from_arrays(pa.array(np.zeros(900_000, dtype=np.int32)), pa.array(["x" * 200]))
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"label": column, "n": pa.array(np.full(900_000, 20, dtype=np.int64))}), buffer)
+    return buffer.getvalue()
+
+
 BAD_UPLOADS = [
+    ("parquet bomb", [("t.parquet", _parquet_bomb())], None, 400, "decodes to more than"),
     ("malformed csv", [("t.csv", b"a,b\n1,2\n3,4,5\n")], None, 400, "malformed CSV"),
     ("malformed parquet", [("t.parquet", b"PAR1 this is not parquet PAR1")], None, 400, "malformed Parquet"),
     ("zip bomb named csv", [("t.csv", _zip_bomb())], None, 400, "compressed"),
