@@ -84,9 +84,12 @@ class EgressApp(Application):
         # Small bodies only by default (reviews, DP queries): a large body to any other route is
         # cut off by tornado before it is buffered; the upload handlers raise their own limit.
         server = httpserver.HTTPServer(app, max_body_size=MAX_SMALL_BODY_BYTES, xheaders=True)
+        asyncio.run(self._serve(server, url))
+
+    async def _serve(self, server: httpserver.HTTPServer, url) -> None:
         server.listen(url.port or 80, url.hostname or "127.0.0.1")
         log.info("egress service listening on %s%s", self.service_url, self.service_prefix)
-        asyncio.get_event_loop().run_forever()
+        await asyncio.Event().wait()  # until JupyterHub stops the service (SIGTERM)
 
 
 def make_app(settings: Settings, *, service_prefix: str = "/services/egress/", max_request_bytes: int = 64 * 1024 * 1024,
