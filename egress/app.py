@@ -5,6 +5,13 @@ JUPYTERHUB_SERVICE_PREFIX (`/services/egress/`), JUPYTERHUB_API_TOKEN / _API_URL
 introspect tokens) and the OAuth client settings; SPE_HOME / SPE_DB_URL locate the registry.
 This entry point is the only place that reads the environment; everything below receives
 values. Settings are traitlets with help texts (`--help-all`), units in their names.
+
+What the hub configuration must grant (otherwise the service refuses, fail closed):
+- workspace server tokens carry the submit scope:
+  `c.Spawner.server_token_scopes = ["access:servers!server", "users:activity!user", "custom:spe:submit!user"]`;
+- people who use the pages hold `access:services!service=egress` (OAuth to this service) and
+  the service lists the custom scopes in `oauth_client_allowed_scopes`, so the browser
+  session's token carries `custom:spe:review` etc.
 """
 
 from __future__ import annotations
