@@ -157,6 +157,13 @@ class EgressService:
     # --- reviewing and releasing ----------------------------------------------------------
     def review(self, actor: wf.Actor, request_id: str, *, version: int, decision: str, comment: str = "") -> dict:
         """One blinded review of `version`; the last required review decides (workflow.completion)."""
+        try:
+            return self._review(actor, request_id, version=version, decision=decision, comment=comment)
+        except _Denied as denied:
+            self._audit_refusal(actor, wf.AUDIT_ACTION[wf.REVIEW], denied.permit_id, request_id, denied.err)
+            raise denied.err from None
+
+    def _review(self, actor: wf.Actor, request_id: str, *, version: int, decision: str, comment: str) -> dict:
         if not isinstance(comment, str) or len(comment) > MAX_COMMENT_CHARS:
             raise InvalidInput(f"a comment is text of at most {MAX_COMMENT_CHARS} characters", field="comment")
         if decision in ("return", "reject") and not comment.strip():
@@ -167,7 +174,7 @@ class EgressService:
         with transaction(self.engine) as conn:
             row = self._row(conn, request_id, for_update=True)
             facts = self._facts(row, permit, conn)
-            wf.check_can_review(facts, actor, decision)
+            self._guard(wf.check_can_review, facts, actor, decision)
             if version != row["version"]:
                 raise Conflict(f"you reviewed version {version} but the request is now at version {row['version']}: "
                                "reload the page and review the new version")
@@ -190,10 +197,17 @@ class EgressService:
         return self.get(actor, request_id)
 
     def release(self, actor: wf.Actor, request_id: str) -> dict:
+        try:
+            return self._release(actor, request_id)
+        except _Denied as denied:
+            self._audit_refusal(actor, wf.AUDIT_ACTION[wf.RELEASE], denied.permit_id, request_id, denied.err)
+            raise denied.err from None
+
+    def _release(self, actor: wf.Actor, request_id: str) -> dict:
         permit = self._permit_of(request_id)
         with transaction(self.engine) as conn:
             row = self._row(conn, request_id, for_update=True)
-            wf.check_can_release(self._facts(row, permit, conn), actor)
+            self._guard(wf.check_can_release, self._facts(row, permit, conn), actor)
             files = conn.execute(sa.select(egress_files.c.name, egress_files.c.sha256).where(
                 egress_files.c.request_id == request_id, egress_files.c.version == row["version"])).all()
             conn.execute(egress_releases.insert().values(
@@ -379,6 +393,15 @@ class EgressService:
         return [(r.name, self.store.get(r.sha256)) for r in rows]
 
     # --- internals ------------------------------------------------------------------------------
+    @staticmethod
+    def _guard(check, facts: wf.RequestFacts, *args) -> None:
+        """Run a guard; a Forbidden (someone acting outside their role: a checker on their own
+        permit, an author on their own request) is audited after the rollback."""
+        try:
+            check(facts, *args)
+        except Forbidden as err:
+            raise _Denied(err, facts.permit_id) from None
+
     def permit_for_server(self, server_name: str | None) -> str | None:
         """The permit whose workspace this named server is (server name = permit id, any case)."""
         if not server_name:
@@ -447,7 +470,8 @@ class EgressService:
 
     def _audit_refusal(self, actor: wf.Actor, action: str, permit_id: str | None, request_id: str | None,
                        err: Refused) -> None:
-        """A refused submission leaves one audit event (a tampered table is flagged here) and nothing else."""
+        """A refused submission (a tampered table is flagged here) or a forbidden review or release
+        leaves one audit event (outcome refused) and nothing else."""
         try:
             with transaction(self.engine) as conn:
                 audit.record(conn, actor=actor.username, role="researcher", action=action, permit_id=permit_id,
@@ -455,6 +479,15 @@ class EgressService:
                              detail={"reason": str(err)[:500], "refusal": type(err).__name__})
         except Exception:  # the refusal itself must still reach the user
             log.exception("could not audit a refused submission")
+
+
+class _Denied(Exception):
+    """Carries a Forbidden out of a rolled-back transaction so that it can be audited."""
+
+    def __init__(self, err: Forbidden, permit_id: str):
+        super().__init__(str(err))
+        self.err = err
+        self.permit_id = permit_id
 
 
 HIDDEN = "(shown inside the permit's workspace and to output checkers until released)"

@@ -161,8 +161,10 @@ def test_flagged_then_suppressed_then_two_approvals_then_member_download(hub, pe
     assert actions == [
         ("egress.create", "ok"), ("egress.submit", "ok"), ("egress.check", "ok"),
         ("egress.resubmit", "ok"), ("egress.check", "ok"),
+        ("egress.review", "refused"), ("egress.review", "refused"),  # erin (a member), alice (the author)
         ("egress.review", "ok"), ("egress.download", "refused"),  # not released yet
-        ("egress.review", "ok"), ("egress.approve", "ok"), ("egress.release", "ok"),
+        ("egress.review", "ok"), ("egress.approve", "ok"), ("egress.release", "refused"),  # erin
+        ("egress.release", "ok"),
         ("egress.download", "ok"), ("egress.download", "ok"), ("egress.download", "refused"),
         ("egress.download", "refused"),
     ]
