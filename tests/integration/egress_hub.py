@@ -16,7 +16,6 @@ scopes a workspace server token or a browser session would carry: a workspace to
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
