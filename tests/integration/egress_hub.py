@@ -7,6 +7,7 @@ People (groups → custom scopes, as in the SPE hub config):
   mallory       researcher, not a member of P
   carol, dave   output checkers, not members
   erin          output checker who is ALSO a researcher member of P (must not review it)
+  olga          operator (custom:spe:operate): sees every DP budget row of a permit
 
 Tokens are minted through the hub API by a test service (`test-admin`), with exactly the
 scopes a workspace server token or a browser session would carry: a workspace token holds
@@ -102,10 +103,12 @@ def hub_config(tmp: Path, *, home: Path, db_url: str, public_port: int, hub_port
     groups = {
         "researchers": {"users": ["alice", "bob", "mallory", "erin"]},
         "output-checkers": {"users": ["carol", "dave", "erin"]},
+        "operators": {"users": ["olga"]},
     }
     roles = [
         {"name": "spe-researchers", "scopes": ["self", "access:services!service=egress", *RESEARCHER_SCOPES], "groups": ["researchers"]},
         {"name": "spe-output-checkers", "scopes": ["self", "access:services!service=egress", *CHECKER_SCOPES], "groups": ["output-checkers"]},
+        {"name": "spe-operators", "scopes": ["self", "custom:spe:operate"], "groups": ["operators"]},
         {"name": "test-admin", "services": ["test-admin"], "scopes": ["admin:users", "tokens", "list:users"]},
     ]
     env = {"SPE_HOME": str(home), "SPE_DB_URL": db_url, "PYTHONPATH": str(REPO)}
@@ -115,7 +118,7 @@ def hub_config(tmp: Path, *, home: Path, db_url: str, public_port: int, hub_port
          "oauth_client_allowed_scopes": sorted(CHECKER_SCOPES + RESEARCHER_SCOPES)},
         {"name": "test-admin", "api_token": admin_token},
     ]
-    custom = {s: {"description": s} for s in CHECKER_SCOPES + RESEARCHER_SCOPES}
+    custom = {s: {"description": s} for s in CHECKER_SCOPES + RESEARCHER_SCOPES + ["custom:spe:operate"]}
     return "\n".join([
         f"c.JupyterHub.bind_url = 'http://127.0.0.1:{public_port}'",
         f"c.JupyterHub.hub_bind_url = 'http://127.0.0.1:{hub_port}'",

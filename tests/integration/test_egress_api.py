@@ -358,6 +358,10 @@ def test_dp_answers_are_held_for_review_unless_the_permit_auto_releases(hub, peo
     assert req["versions"][-1]["files"][0]["name"].startswith("dp-count-")
     after = people["alice_ws"].get("api/dp/budget").json()
     assert after["epsilon_spent"] > before["epsilon_spent"]
+    olga = Client(hub, hub.user_token("olga", ["custom:spe:operate"]))
+    rows = olga.get(f"api/dp/budget?permit={PERMIT}").json()["budgets"]
+    assert [r["epsilon_spent"] for r in rows] == [after["epsilon_spent"]]
+    assert people["mallory"].get(f"api/dp/budget?permit={PERMIT}").status_code == 403  # not a member
 
     store = PermitStore(make_engine(hub.db_url))
     doc = dict(store.get(PERMIT).document)
