@@ -23,6 +23,7 @@ from tests.integration.egress_hub import (CHECKER_SCOPES, COUNT_SQL, REPO, RESEA
                                           hub, suppressed)  # noqa: F401
 
 CHROMIUM = "/usr/bin/chromium"
+expect.set_options(timeout=30_000)  # OAuth redirects on a loaded CI machine
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
