@@ -60,6 +60,15 @@ def main(argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
         return err.exit_code
+    except Exception as err:  # a failure: one line for the user, the detail in the log
+        log.debug("command failed", exc_info=True)
+        print(f"spe: failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''} "
+              f"(details: {settings.log_file}; rerun with --verbose)", file=sys.stderr)
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        return 3
     except KeyboardInterrupt:
         print("spe: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,1 @@
+"""Source datasets: descriptors (disclosure class per column), introspection and the registry."""

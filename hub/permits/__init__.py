@@ -1,0 +1,1 @@
+"""Permits as code: schema, model, lifecycle table, cohort compiler, registry store."""

@@ -1,0 +1,124 @@
+"""Permit registry: apply (idempotent, versioned), read, and lifecycle transitions.
+
+The only code that changes permit rows. Every change writes its audit event in the same
+transaction, so the registry and the trail cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from hub import audit
+from hub.audit.store import utc_now_iso
+from hub.datasets.registry import get_dataset
+from hub.exceptions import Conflict, NotFound
+from hub.permits.lifecycle import AUDIT_ACTION, ENDED, check_transition
+from hub.permits.model import Permit, check_against_dataset, document_digest, parse_permit
+from hub.registry_tables import permit_versions, permits
+from hub.yamlio import load_yaml_file
+
+
+class PermitStore:
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+
+    # --- reading -------------------------------------------------------------------------
+    def get(self, permit_id: str) -> Permit:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(permits).where(permits.c.id == permit_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"no permit {permit_id!r}")
+        return _to_permit(row)
+
+    def list(self, status: str | None = None) -> list[Permit]:
+        q = sa.select(permits).order_by(permits.c.id)
+        if status:
+            q = q.where(permits.c.status == status)
+        with self.engine.connect() as conn:
+            return [_to_permit(r) for r in conn.execute(q).mappings().all()]
+
+    def active_for_user(self, username: str, today: date | None = None) -> list[Permit]:
+        """Active permits the user is a member of, within their validity dates."""
+        today = today or date.today()
+        return [p for p in self.list(status="active")
+                if p.is_member(username) and p.valid_from <= today <= p.valid_until]
+
+    def versions(self, permit_id: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(permit_versions.c.version, permit_versions.c.sha256,
+                                          permit_versions.c.applied_at, permit_versions.c.applied_by)
+                                .where(permit_versions.c.permit_id == permit_id)
+                                .order_by(permit_versions.c.version)).mappings().all()
+        return [dict(r) for r in rows]
+
+    # --- changing ------------------------------------------------------------------------
+    def apply_file(self, path: str | Path, actor: str, today: date | None = None) -> tuple[Permit, str]:
+        return self.apply(load_yaml_file(path, "permit"), actor, today=today)
+
+    def apply(self, raw: dict, actor: str, today: date | None = None) -> tuple[Permit, str]:
+        """Store a permit document. Returns (permit, "created" | "updated" | "unchanged").
+
+        A new permit is created as draft and activated at once if today is within its
+        validity; a changed document becomes a new version; the same document is a no-op.
+        """
+        permit = parse_permit(raw)
+        dataset = get_dataset(self.engine, permit.dataset)
+        check_against_dataset(permit, dataset.schema)
+        doc_json = json.dumps(permit.document, sort_keys=True)
+        digest = document_digest(permit.document)
+        today = today or date.today()
+        now = utc_now_iso()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(permits).where(permits.c.id == permit.id)).mappings().first()
+            if row is not None and document_digest(json.loads(row["document_json"])) == digest:
+                return _to_permit(row), "unchanged"
+            if row is not None and row["status"] in ENDED:
+                raise Conflict(f"permit {permit.id} is {row['status']}; an ended permit cannot be changed")
+            version = 1 if row is None else row["version"] + 1
+            if row is None:
+                status = "draft"
+                conn.execute(permits.insert().values(id=permit.id, version=version, status=status,
+                                                     document_json=doc_json, updated_at=now))
+                audit.record(conn, actor=actor, role="operator", action="permit.create", permit_id=permit.id,
+                             detail={"version": version, "sha256": digest, "dataset": permit.dataset,
+                                     "purpose": permit.purpose})
+                outcome = "created"
+            else:
+                status = row["status"]
+                conn.execute(permits.update().where(permits.c.id == permit.id)
+                             .values(version=version, document_json=doc_json, updated_at=now))
+                audit.record(conn, actor=actor, role="operator", action="permit.update", permit_id=permit.id,
+                             detail={"version": version, "sha256": digest, "previous_version": row["version"]})
+                outcome = "updated"
+            conn.execute(permit_versions.insert().values(permit_id=permit.id, version=version, sha256=digest,
+                                                         document_json=doc_json, applied_at=now, applied_by=actor))
+            if status == "draft" and permit.valid_from <= today <= permit.valid_until:
+                status = self._transition(conn, permit.id, status, "activate", actor, "valid from " + str(permit.valid_from))
+        return permit.with_state(version=version, status=status), outcome
+
+    def transition(self, permit_id: str, action: str, actor: str, reason: str = "") -> Permit:
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(permits).where(permits.c.id == permit_id)).mappings().first()
+            if row is None:
+                raise NotFound(f"no permit {permit_id!r}")
+            self._transition(conn, permit_id, row["status"], action, actor, reason)
+        return self.get(permit_id)
+
+    def _transition(self, conn: sa.Connection, permit_id: str, state: str, action: str, actor: str, reason: str) -> str:
+        new = check_transition(state, action)
+        updated = conn.execute(permits.update().where(permits.c.id == permit_id, permits.c.status == state)
+                               .values(status=new, updated_at=utc_now_iso()))
+        if updated.rowcount != 1:
+            raise Conflict(f"permit {permit_id} changed concurrently; try again")
+        audit.record(conn, actor=actor, role="operator", action=AUDIT_ACTION[action], permit_id=permit_id,
+                     detail={"from": state, "to": new, "reason": reason})
+        return new
+
+
+def _to_permit(row) -> Permit:
+    permit = parse_permit(json.loads(row["document_json"]))
+    return permit.with_state(version=row["version"], status=row["status"])

@@ -1,0 +1,1 @@
+"""Workspace spawners: the pure container/pod spec builder shared by Docker and Kubernetes."""
