@@ -5,7 +5,8 @@ enforce NetworkPolicy silently allows everything, so the pod also locks its own 
 namespace before the notebook starts. The init container (NET_ADMIN, nothing else) runs the
 script built here; the notebook container has no capabilities and cannot undo the rules.
 
-Pure: builds argument lists and a shell script, runs nothing. Imports only the standard library.
+Pure: builds argument lists and a shell script, runs nothing. Imports only the standard
+library and hub.exceptions (never kubernetes, docker or egress).
 """
 
 from __future__ import annotations
