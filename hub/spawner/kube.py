@@ -111,8 +111,11 @@ def make_kube_overrides(spec: WorkspaceSpec, *, extracts_claim: str, workspace_l
         "image": spec.image,
         "environment": dict(spec.env),
         "mem_limit": spec.mem_limit_bytes,
-        "mem_guarantee": None,
+        # Memory is requested in full (an OOM kill loses a researcher's session); CPU is
+        # requested at a tenth of the limit so idle workspaces do not reserve whole cores.
+        "mem_guarantee": spec.mem_limit_bytes,
         "cpu_limit": spec.cpu_limit,
+        "cpu_guarantee": round(spec.cpu_limit / 10, 3),
         "extra_labels": labels,
         "uid": spec.uid,
         "gid": spec.uid,

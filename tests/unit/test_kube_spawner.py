@@ -51,8 +51,10 @@ async def test_pod_is_locked_down(kubeconfig):
 
 async def test_resource_limits_come_from_the_permit(kubeconfig):
     _, pod = await pod_for(make_permit())
-    limits = container(pod)["resources"]["limits"]
+    resources = container(pod)["resources"]
+    limits, requests = resources["limits"], resources["requests"]
     assert int(limits["memory"]) == 2 * 1024**3 and float(limits["cpu"]) == 1.5
+    assert int(requests["memory"]) == 2 * 1024**3 and float(requests["cpu"]) == 0.15
 
 
 async def test_labels_select_the_workspace_network_policy(kubeconfig):
