@@ -45,6 +45,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+READ_ONLY = {"list", "show", "log", "verify", "timeline", "export", "verify-pack"}
+
+
+def _command_name(args) -> str:
+    parts = [args.command] + [v for k, v in sorted(vars(args).items()) if k.endswith("_cmd") and v]
+    return ".".join(parts)
+
+
+def _audit_refusal(settings: Settings, args, err: SpeError) -> None:
+    """A refused operator action is itself evidence (who tried what); best effort, never masks the error."""
+    name = _command_name(args)
+    if name.split(".")[-1] in READ_ONLY or args.command == "synth":
+        return
+    try:
+        from hub import audit
+        from hub.db import make_engine
+
+        with make_engine(settings.db_url).begin() as conn:
+            audit.record(conn, actor=settings.actor, role="operator", action=f"cli.{name}", outcome="refused",
+                         permit_id=getattr(args, "permit_id", None), detail={"error": str(err)[:500]})
+    except Exception:  # the registry itself may be what failed
+        log.debug("could not audit the refusal", exc_info=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -55,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except SpeError as err:
         log.debug("command failed", exc_info=True)
         print(f"spe: error: {err}", file=sys.stderr)
+        _audit_refusal(settings, args, err)
         if args.verbose:
             import traceback
 

@@ -44,6 +44,7 @@ SCHEMA = {
         "description": {"type": "string"},
         "person_table": {"type": "string"},
         "person_key": {"type": "string"},
+        "national_id_column": {"type": "string", "description": "person-table column opt-outs are matched on"},
         "default_class": {"enum": list(CLASSES)},
         "tables": {
             "type": "object",
@@ -94,6 +95,7 @@ class Descriptor:
     default_class: str
     tables: dict  # table -> {"default_class": str|None, "max_per_person": int|None, "columns": {col: ColumnInfo}}
     description: str = ""
+    national_id_column: str = "person_source_value"
     raw: dict = field(default_factory=dict, compare=False)
 
     def column(self, table: str, column: str) -> ColumnInfo:
@@ -139,5 +141,6 @@ def parse_descriptor(doc: dict) -> Descriptor:
         default_class=doc.get("default_class", "quasi_identifier"),
         tables=tables,
         description=doc.get("description", ""),
+        national_id_column=doc.get("national_id_column", "person_source_value").lower(),
         raw=doc,
     )

@@ -59,7 +59,8 @@ def make_schema(descriptor: Descriptor, tables: dict[str, dict]) -> dict:
                                    field=f"tables.{tname}.columns.{cname}")
     if descriptor.person_table not in tables:
         raise InvalidInput(f"person table {descriptor.person_table!r} is not in the source", field="person_table")
-    out = {"person_table": descriptor.person_table, "person_key": descriptor.person_key, "tables": {}}
+    out = {"person_table": descriptor.person_table, "person_key": descriptor.person_key,
+           "national_id_column": descriptor.national_id_column, "tables": {}}
     for tname, t in tables.items():
         tdesc = descriptor.tables.get(tname, {})
         cols = {}

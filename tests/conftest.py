@@ -1,0 +1,43 @@
+"""Shared fixtures: an isolated SPE home with its own SQLite registry, and the Eunomia example."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hub.db import dispose_engines, make_engine
+from hub.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "permits"
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    s = Settings(home=tmp_path / "spe", db_url=f"sqlite:///{tmp_path / 'spe' / 'registry.db'}", actor="tester")
+    s.ensure_dirs()
+    yield s
+    dispose_engines()
+
+
+@pytest.fixture
+def engine(settings):
+    return make_engine(settings.db_url)
+
+
+@pytest.fixture
+def eunomia(engine):
+    from hub.datasets.example import DESCRIPTOR, eunomia_path
+    from hub.datasets.registry import add_dataset
+
+    ds, _ = add_dataset(engine, name="eunomia", kind="omop-duckdb", source=eunomia_path(),
+                        descriptor_path=DESCRIPTOR, actor="tester")
+    return ds
+
+
+def copy_example(name: str, dest: Path) -> Path:
+    target = dest / name
+    shutil.copy(EXAMPLES / name, target)
+    return target
