@@ -157,16 +157,6 @@ def check_user_options(options: dict) -> None:
     raise Refused(f"workspace options are fixed by the permit; refusing {', '.join(which)}")
 
 
-def current_extract_relpath(extracts_dir: Path, permit_id: str) -> str:
-    """`<permit>/<version>` of the newest complete extract (a manifest.json marks completion)."""
-    base = extracts_dir / permit_id
-    versions = sorted((int(d.name) for d in base.iterdir() if d.name.isdigit() and (d / "manifest.json").is_file()),
-                      reverse=True) if base.is_dir() else []
-    if not versions:
-        raise Refused(f"permit {permit_id} has no provisioned extract yet; ask the operator to provision it")
-    return f"{permit_id}/{versions[0]}"
-
-
 class PermitKubeSpawner(KubeSpawner):
     """KubeSpawner that builds each workspace pod from the permit named by the server name."""
 
@@ -196,16 +186,26 @@ class PermitKubeSpawner(KubeSpawner):
     max_cpu_limit = Float(8.0, config=True, help="Largest CPU limit a permit may ask for.")
 
     # --- the doors to the outside (a test subclass replaces these, nothing else) ----------
-    def load_permit(self, permit_id: str):
+    def _engine(self):
         from hub.db import make_engine
-        from hub.permits.store import PermitStore
         from hub.settings import Settings
 
         settings = Settings.from_env(home=self.spe_home, db_url=self.spe_db_url or None, env={})
-        return PermitStore(make_engine(settings.db_url)).get(permit_id)
+        return make_engine(settings.db_url)
+
+    def load_permit(self, permit_id: str):
+        from hub.permits.store import PermitStore
+
+        return PermitStore(self._engine()).get(permit_id)
 
     def load_extract_relpath(self, permit) -> str:
-        return current_extract_relpath(Path(self.spe_home) / "extracts", permit.id)
+        """`<permit>/<version>` of the current extract, from the registry (not the directory)."""
+        from hub.provision.extracts import current_extract_relpath
+
+        relpath = current_extract_relpath(self._engine(), permit.id)
+        if relpath is None:
+            raise Refused(f"permit {permit.id} has no provisioned extract yet; ask the operator to provision it")
+        return relpath
 
     def resolve_endpoint(self, hostport: str) -> tuple[str, int]:
         host, _, port = hostport.rpartition(":")
