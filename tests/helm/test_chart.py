@@ -159,22 +159,38 @@ def _mounts(spec):
     return [(m, vols[m["name"]]) for c in spec["containers"] for m in c.get("volumeMounts", [])]
 
 
-def test_extracts_and_keys_mounts(rendered):
-    docs = rendered["default-values.yaml"]
+def _is_keys(vol):
+    return (vol.get("secret", {}).get("secretName") in (f"{RELEASE}-keys", "spe-operator-keys")
+            or vol.get("persistentVolumeClaim", {}).get("claimName") == f"{RELEASE}-keys")
+
+
+@pytest.mark.parametrize("values_file", CI_FILES)
+def test_extracts_and_keys_mounts(rendered, values_file):
+    docs = rendered[values_file]
+    keys_in_pvc = values_file == "sqlite-pvc-values.yaml"
     specs = {n: s for n, _, s in pod_specs(docs)}
+    keys_users = set()
     for name, spec in specs.items():
         for mount, vol in _mounts(spec):
-            if "secret" in vol and vol["secret"]["secretName"] == f"{RELEASE}-keys":
-                assert mount["readOnly"] is True and name != f"{RELEASE}-proxy", name
+            if _is_keys(vol):
+                keys_users.add(name)
+                # only the hub may write keys, and only when they live on a PVC
+                assert mount["readOnly"] is not (name == f"{RELEASE}-hub" and keys_in_pvc), name
             claim = vol.get("persistentVolumeClaim", {}).get("claimName")
             if claim == f"{RELEASE}-extracts" and name != f"{RELEASE}-hub":
                 # only the hub (provisioning) writes extracts; everyone else reads
                 assert mount["readOnly"] is True and vol["persistentVolumeClaim"]["readOnly"] is True, name
-    keys_users = sorted(n for n, s in specs.items()
-                        if any(v.get("secret", {}).get("secretName") == f"{RELEASE}-keys" for v in s.get("volumes", [])))
-    assert keys_users == [f"{RELEASE}-egress", f"{RELEASE}-hub"]
+    assert keys_users == {f"{RELEASE}-egress", f"{RELEASE}-hub"}
     pvcs = {d["metadata"]["name"] for d in find(docs, "PersistentVolumeClaim")}
-    assert pvcs == {f"{RELEASE}-extracts", f"{RELEASE}-state", f"{RELEASE}-egress-store"}
+    expected = {f"{RELEASE}-extracts", f"{RELEASE}-egress-store"}
+    if values_file != "postgres-values.yaml":
+        expected.add(f"{RELEASE}-state")
+    if keys_in_pvc:
+        expected.add(f"{RELEASE}-keys")
+    assert pvcs == expected
+    # a chart-made keys Secret exists only when no other key source is named
+    made = {d["metadata"]["name"] for d in find(docs, "Secret")}
+    assert (f"{RELEASE}-keys" in made) is (values_file in ("default-values.yaml", "postgres-values.yaml"))
 
 
 def test_postgres_url_from_secret_and_no_state_pvc(rendered):

@@ -103,3 +103,13 @@ policy/v1
 policy/v1beta1
 {{- end -}}
 {{- end }}
+
+{{/* The key volume: a Secret (read-only by nature) or a PVC. Never referenced by a workspace. */}}
+{{- define "spe.keys.volume" -}}
+- name: keys
+{{- if eq .Values.keys.store "pvc" }}
+  persistentVolumeClaim: {claimName: {{ include "spe.name" . }}-keys}
+{{- else }}
+  secret: {secretName: {{ include "spe.keys.name" . }}, defaultMode: 0400}
+{{- end }}
+{{- end }}
