@@ -57,7 +57,8 @@ def test_hub_service_account_manages_pods_only_in_its_namespace(tools, cluster, 
     assert can_i(tools, cluster, namespace, "create", "pods", "-n", "default") == "no"
     assert can_i(tools, cluster, namespace, "list", "pods", "--all-namespaces") == "no"
     assert can_i(tools, cluster, namespace, "get", "secrets", "-n", namespace) == "no"
-    assert can_i(tools, cluster, namespace, "create", "pods/exec", "-n", namespace) == "no"
+    # `pods/exec` would be read as the resource "pods"; a subresource must be named as such
+    assert can_i(tools, cluster, namespace, "create", "pods", "--subresource=exec", "-n", namespace) == "no"
     assert can_i(tools, cluster, namespace, "patch", "pods", "-n", namespace) == "no"
     assert can_i(tools, cluster, namespace, "create", "rolebindings", "-n", namespace) == "no"
     assert can_i(tools, cluster, namespace, "create", "networkpolicies", "-n", namespace) == "no"
