@@ -98,6 +98,10 @@ up_control_plane() {
 
 up_node() {
   local d="$RUN/pki"
+  if [ ! -x /usr/lib/cni/bridge ]; then
+    log "installing containernetworking-plugins (CNI bridge, host-local, portmap)"
+    apt-get install -y -qq --no-install-recommends containernetworking-plugins >/dev/null
+  fi
   mkdir -p "$RUN/containerd" "$RUN/cni/net.d" "$RUN/kubelet"
   cat >"$RUN/containerd/config.toml" <<TOML
 version = 2

@@ -85,11 +85,12 @@ def check_subpath(relpath: str) -> str:
 
 def make_kube_overrides(spec: WorkspaceSpec, *, extracts_claim: str, workspace_labels: dict,
                         lock_script: str | None, netlock_image: str = "",
-                        netlock_pull_policy: str = "IfNotPresent") -> dict:
+                        netlock_pull_policy: str = "IfNotPresent", host_aliases: dict | None = None) -> dict:
     """KubeSpawner trait values for one permit workspace (pure).
 
     `lock_script` None means no init container (only for an operator who disabled it; the
-    chart enables it by default).
+    chart enables it by default). `host_aliases` ({hostname: ip}) go into the pod's /etc/hosts,
+    so the hub and egress names resolve without DNS, which workspaces do not get by default.
     """
     subpath = check_subpath(spec.extract_relpath)
     labels = {**spec.labels, **workspace_labels}
@@ -137,8 +138,17 @@ def make_kube_overrides(spec: WorkspaceSpec, *, extracts_claim: str, workspace_l
         },
         "init_containers": init,
         # No Service env vars: a workspace learns no addresses beyond the two it is given.
-        "extra_pod_config": {"enableServiceLinks": False},
+        "extra_pod_config": {"enableServiceLinks": False, **_host_aliases(host_aliases or {})},
     }
+
+
+def _host_aliases(aliases: dict) -> dict:
+    if not aliases:
+        return {}
+    by_ip: dict[str, list[str]] = {}
+    for host, ip in sorted(aliases.items()):
+        by_ip.setdefault(ip, []).append(host)
+    return {"hostAliases": [{"ip": ip, "hostnames": hosts} for ip, hosts in sorted(by_ip.items())]}
 
 
 # Trait names a permit or user option may never set: they would move the pod out of its
@@ -223,12 +233,19 @@ class PermitKubeSpawner(KubeSpawner):
         raise InvalidInput("no nameserver in /etc/resolv.conf; set PermitKubeSpawner.dns_server", field="dns_server")
 
     # --- building ------------------------------------------------------------------------
-    def make_lock_script(self) -> str:
-        allowed = [self.resolve_endpoint(s) for s in (self.hub_service, self.egress_service) if s]
-        if not allowed:
+    def resolve_services(self) -> dict[str, tuple[str, int]]:
+        """{host: (ip, port)} of the hub and egress services, resolved once per spawn."""
+        out = {}
+        for hostport in (self.hub_service, self.egress_service):
+            if hostport:
+                out[hostport.rpartition(":")[0]] = self.resolve_endpoint(hostport)
+        if not out:
             raise InvalidInput("the egress lock needs hub_service and egress_service", field="hub_service")
+        return out
+
+    def make_lock_script(self, services: dict[str, tuple[str, int]]) -> str:
         dns = [self.resolve_dns_server()] if self.allow_dns else []
-        return netlock.make_lock_script(netlock.make_lock_rules(allowed, self.allow_dns, dns))
+        return netlock.make_lock_script(netlock.make_lock_rules(list(services.values()), self.allow_dns, dns))
 
     async def load_user_options(self):
         """Apply the permit instead of profiles: the only source of the pod's shape."""
@@ -246,11 +263,13 @@ class PermitKubeSpawner(KubeSpawner):
         settings = SpawnSettings(image=self.image, egress_url=f"http://{self.egress_service}" if self.egress_service else "",
                                  max_mem_limit=self.max_mem_limit, max_cpu_limit=self.max_cpu_limit)
         spec = make_workspace_spec(permit, self.user.name, relpath, settings)
-        lock = self.make_lock_script() if self.netlock_enabled else None
+        services = self.resolve_services()
+        lock = self.make_lock_script(services) if self.netlock_enabled else None
         overrides = make_kube_overrides(spec, extracts_claim=self.extracts_claim,
                                         workspace_labels=self.workspace_labels, lock_script=lock,
                                         netlock_image=self.netlock_image or self.image,
-                                        netlock_pull_policy=self.netlock_image_pull_policy)
+                                        netlock_pull_policy=self.netlock_image_pull_policy,
+                                        host_aliases={h: ip for h, (ip, _) in services.items()})
         if not self.extracts_claim:
             raise InvalidInput("extracts_claim is not set", field="PermitKubeSpawner.extracts_claim")
         for name, value in overrides.items():

@@ -82,6 +82,12 @@ async def test_init_container_locks_egress_with_only_net_admin(kubeconfig):
     assert not init.get("env") and [m["mountPath"] for m in init["volumeMounts"]] == ["/run"]
 
 
+async def test_hub_and_egress_names_resolve_without_dns(kubeconfig):
+    _, pod = await pod_for(make_permit())
+    assert pod["spec"]["hostAliases"] == [{"ip": "10.96.0.10", "hostnames": ["spe-hub"]},
+                                          {"ip": "10.96.0.11", "hostnames": ["spe-egress"]}]
+
+
 async def test_dns_allowed_only_to_cluster_resolver(kubeconfig):
     _, pod = await pod_for(make_permit(), allow_dns=True)
     script = pod["spec"]["initContainers"][0]["command"][2]
