@@ -19,6 +19,7 @@ ETCD_PORT=23790
 API_PORT="${SPE_K8S_API_PORT:-16443}"
 SERVICE_CIDR=10.254.0.0/24
 POD_CIDR=10.253.0.0/16
+DNS_IP=10.253.0.1  # the bridge gateway; dnsmasq answers there for <svc>.<ns>.svc.cluster.local
 export PATH="$BIN:$PATH"
 log() { echo "k8s-cluster: $*" >&2; }
 
@@ -122,6 +123,11 @@ TOML
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_CIDR"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
   {"type": "portmap", "capabilities": {"portMappings": true}}]}
 CNI
+  # The bridge exists before any pod, so the DNS stand-in can listen on its address.
+  if ! ip link show spe-k8s0 >/dev/null 2>&1; then
+    ip link add spe-k8s0 type bridge && ip addr add "$DNS_IP/16" dev spe-k8s0 && ip link set spe-k8s0 up
+  fi
+  up_dns
   start containerd containerd --config "$RUN/containerd/config.toml"
   wait_for containerd 30 ctr --address "$RUN/containerd/containerd.sock" version
   # the pause image: the static binary from the source tree, as a one-file image
@@ -139,7 +145,8 @@ CNI
     --anonymous-auth=false --client-ca-file "$d/ca.crt" --authorization-mode AlwaysAllow \
     --read-only-port 0 --pod-infra-container-image k8s.gcr.io/pause:3.2 \
     --eviction-hard 'nodefs.available<1%,imagefs.available<1%,memory.available<100Mi' \
-    --cgroups-per-qos=false --enforce-node-allocatable= --pod-max-pids 1024
+    --cgroups-per-qos=false --enforce-node-allocatable= --pod-max-pids 1024 \
+    --cluster-dns "$DNS_IP" --cluster-domain cluster.local
   wait_for node 90 sh -c "kubectl --kubeconfig '$RUN/admin.kubeconfig' get node localhost -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True"
   start kube-proxy kube-proxy --kubeconfig "$RUN/proxy.kubeconfig" --hostname-override localhost \
     --proxy-mode iptables --cluster-cidr "$POD_CIDR" --metrics-bind-address 127.0.0.1:10249 --healthz-bind-address 127.0.0.1:10256
@@ -148,8 +155,24 @@ CNI
   iptables -C FORWARD -o spe-k8s0 -j ACCEPT 2>/dev/null || iptables -I FORWARD -o spe-k8s0 -j ACCEPT
 }
 
+# No CoreDNS in our registries: dnsmasq (Debian) serves Service names from a hosts file that a
+# small loop keeps in sync with the API (the job kube-dns does); other names go to the host's resolver.
+up_dns() {
+  command -v dnsmasq >/dev/null || { log "installing dnsmasq-base"; apt-get install -y -qq --no-install-recommends dnsmasq-base >/dev/null; }
+  mkdir -p "$RUN/dns"; : >"$RUN/dns/hosts"
+  local upstream; upstream="$(awk '/^nameserver/{print $2; exit}' /etc/resolv.conf)"
+  start dnsmasq dnsmasq --keep-in-foreground --no-resolv --no-hosts --server="$upstream" \
+    --listen-address="$DNS_IP" --bind-interfaces --addn-hosts="$RUN/dns/hosts" --user=root --pid-file= --cache-size=0
+  start dns-sync bash -c '
+    while sleep 2; do
+      kubectl --kubeconfig "$0/admin.kubeconfig" get svc -A -o jsonpath="{range .items[*]}{.spec.clusterIP} {.metadata.name}.{.metadata.namespace}.svc.cluster.local{\"\n\"}{end}" 2>/dev/null \
+        | grep -v "^None " >"$0/dns/hosts.new" || continue
+      if ! cmp -s "$0/dns/hosts.new" "$0/dns/hosts"; then mv "$0/dns/hosts.new" "$0/dns/hosts"; kill -HUP "$(cat "$0/pid/dnsmasq")"; fi
+    done' "$RUN"
+}
+
 down() {
-  for name in kube-proxy kubelet containerd scheduler controller-manager apiserver etcd; do
+  for name in dns-sync dnsmasq kube-proxy kubelet containerd scheduler controller-manager apiserver etcd; do
     local f="$RUN/pid/$name"
     [ -f "$f" ] || continue
     kill "$(cat "$f")" 2>/dev/null || true
