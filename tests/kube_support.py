@@ -11,9 +11,9 @@ import pytest
 from jupyterhub import orm
 from kubernetes_asyncio.client import ApiClient
 
-from hub.exceptions import NotFound
 from hub.permits.model import Member, Permit, Resources
 from hub.spawner.kube import PermitKubeSpawner
+from hub.spawner.servernames import permit_id_for_server
 
 KUBECONFIG = """\
 apiVersion: v1
@@ -60,10 +60,8 @@ class RegistrySpawner(PermitKubeSpawner):
 
     permits: dict = {}
 
-    def load_permit(self, permit_id):
-        if permit_id not in self.permits:
-            raise NotFound(f"no permit {permit_id!r}")
-        return self.permits[permit_id]
+    def load_permit(self, server_name):
+        return self.permits[permit_id_for_server(list(self.permits), server_name)]
 
     def load_extract_relpath(self, permit):
         return f"{permit.id}/{permit.version}"

@@ -22,6 +22,7 @@ from traitlets import Bool, Dict, Float, Unicode
 
 from hub.exceptions import Forbidden, InvalidInput, NotFound, Refused
 from hub.spawner import netlock
+from hub.spawner.servernames import permit_id_for_server
 from hub.spawner.spec import DATA_DIR, WORK_DIR, SpawnSettings, WorkspaceSpec, make_workspace_spec
 
 DATA_VOLUME = "data"
@@ -203,10 +204,13 @@ class PermitKubeSpawner(KubeSpawner):
         settings = Settings.from_env(home=self.spe_home, db_url=self.spe_db_url or None, env={})
         return make_engine(settings.db_url)
 
-    def load_permit(self, permit_id: str):
+    def load_permit(self, server_name: str):
+        """The permit whose workspace (server) name this is: JupyterHub only accepts lower-case
+        slugs, permit ids may not be (hub.spawner.servernames maps them, refusing clashes)."""
         from hub.permits.store import PermitStore
 
-        return PermitStore(self._engine()).get(permit_id)
+        store = PermitStore(self._engine())
+        return store.get(permit_id_for_server([p.id for p in store.list()], server_name))
 
     def load_extract_relpath(self, permit) -> str:
         """`<permit>/<version>` of the current extract, from the registry (not the directory)."""
@@ -250,15 +254,15 @@ class PermitKubeSpawner(KubeSpawner):
     async def load_user_options(self):
         """Apply the permit instead of profiles: the only source of the pod's shape."""
         check_user_options(self.user_options or {})
-        permit_id = self.name
-        if not permit_id:
-            raise Refused("open a workspace from a permit: the server name must be the permit id")
+        server_name = self.name
+        if not server_name:
+            raise Refused("open a workspace from a permit: the server name must name the permit")
         if self.enable_user_namespaces:
             raise Forbidden("workspaces run in the hub's namespace only (enable_user_namespaces is on)")
         try:
-            permit = self.load_permit(permit_id)
+            permit = self.load_permit(server_name)
         except NotFound:
-            raise Forbidden(f"no permit {permit_id!r}") from None
+            raise Forbidden(f"no permit opens as workspace {server_name[:64]!r}") from None
         relpath = self.load_extract_relpath(permit)
         settings = SpawnSettings(image=self.image, egress_url=f"http://{self.egress_service}" if self.egress_service else "",
                                  max_mem_limit=self.max_mem_limit, max_cpu_limit=self.max_cpu_limit)

@@ -11,6 +11,7 @@ from hub.exceptions import Refused
 from hub.permits.store import PermitStore
 from hub.provision.run import provision
 from hub.spawner.kube import PermitKubeSpawner
+from hub.spawner.servernames import server_name_for
 from tests.conftest import EXAMPLES
 from tests.kube_support import Hub, User, kubeconfig  # noqa: F401
 
@@ -33,7 +34,7 @@ def registry(engine, eunomia):
 
 def spawner(settings, permit_id, user="bob"):
     return ClusterDnsSpawner(
-        user=User(user), hub=Hub(), orm_spawner=orm.Spawner(name=permit_id), namespace="spe",
+        user=User(user), hub=Hub(), orm_spawner=orm.Spawner(name=server_name_for(permit_id)), namespace="spe",
         image="spe/workspace:0.1.0", spe_home=str(settings.home), spe_db_url=settings.db_url,
         extracts_claim="spe-extracts", workspace_labels={"spe.io/role": "workspace"},
         hub_service="spe-hub:8081", egress_service="spe-egress:8090", netlock_image="spe/hub:0.1.0")

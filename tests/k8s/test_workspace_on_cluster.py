@@ -25,6 +25,7 @@ from tests.k8s.conftest import RUN, khelm, kubectl
 HUB_IMAGE = os.environ.get("SPE_K8S_HUB_IMAGE", "spe/hub:0.1.0")
 WS_IMAGE = os.environ.get("SPE_K8S_WORKSPACE_IMAGE", "spe/workspace:0.1.0")
 PERMIT = "DEMO-2026-001"
+SERVER = "demo-2026-001"  # JupyterHub server names are lower-case slugs (hub.spawner.servernames)
 TOKEN = secrets.token_hex(16)
 
 
@@ -123,12 +124,12 @@ def test_permit_workspace_is_isolated(tools, cluster, namespace, volumes, tmp_pa
         api = f"http://{proxy_ip}/hub/api"
         auth = {"Authorization": f"token {TOKEN}"}
         requests.post(f"{api}/users/bob", headers=auth, timeout=30)
-        r = requests.post(f"{api}/users/bob/servers/{PERMIT}", headers=auth, timeout=60)
+        r = requests.post(f"{api}/users/bob/servers/{SERVER}", headers=auth, timeout=60)
         assert r.status_code in (201, 202), r.text
 
         def ready():
             user = requests.get(f"{api}/users/bob", headers=auth, timeout=30).json()
-            server = user.get("servers", {}).get(PERMIT)
+            server = user.get("servers", {}).get(SERVER)
             return server if server and server.get("ready") else None
 
         wait("workspace ready", 300, ready)
@@ -164,7 +165,7 @@ def test_permit_workspace_is_isolated(tools, cluster, namespace, volumes, tmp_pa
         host_ip = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()[0]
         assert connect(host_ip, 16443) != "open"      # the node / outside world
 
-        r = requests.delete(f"{api}/users/bob/servers/{PERMIT}", headers=auth, timeout=60)
+        r = requests.delete(f"{api}/users/bob/servers/{SERVER}", headers=auth, timeout=60)
         assert r.status_code in (202, 204), r.text
         wait("workspace pod gone", 180, lambda: kubectl(tools, cluster, "-n", namespace, "get", "pod", pod,
                                                          check=False).returncode != 0)

@@ -148,7 +148,7 @@ async def test_non_member_and_inactive_refused(kubeconfig):
 async def test_unknown_permit_and_default_server_refused(kubeconfig):
     with pytest.raises(Forbidden, match="no permit"):
         await pod_for(make_permit(), server="p-unknown")
-    with pytest.raises(Refused, match="server name must be the permit id"):
+    with pytest.raises(Refused, match="server name must name the permit"):
         await pod_for(make_permit(), server="")
 
 
