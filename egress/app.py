@@ -32,7 +32,11 @@ from traitlets.config import Application
 
 from egress.business import EgressService
 from egress.web import api, pages
+from egress.web.auditor import auditor_handlers
+from egress.web.base import BaseHandler
+from egress.web.register import register_handlers
 from hub.db import make_engine
+from hub.metrics import metrics_handlers
 from hub.settings import Settings
 
 HERE = Path(__file__).parent / "web"
@@ -133,6 +137,9 @@ def make_app(settings: Settings, *, service_prefix: str = "/services/egress/", m
             raise
     else:
         routes[:0] = dp_web.routes(p)
+    # public transparency register, read-only auditor pages (auditor scope), Prometheus metrics
+    routes[:0] = (register_handlers(p, engine) + auditor_handlers(p, engine, base=BaseHandler)
+                  + metrics_handlers(engine, p))
     return web.Application(
         routes,
         template_path=str(HERE / "templates"),

@@ -48,3 +48,7 @@ def from_response(status: int, body: dict | None, fallback: str) -> Refused:
     cls = {413: TooLarge, 403: Forbidden, 409: Conflict}.get(status, Refused)
     text = f"egress refused ({status}): {message}"
     return cls(text, status=status, reason=reason, field=field)
+
+
+# The name the DP client and the docs use for any refusal by the service.
+SpeRefused = Refused
