@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.spe-installed
 
-.PHONY: venv test test-unit bench clean images demo stop
+.PHONY: venv test test-unit test-helm test-k8s bench clean images demo stop
 
 venv: $(STAMP)
 
@@ -21,11 +21,21 @@ $(STAMP): pyproject.toml
 images: venv
 	$(PY) -m hub.images
 
+# tests/k8s needs a real cluster (make test-k8s); everything else runs here.
 test: venv
-	$(PY) -m pytest -ra $(PYTEST_ARGS)
+	$(PY) -m pytest -ra --ignore=tests/k8s $(PYTEST_ARGS)
 
 test-unit: venv
 	$(PY) -m pytest -ra tests/unit $(PYTEST_ARGS)
+
+# Helm chart: lint, render, kubernetes-validate, checkov (tools cached in ~/.cache/spe/bin).
+test-helm: venv
+	$(PY) -m pytest -ra tests/helm $(PYTEST_ARGS)
+
+# Real single-node Kubernetes v1.20.2 built from Debian's source package (first build 7-15 min,
+# cached in ~/.cache/spe/k8s-1.20.2), started and stopped by the tests.
+test-k8s: venv
+	$(PY) -m pytest -ra tests/k8s $(PYTEST_ARGS)
 
 bench: venv
 	@mkdir -p bench/results

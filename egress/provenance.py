@@ -444,12 +444,11 @@ def _run_evidence(sandbox: Sandbox, plan: _Plan, top_n: int, recomputed: pa.Tabl
     measures = range(len(plan.measure_names))
     per_person = ", ".join(
         [f"count(spe_m{j}) AS spe_n{j}, sum(spe_m{j}) AS spe_c{j}, "
-         f"count(*) FILTER (WHERE spe_m{j} IS NULL) AS spe_miss{j}, "
-         f"count(*) FILTER (WHERE spe_m{j} < 0) AS spe_neg{j}"
+         f"count(*) - count(spe_m{j}) AS spe_miss{j}, count_if(spe_m{j} < 0) AS spe_neg{j}"
          if plan.aggregates[j] != "count" else f"count(spe_m{j}) AS spe_n{j}"
          for j in measures])
     per_cell = ", ".join(
-        [f"count(*) FILTER (WHERE spe_n{j} > 0 AND spe_p IS NOT NULL) AS spe_persons{j}"
+        [f"count_if(spe_n{j} > 0 AND spe_p IS NOT NULL) AS spe_persons{j}"
          + (f", sum(spe_c{j}) AS spe_total{j}, max(spe_c{j}, {top_n}) AS spe_top{j}, "
             f"sum(spe_miss{j}) AS spe_miss{j}, sum(spe_neg{j}) AS spe_neg{j}"
             if plan.aggregates[j] != "count" else "")
@@ -463,8 +462,7 @@ def _run_evidence(sandbox: Sandbox, plan: _Plan, top_n: int, recomputed: pa.Tabl
             # person_id is known non-null and unique here, so it need not even be read.
             [f"count(spe_m{j}) AS spe_persons{j}"
              + (f", sum(spe_m{j}) AS spe_total{j}, max(spe_m{j}, {top_n}) AS spe_top{j}, "
-                f"count(*) FILTER (WHERE spe_m{j} IS NULL) AS spe_miss{j}, "
-                f"count(*) FILTER (WHERE spe_m{j} < 0) AS spe_neg{j}"
+                f"count(*) - count(spe_m{j}) AS spe_miss{j}, count_if(spe_m{j} < 0) AS spe_neg{j}"
                 if plan.aggregates[j] != "count" else "")
              for j in measures])
         per_person = None

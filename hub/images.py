@@ -3,8 +3,8 @@
 `ensure_images()` is the one entry point for `make images`, `make demo`, the spawner's tests
 and the benchmarks. It returns ``{tag: image id}`` for
 
-* the base image: ``BASE_IMAGE`` from a registry, or ``spe/base:bookworm`` built from Debian by
-  `images/base/build-base.sh` where no registry can be reached;
+* the base image: ``BASE_IMAGE`` from a registry, or ``spe/base:bookworm-<hash>`` built from
+  Debian by `images/base/build-base.sh` where no registry can be reached;
 * ``spe/workspace:<input hash>`` and ``spe/workspace:latest`` (same id): the researcher image
   of `images/workspace/Dockerfile`, with the workspace client from `egress/client/`.
 

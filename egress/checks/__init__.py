@@ -17,7 +17,8 @@ Interface for the egress service (the rest of the package is internal):
     verdicts.verified          # True when every cell had evidence from the provenance
     verdicts.to_dict()         # JSON for storage and the checker page (cells, rules, actions)
 
-or, without the extract, `check_table(table, policy, kind=..., evidence=None, released=...)`.
+or, without the extract, `check_table(table, policy, kind=..., evidence=None, released=...)`;
+figures and text: `check_other_output("figure" | "text")` (a review finding, nothing computed).
 `suppression.attack` / `suppressed_intervals` bound suppressed cells of a table with margins.
 
 This package does no I/O and must not import DuckDB, the web layer or the database.
@@ -25,8 +26,8 @@ This package does no I/O and must not import DuckDB, the web layer or the databa
 
 from egress.checks.evidence import CellEvidence, Evidence, label_key
 from egress.checks.policy import Policy, make_policy
-from egress.checks.rules import KINDS, check_model_dof, check_table
+from egress.checks.rules import KINDS, check_model_dof, check_other_output, check_table
 from egress.checks.verdicts import CellVerdict, Finding, Verdicts
 
 __all__ = ["CellEvidence", "CellVerdict", "Evidence", "Finding", "KINDS", "Policy", "Verdicts",
-           "check_model_dof", "check_table", "label_key", "make_policy"]
+           "check_model_dof", "check_other_output", "check_table", "label_key", "make_policy"]

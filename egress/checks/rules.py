@@ -144,6 +144,16 @@ def check_model_dof(residual_dof: float, policy: Any = None) -> Verdicts:
     return check_table(table, policy, kind="model")
 
 
+def check_other_output(kind: str) -> Verdicts:
+    """Verdicts for a figure or a text file: nothing to compute, a checker reads it. A figure's
+    numbers are checked through its underlying table (`check_file_set` requires one)."""
+    if kind not in ("figure", "text"):
+        raise InvalidInput(f"unknown output kind {kind!r}; expected figure or text", field="kind")
+    message = ("a figure is reviewed by hand; its numbers are checked in its underlying table"
+               if kind == "figure" else "free text is reviewed by hand (no small numbers, no identifiers)")
+    return Verdicts(kind=kind, table=(Finding("manual_review", REVIEW, message, "checker reads it"),))
+
+
 # --- rules -----------------------------------------------------------------------------------
 
 def _count_findings(value: float, evidence: CellEvidence | None, policy: Policy) -> list[Finding]:

@@ -17,7 +17,7 @@ from typing import Any
 RULES = (
     "threshold", "zero", "dominance", "p_percent", "negative", "missing", "dof",
     "secondary_suppression", "differencing", "person_key_column", "too_many_rows",
-    "formula_injection", "no_evidence", "invalid_value", "unsupported_shape", "extreme_value",
+    "formula_injection", "no_evidence", "invalid_value", "unsupported_shape", "extreme_value", "manual_review",
 )
 
 FAIL = "fail"

@@ -25,6 +25,7 @@ calibrated for a float no larger than the charged amount, so the ledger never un
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -154,48 +155,55 @@ def grid_bounds(bounds: tuple[float, float], decimals: int) -> tuple[int, int]:
 
 def make_plan(q: DpQuery) -> Plan:
     """Build and calibrate every OpenDP measurement the query needs. Refuses (InvalidInput)
-    an epsilon below the ledger's resolution."""
+    an epsilon below the ledger's resolution. Calibration depends only on the query's
+    parameters, never on data, so identical parameters reuse the same measurements."""
     e_units = epsilon_units(q.epsilon)
     if e_units < 1:
-        raise InvalidInput(f"epsilon below the ledger resolution 1e-12", field="epsilon")
+        raise InvalidInput("epsilon below the ledger resolution 1e-12", field="epsilon")
     d_units = delta_units(q.delta) if q.mechanism == "gaussian" else 0
     if q.mechanism == "gaussian" and d_units < 1:
         raise InvalidInput("delta below the ledger resolution 1e-18", field="delta")
+    components, decimals, shift, candidates, rho = _calibrate(q.kind, q.mechanism, e_units, d_units,
+                                                              q.max_per_person, q.bounds, q.alphas)
+    return Plan(q, components, e_units, d_units, decimals, shift, candidates, rho)
+
+
+@functools.lru_cache(maxsize=256)
+def _calibrate(kind: str, mechanism: str, e_units: int, d_units: int, m: int, bounds, alphas):
     eps = float_at_most(Fraction(e_units, EPSILON_UNITS_PER_1))
     delta = float_at_most(Fraction(d_units, DELTA_UNITS_PER_1))
-    m = q.max_per_person
 
     decimals, shift, sum_d_in = 0, 0, 0
-    if q.kind in ("sum", "mean"):
-        decimals = sum_decimals(q.bounds)
-        lo, hi = grid_bounds(q.bounds, decimals)
-        if q.kind == "sum":
+    if kind in ("sum", "mean"):
+        decimals = sum_decimals(bounds)
+        lo, hi = grid_bounds(bounds, decimals)
+        if kind == "sum":
             sum_d_in = m * max(abs(lo), abs(hi))
         else:
             shift = (lo + hi) // 2
             sum_d_in = m * max(hi - shift, shift - lo)
         sum_d_in = max(sum_d_in, 1)  # a degenerate [c, c] range still gets noise
 
-    if q.kind in ("count", "histogram"):
+    if kind in ("count", "histogram"):
         parts = [("count", m)]
-    elif q.kind == "sum":
+    elif kind == "sum":
         parts = [("sum", sum_d_in)]
-    elif q.kind == "mean":
+    elif kind == "mean":
         parts = [("sum", sum_d_in), ("count", m)]
     else:
-        parts = [("quantile", m)] * len(q.alphas)
+        parts = [("quantile", m)] * len(alphas)
     k = len(parts)
 
     components = []
     rho = None
     candidates: tuple[float, ...] = ()
-    if q.kind == "quantile":
-        lo_b, hi_b = q.bounds
+    if kind == "quantile":
+        lo_b, hi_b = bounds
         n = QUANTILE_CANDIDATES if hi_b > lo_b else 1
         candidates = tuple(sorted({lo_b + (hi_b - lo_b) * i / max(n - 1, 1) for i in range(n)}))
-    if q.mechanism == "laplace":
+    if mechanism == "laplace":
         share = float_at_most(Fraction(eps) / k)
-        for (name, d_in), alpha in zip(parts, q.alphas or [None] * k):
+        for (name, d_in), alpha in zip(parts, alphas or [None] * k):
             if name == "quantile":
                 scale = dp.binary_search_param(lambda s, a=alpha: quantile_chain(candidates, a, s),
                                                d_in=d_in, d_out=share, T=float)
@@ -209,4 +217,4 @@ def make_plan(q: DpQuery) -> Plan:
         for name, d_in in parts:
             meas, scale = _gaussian_scale_for_rho(share, d_in)
             components.append(Component(name, meas, d_in, scale, meas.map(d_in)))
-    return Plan(q, tuple(components), e_units, d_units, decimals, shift, candidates, rho)
+    return tuple(components), decimals, shift, candidates, rho

@@ -58,12 +58,13 @@ class DpSchema:
     def contribution_bound(self, table: str, columns: tuple[str, ...] = ()) -> int:
         """Rows per person the query is truncated to (and calibrated for).
 
-        The largest bound declared for the table or any column the query uses; the person
-        table defaults to 1. A table without any declared bound is refused: guessing a bound
-        would under-state the noise needed.
+        The largest bound declared for the table or any of its columns (a bound is a property
+        of the table's rows; taking the largest is conservative); the person table defaults
+        to 1. A table without any declared bound is refused: guessing a bound would
+        under-state the noise needed.
         """
         t = self.table(table)
-        declared = [t.max_per_person] + [t.columns[c].max_per_person for c in columns if c in t.columns]
+        declared = [t.max_per_person] + [c.max_per_person for c in t.columns.values()]
         declared = [int(d) for d in declared if d is not None]
         if declared:
             return max(declared)
@@ -73,7 +74,7 @@ class DpSchema:
                       f"DP queries on it need a declared contribution bound")
 
 
-def _column(name: str, doc: Any, table_bound: int | None) -> DpColumn:
+def _column(name: str, doc: Any) -> DpColumn:
     if isinstance(doc, DpColumn):
         return doc
     if isinstance(doc, str):
@@ -108,7 +109,7 @@ def make_dp_schema(source: Any) -> DpSchema:
         tables = {}
         for tname, t in source.tables.items():
             bound = t.get("max_per_person")
-            cols = {c: _column(c, info, bound) for c, info in t.get("columns", {}).items()}
+            cols = {c: _column(c, info) for c, info in t.get("columns", {}).items()}
             tables[tname] = DpTable(tname, cols, bound)
         return DpSchema(tables, source.person_table, source.person_key)
     if not isinstance(source, Mapping):
@@ -119,10 +120,10 @@ def make_dp_schema(source: Any) -> DpSchema:
         tables = {}
         for tname, t in source["tables"].items():
             bound = t.get("max_per_person")
-            cols = {c: _column(c, info, bound) for c, info in (t.get("columns") or {}).items()}
+            cols = {c: _column(c, info) for c, info in (t.get("columns") or {}).items()}
             tables[tname] = DpTable(tname, cols, bound)
         return DpSchema(tables, source.get("person_table", "person"), source.get("person_key", "person_id"))
     # plain {table: {column: {...}}}
-    tables = {tname: DpTable(tname, {c: _column(c, info, None) for c, info in cols.items()}, None)
+    tables = {tname: DpTable(tname, {c: _column(c, info) for c, info in cols.items()}, None)
               for tname, cols in source.items()}
     return DpSchema(tables)

@@ -20,7 +20,7 @@ from hub.exceptions import Failure, Forbidden, NotFound, Refused
 
 from egress.dp import ledger
 from egress.dp.calibrate import make_plan
-from egress.dp.compute import check_extract, exact_aggregate
+from egress.dp.compute import check_extract, connect, exact_aggregate
 from egress.dp.release import make_answer
 from egress.dp.spec import parse_query
 
@@ -62,23 +62,34 @@ def run_query(engine: sa.Engine, settings_or_extract_dir, permit, member: str, s
     `egress.dp.schema.make_dp_schema` accepts; default: the registered dataset's schema.
     """
     role = permit.member_role(member) if hasattr(permit, "member_role") else None
+    con = None
     try:
-        check_can_query(permit, member)
-        extract_dir = _extract_dir(engine, settings_or_extract_dir, permit.id)
-        available = {t: tuple(cols) for t, cols in permit.tables.items()} if permit.tables else None
-        q = parse_query(spec, _schema(engine, permit, schema), available=available)
-        check_extract(q, extract_dir)
-        plan = make_plan(q)
-    except Refused as err:
-        with engine.begin() as conn:
-            audit.record(conn, actor=member, role=role, action="dp.query", permit_id=permit.id, outcome="refused",
-                         detail={"reason": str(err)[:500]})
-        raise
+        try:
+            check_can_query(permit, member)
+            extract_dir = _extract_dir(engine, settings_or_extract_dir, permit.id)
+            available = {t: tuple(cols) for t, cols in permit.tables.items()} if permit.tables else None
+            q = parse_query(spec, _schema(engine, permit, schema), available=available)
+            # one read-only DuckDB cursor serves the type check and, after the charge, the computation
+            con = connect(extract_dir, memory_limit=memory_limit, threads=threads)
+            types = check_extract(q, extract_dir, con=con)
+            plan = make_plan(q)
+        except Refused as err:
+            with engine.begin() as conn:
+                audit.record(conn, actor=member, role=role, action="dp.query", permit_id=permit.id,
+                             outcome="refused", detail={"reason": str(err)[:500]})
+            raise
+        return _charge_compute_release(engine, permit, member, role, q, plan, extract_dir, con, types)
+    finally:
+        if con is not None:
+            con.close()
+
+
+def _charge_compute_release(engine, permit, member, role, q, plan, extract_dir, con, types) -> dict:
     charge = ledger.charge(engine, permit.id, member, plan.epsilon, plan.delta, q.query_hash, budget=permit.dp,
                            kind=q.kind, role=role, epsilon_units_override=plan.epsilon_units,
                            delta_units_override=plan.delta_units)
     try:
-        exact = exact_aggregate(q, plan, extract_dir, memory_limit=memory_limit, threads=threads)
+        exact = exact_aggregate(q, plan, extract_dir, con=con, types=types)
         answer = make_answer(plan, exact)
     except Exception as err:
         log.exception("DP query %s on permit %s failed after its charge", q.query_hash, permit.id)

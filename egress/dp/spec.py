@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -67,6 +67,7 @@ class DpQuery:
     group_columns: tuple[str, ...]  # `by`, plus `column` for a histogram
     categories: tuple[tuple, ...]  # declared categories of each group column
     person_key: str
+    person_table: str = "person"
 
     @property
     def cells(self) -> int:
@@ -106,6 +107,13 @@ def _name(value: Any, fld: str) -> str:
 
 
 def _column_of(schema: DpSchema, table: str, name: Any, fld: str) -> DpColumn:
+    """A declared column of `table`, or `person.<column>`: an attribute of the person table
+    joined on the person key (group condition rows by sex, filter them by birth year)."""
+    if isinstance(name, str) and name.count(".") == 1 and name.split(".")[0] == schema.person_table \
+            and table != schema.person_table:
+        prefix, plain = name.split(".")
+        col = _column_of(schema, schema.person_table, plain, fld)
+        return replace(col, name=f"{prefix}.{col.name}")
     name = _name(name, fld)
     col = schema.table(table).columns.get(name)
     if col is None:
@@ -279,10 +287,10 @@ def parse_query(spec: Any, schema: Any, *, available: dict | None = None) -> DpQ
 
     used = {c.name for c in group_cols} | {f.column for f in filters} | ({col.name} if col else set())
     if available is not None:
-        have = set(available[table])
         for name in sorted(used | {schema.person_key}):
-            if name not in have:
-                raise InvalidInput(f"column {name!r} of {table!r} is not in this permit's extract", field="column")
+            t, c = name.split(".") if "." in name else (table, name)
+            if t not in available or c not in set(available[t]) or (t != table and schema.person_key not in available[t]):
+                raise InvalidInput(f"column {c!r} of {t!r} is not in this permit's extract", field="column")
 
     categories = tuple(tuple(c.categories) for c in group_cols)
     cells = 1
@@ -295,4 +303,4 @@ def parse_query(spec: Any, schema: Any, *, available: dict | None = None) -> DpQ
     return DpQuery(kind=kind, table=table, column=col.name if col else None, by=tuple(names), where=filters,
                    epsilon=epsilon, delta=delta, mechanism=mechanism, alphas=alphas, max_per_person=m,
                    bounds=bounds, group_columns=tuple(c.name for c in group_cols), categories=categories,
-                   person_key=schema.person_key)
+                   person_key=schema.person_key, person_table=schema.person_table)

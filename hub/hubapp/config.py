@@ -55,7 +55,8 @@ def make_roles(services: list[str]) -> list[dict]:
     return roles
 
 
-def make_services(opts: HubOptions, gateway_ip: str, egress_available: bool, python: str = sys.executable) -> list[dict]:
+def make_services(opts: HubOptions, gateway_ip: str, egress_available: bool, python: str = sys.executable,
+                  recorder_port: int = 8765) -> list[dict]:
     env = {**opts.service_env(), "PYTHONPATH": str(REPO_ROOT)}
     services = [
         {"name": "idle-culler",
@@ -65,6 +66,10 @@ def make_services(opts: HubOptions, gateway_ip: str, egress_available: bool, pyt
          "command": [python, "-m", "hub.lifecycle", "--period-seconds", str(opts.lifecycle_period_seconds),
                      "--grace-days", str(opts.extract_grace_days)]},
     ]
+    # the session recorder: every workspace is reached through it (hub.sessionlog)
+    services.append({"name": "session-recorder", "cwd": str(REPO_ROOT), "environment": env,
+                     "command": [python, "-m", "hub.sessionlog.proxy", "--ip", "127.0.0.1",
+                                 "--port", str(recorder_port), "--home", str(opts.home), "--db-url", opts.db_url]})
     if egress_available:
         services.append({
             "name": "egress", "cwd": str(REPO_ROOT), "environment": env,
@@ -74,6 +79,14 @@ def make_services(opts: HubOptions, gateway_ip: str, egress_available: bool, pyt
             "oauth_client_allowed_scopes": sorted(CUSTOM_SCOPES),
         })
     return services
+
+
+def free_loopback_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def egress_url(opts: HubOptions, gateway_ip: str) -> str:
@@ -97,7 +110,9 @@ def configure(c, opts: HubOptions, gateway_ip: str, egress_available: bool) -> N
     c.JupyterHub.tornado_settings = {"log_function": _log_function(opts)}
 
     # --- workspaces: one named server per permit
-    c.JupyterHub.spawner_class = "hub.spawner.docker.PermitSpawner"
+    c.JupyterHub.spawner_class = "hub.spawner.docker.RecordedPermitSpawner"
+    recorder_port = opts.recorder_port or free_loopback_port()
+    c.SessionRecordingMixin.session_recorder_url = f"http://127.0.0.1:{recorder_port}"
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 0
     c.JupyterHub.redirect_to_server = False  # land on the home page that lists the user's permits
@@ -126,8 +141,12 @@ def configure(c, opts: HubOptions, gateway_ip: str, egress_available: bool) -> N
     c.Authenticator.post_auth_hook = _audit_login_hook(opts)
     # groups come from the authenticator (manage_groups); roles name them, which creates them
     c.JupyterHub.custom_scopes = CUSTOM_SCOPES
-    services = make_services(opts, gateway_ip, egress_available)
+    services = make_services(opts, gateway_ip, egress_available, recorder_port=recorder_port)
     c.JupyterHub.services = services
+    from hub.db import make_engine
+    from hub.metrics import install_hub_metrics
+
+    install_hub_metrics(make_engine(opts.db_url))  # SPE families on /hub/metrics
     c.JupyterHub.load_roles = make_roles([s["name"] for s in services])
 
 

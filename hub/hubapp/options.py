@@ -30,6 +30,7 @@ class HubOptions:
     proxy_api_port: int = 8001
     hub_port: int = 8081
     egress_port: int = 8100
+    recorder_port: int = 0  # session recorder on 127.0.0.1; 0 = a free port chosen at hub start
     network: str = DEFAULT_NETWORK
     bridge: str = DEFAULT_BRIDGE
     firewall_chain: str = DEFAULT_CHAIN
@@ -88,6 +89,7 @@ class HubOptions:
             proxy_api_port=num("SPE_PROXY_API_PORT", 8001),
             hub_port=num("SPE_HUB_PORT", 8081),
             egress_port=num("SPE_EGRESS_PORT", 8100),
+            recorder_port=num("SPE_RECORDER_PORT", 0),
             network=env.get("SPE_NETWORK", DEFAULT_NETWORK),
             bridge=env.get("SPE_BRIDGE", DEFAULT_BRIDGE),
             firewall_chain=env.get("SPE_FIREWALL_CHAIN", DEFAULT_CHAIN),

@@ -38,6 +38,7 @@ from hub.provision.extracts import current_extract_relpath
 from hub.settings import Settings
 from hub.spawner.servernames import permit_id_for_server, server_name_for
 from hub.spawner.slugs import safe_slug
+from hub.sessionlog.spawner import SessionRecordingMixin
 from hub.spawner.spec import SpawnSettings, WorkspaceSpec, check_can_open, make_workspace_spec, parse_bytes
 
 MAX_OPTION_CHARS = 128
@@ -380,3 +381,7 @@ class PermitSpawner(DockerSpawner):
         await super().stop(now=now)
         permit_id = getattr(getattr(self, "_spe_spec", None), "permit_id", None) or self._permit_id_or_none()
         self._audit("workspace.stop", permit_id=permit_id, detail={"server": self.name, "container": container})
+
+
+class RecordedPermitSpawner(SessionRecordingMixin, PermitSpawner):
+    """PermitSpawner whose workspaces are reached through the hub-side session recorder."""

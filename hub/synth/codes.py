@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from hub.synth.hashing import field, uniform
-from hub.synth.vocab import ANY, FEMALE, MALE, CodeList, pick
+from hub.synth.vocab import ANY, FEMALE, MALE, CodeList, pick_lut
 
 ATTEMPTS = 3
 
@@ -20,15 +20,15 @@ def allowed(codes: CodeList, index: np.ndarray, male: np.ndarray, age: np.ndarra
 
 def draw_codes(codes: CodeList, keys: np.ndarray, first_field: int, male: np.ndarray, age: np.ndarray) -> np.ndarray:
     """Vocabulary index per row; uses fields first_field .. first_field + ATTEMPTS."""
-    index = pick(codes.cdf, uniform(field(keys, first_field)))
+    index = pick_lut(codes.lut, uniform(field(keys, first_field)))
     todo = np.flatnonzero(~allowed(codes, index, male, age))
     for attempt in range(1, ATTEMPTS):
         if todo.size == 0:
             return index
-        retry = pick(codes.cdf, uniform(field(keys[todo], first_field + attempt)))
+        retry = pick_lut(codes.lut, uniform(field(keys[todo], first_field + attempt)))
         index[todo] = retry
         todo = todo[~allowed(codes, retry, male[todo], age[todo])]
     if todo.size:
-        free = pick(codes.free_cdf, uniform(field(keys[todo], first_field + ATTEMPTS)))
+        free = pick_lut(codes.free_lut, uniform(field(keys[todo], first_field + ATTEMPTS)))
         index[todo] = codes.free_index[free]
     return index

@@ -9,7 +9,7 @@ from hub.synth import vocab
 from hub.synth.activity import MAX_PER_PERSON, expected_events
 from hub.synth.codes import draw_codes
 from hub.synth.events import day_in, event_counts, event_ids, expand
-from hub.synth.hashing import field, row_keys, uniform, uniform_pair
+from hub.synth.hashing import field, row_keys, uniform_pair
 from hub.synth.person import Persons, ages_at
 from hub.synth.visits import visit_start_days
 

@@ -15,9 +15,9 @@ from hub.synth.person import Persons, ages_at
 TABLE = "drug_exposure"
 F_DAY, F_SUPPLY, F_CODE = 0, 1, 2
 DAYS_SUPPLY = np.array([7, 14, 28, 30, 90], np.int64)
-_SUPPLY_CDF = vocab.cdf_of([0.10, 0.15, 0.30, 0.25, 0.20])
+_SUPPLY_LUT = vocab.make_lut(vocab.cdf_of([0.10, 0.15, 0.30, 0.25, 0.20]))
 UNITS_PER_DAY = np.array([1.0, 2.0, 0.5, 3.0])
-_UNITS_CDF = vocab.cdf_of([0.6, 0.25, 0.1, 0.05])
+_UNITS_LUT = vocab.make_lut(vocab.cdf_of([0.6, 0.25, 0.1, 0.05]))
 
 
 def make_drugs(seed: int, persons: Persons) -> dict:
@@ -30,8 +30,8 @@ def make_drugs(seed: int, persons: Persons) -> dict:
     day = day_in(u_day, persons.obs_start[owner], obs_end)
     code = draw_codes(vocab.atc(), keys, F_CODE, persons.male[owner], ages_at(persons, owner, day))
     u_supply, u_units = uniform_pair(field(keys, F_SUPPLY))
-    supply = DAYS_SUPPLY[vocab.pick(_SUPPLY_CDF, u_supply)]
-    quantity = supply * UNITS_PER_DAY[vocab.pick(_UNITS_CDF, u_units)]
+    supply = DAYS_SUPPLY[vocab.pick_lut(_SUPPLY_LUT, u_supply)]
+    quantity = supply * UNITS_PER_DAY[vocab.pick_lut(_UNITS_LUT, u_units)]
     return {
         "drug_exposure_id": event_ids(pid, index),
         "person_id": pid,

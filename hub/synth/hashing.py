@@ -50,12 +50,18 @@ def stream(seed: int, name: str) -> int:
     return mix_int(mix_int(seed & _MASK64) ^ zlib.crc32(name.encode()) ^ (len(name) << 40))
 
 
+def _as_uint64(x: np.ndarray) -> np.ndarray:
+    """Same bits as uint64; no copy for int64 input."""
+    x = np.asarray(x)
+    return x.view(np.uint64) if x.dtype == np.int64 else x.astype(np.uint64)
+
+
 def row_keys(seed: int, name: str, person_id: np.ndarray, index: np.ndarray | None = None) -> np.ndarray:
     """One key per row from (seed, stream name, person_id[, event index])."""
     base = np.uint64(stream(seed, name))
-    h = mix(person_id.astype(np.uint64) ^ base)
+    h = mix(_as_uint64(person_id) ^ base)
     if index is not None:
-        h ^= index.astype(np.uint64) * _GOLDEN
+        h ^= _as_uint64(index) * _GOLDEN
         h = mix(h)
     return h
 

@@ -16,7 +16,7 @@ TABLE = "measurement"
 F_KIND, F_VALUE = 0, 1
 MISSING_SHARE = 0.05
 _T = vocab.MEASUREMENTS
-_KIND_CDF = vocab.cdf_of([t.weight for t in _T])
+_KIND_LUT = vocab.make_lut(vocab.cdf_of([t.weight for t in _T]))
 _CONCEPT = np.array([t.concept_id for t in _T], np.int64)
 _UNIT_CONCEPT = np.array([t.unit_concept_id for t in _T], np.int64)
 _MEAN_M = np.array([t.mean_male for t in _T])
@@ -42,7 +42,7 @@ def make_measurements(seed: int, persons: Persons) -> dict:
     u_kind, u_missing = uniform_pair(field(keys, F_KIND))
     u_day, u1 = uniform_pair(field(keys, F_VALUE))
     u2, _ = uniform_pair(field(keys, F_VALUE + 1))
-    kind = vocab.pick(_KIND_CDF, u_kind)
+    kind = vocab.pick_lut(_KIND_LUT, u_kind)
     day = day_in(u_day, persons.obs_start[owner], persons.obs_end[owner])
     age = ages_at(persons, owner, day)
 

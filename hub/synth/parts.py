@@ -82,6 +82,12 @@ def dictionary_columns(table: str) -> list[str]:
     return [name for name in SCHEMAS[table].names if name not in NO_DICTIONARY]
 
 
+def delta_columns(table: str) -> dict[str, str]:
+    """Unique, ascending ids: delta encoding makes them ~5x smaller and is faster than plain."""
+    return {name: "DELTA_BINARY_PACKED" for name in SCHEMAS[table].names
+            if name in NO_DICTIONARY and name != "value_as_number"}
+
+
 def arrow_schema(table: str) -> pa.Schema:
     """The in-memory (and Parquet writer) schema: string columns over a fixed vocabulary are
     dictionary-encoded; Parquet readers see them as plain strings (`SCHEMAS`)."""
@@ -101,7 +107,7 @@ def person_columns(seed: int, persons: Persons) -> dict:
     return {
         "person_id": persons.person_id,
         "person_source_value": national_ids(seed, persons),
-        "gender_concept_id": np.where(persons.male, vocab.GENDER_CONCEPTS[0], vocab.GENDER_CONCEPTS[1]).astype(np.int64),
+        "gender_concept_id": np.where(persons.male, *vocab.GENDER_CONCEPTS).astype(np.int64),
         "gender_source_value": np.where(persons.male, 0, 1).astype(np.int32),
         "year_of_birth": year, "month_of_birth": month, "day_of_birth": day,
         "birth_datetime": persons.birth_days,
@@ -165,15 +171,15 @@ def _arrow_column(table: str, name: str, typ: pa.DataType, data) -> pa.Array:
     values, valid = data if isinstance(data, tuple) else (data, None)
     mask = None if valid is None else ~valid
     if (table, name) in _DICTIONARIES:
-        return pa.DictionaryArray.from_arrays(pa.array(values.astype(np.int32), _I32, mask=mask),
+        return pa.DictionaryArray.from_arrays(pa.array(values.astype(np.int32, copy=False), _I32, mask=mask),
                                               _dictionary(table, name))
     if name == "person_source_value":  # fixed-width ASCII rows -> string array without Python objects
         n, width = values.shape
         offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
         return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(values)))
     if typ == _DATE:
-        return pa.array(values.astype(np.int32), _I32, mask=mask).view(_DATE)
-    return pa.array(values.astype(typ.to_pandas_dtype()), typ, mask=mask)
+        return pa.array(values.astype(np.int32, copy=False), _I32, mask=mask).view(_DATE)
+    return pa.array(values.astype(typ.to_pandas_dtype(), copy=False), typ, mask=mask)
 
 
 def make_part(seed: int, first_person_id: int, stop_person_id: int, chunk_persons: int,

@@ -13,7 +13,7 @@ from hub.synth.person import Persons
 
 TABLE = "visit_occurrence"
 F_KIND, F_DAY = 0, 1
-_KIND_CDF = vocab.cdf_of(vocab.VISIT_WEIGHTS)
+_KIND_LUT = vocab.make_lut(vocab.cdf_of(vocab.VISIT_WEIGHTS))
 
 
 def visit_counts(seed: int, persons: Persons) -> np.ndarray:
@@ -33,7 +33,7 @@ def make_visits(seed: int, persons: Persons, counts: np.ndarray) -> dict:
     keys = row_keys(seed, TABLE, pid, index)
     day = day_in(uniform(field(keys, F_DAY)), start, end_limit)
     u_kind, u_stay = uniform_pair(field(keys, F_KIND))
-    kind = vocab.pick(_KIND_CDF, u_kind)
+    kind = vocab.pick_lut(_KIND_LUT, u_kind)
     # outpatient same day; emergency 0-1 night; inpatient about 4 nights, long tail
     stay = np.where(kind == 1, 1 + np.floor(-np.log1p(-u_stay) * 4.0),
                     np.where(kind == 2, np.floor(u_stay * 2), 0)).astype(np.int64)

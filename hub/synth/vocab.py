@@ -138,7 +138,8 @@ class CodeList:
     codes: tuple[str, ...]
     concept_ids: np.ndarray   # int64
     cdf: np.ndarray           # cumulative Zipf weights over all codes, last == 1
-    free_cdf: np.ndarray      # cumulative weights over codes without a rule
+    lut: np.ndarray           # make_lut(cdf)
+    free_lut: np.ndarray      # make_lut of the cumulative weights over codes without a rule
     free_index: np.ndarray    # vocabulary index of each unrestricted code
     sex: np.ndarray           # ANY / MALE / FEMALE per code
     min_age: np.ndarray
@@ -165,7 +166,7 @@ def _make_code_list(codes: list[str], rules, concept_base: int, exponent: float,
     return CodeList(
         codes=tuple(codes),
         concept_ids=concept_base + np.arange(len(codes), dtype=np.int64),
-        cdf=cdf, free_cdf=np.cumsum(fw) / fw.sum(), free_index=free.astype(np.int64),
+        cdf=cdf, lut=make_lut(cdf), free_lut=make_lut(np.cumsum(fw) / fw.sum()), free_index=free.astype(np.int64),
         sex=sex, min_age=min_age, max_age=max_age,
     )
 
@@ -223,3 +224,19 @@ def cdf_of(weights) -> np.ndarray:
 def pick(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Index of the category of each uniform `u` under cumulative weights `cdf`."""
     return np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
+
+
+LUT_BITS = 20
+
+
+def make_lut(cdf: np.ndarray) -> np.ndarray:
+    """Category of each of 2**20 equal slices of [0, 1) (at the slice's midpoint). A gather
+    in this table replaces a binary search per row (several times faster for thousands of
+    codes); the rarest code here has a probability far above 2**-20."""
+    mid = (np.arange(1 << LUT_BITS, dtype=np.float64) + 0.5) / (1 << LUT_BITS)
+    return pick(cdf, mid).astype(np.int16 if len(cdf) < 2**15 else np.int32)
+
+
+def pick_lut(lut: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Category index (int64) of each uniform `u` in [0, 1) through a `make_lut` table."""
+    return lut[(u * (1 << LUT_BITS)).astype(np.int64)].astype(np.int64)

@@ -4,9 +4,10 @@
 # 1. BASE_IMAGE (default python:3.11-slim-bookworm) if it is already local or `docker pull` works.
 # 2. Otherwise (no registry reachable, as on air-gapped HDAB hosts) build it from Debian:
 #    debootstrap --variant=minbase SUITE + python3, venv, pip, ca-certificates, tini, then
-#    `docker import` as SPE_BASE_TAG (default spe/base:bookworm). The mirror is the one the
-#    host's apt uses. The image is labelled with a hash of its inputs and not rebuilt while
-#    the label matches (SPE_FORCE=1 rebuilds, e.g. monthly for security updates).
+#    `docker import` as SPE_BASE_TAG-<input hash> (default spe/base:bookworm-<hash>), also
+#    tagged SPE_BASE_TAG. The mirror is the one the host's apt uses. The image is labelled with
+#    the hash of its inputs (this script, suite, packages, mirror) and not rebuilt while an
+#    image with that hash exists (SPE_FORCE=1 rebuilds, e.g. monthly for security updates).
 #
 # Environment: BASE_IMAGE, SPE_BASE_TAG, SPE_BASE_SUITE (bookworm), SPE_BASE_MODE
 # (auto | pull | debootstrap), SPE_BUILD_LOG_DIR (.spe/logs), SPE_FORCE.
@@ -42,7 +43,7 @@ if [ "$MODE" != debootstrap ]; then
     echo "$BASE_IMAGE"; exit 0
   fi
   [ "$MODE" = pull ] && die "docker pull $BASE_IMAGE failed and SPE_BASE_MODE=pull"
-  say "pull failed (no registry?): building $SPE_BASE_TAG from Debian $SUITE with debootstrap"
+  say "pull failed (no registry?): using $SPE_BASE_TAG, built from Debian $SUITE by debootstrap"
 fi
 
 mapfile -t mirrors < <(python3 "$here/apt_sources.py" "$SUITE")
@@ -52,17 +53,28 @@ input_hash="$(
   { cat "$0" "$here/apt_sources.py"; echo "$SUITE $PACKAGES $MIRROR $SECURITY $(uname -m)"; } |
     sha256sum | cut -c1-16
 )"
-have="$(docker image inspect -f '{{ index .Config.Labels "spe.input-hash" }}' "$SPE_BASE_TAG" 2>/dev/null || true)"
+# The hash is part of the tag, so source trees with different recipes on one engine keep
+# their own base instead of rebuilding a shared tag in turn; SPE_BASE_TAG is an alias.
+case "$SPE_BASE_TAG" in
+  *:*) HASH_TAG="$SPE_BASE_TAG-$input_hash" ;;
+  *) HASH_TAG="$SPE_BASE_TAG:$input_hash" ;;
+esac
+have="$(docker image inspect -f '{{ index .Config.Labels "spe.input-hash" }}' "$HASH_TAG" 2>/dev/null || true)"
 if [ "$have" = "$input_hash" ] && [ -z "${SPE_FORCE:-}" ]; then
-  say "$SPE_BASE_TAG is up to date (input hash $input_hash)"
-  echo "$SPE_BASE_TAG"; exit 0
+  say "$HASH_TAG is up to date"
+  echo "$HASH_TAG"; exit 0
 fi
 
 [ "$(id -u)" = 0 ] || die "debootstrap needs root (run as root, or make BASE_IMAGE pullable)"
 command -v debootstrap >/dev/null || die "debootstrap not installed (apt-get install debootstrap)"
 
 root="$(mktemp -d /var/tmp/spe-base.XXXXXX)"
-trap 'rm -rf "$root"' EXIT
+cleanup() {
+  # debootstrap mounts /proc and /sys in the target; a failed run may leave them mounted
+  awk -v r="$root/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l
+  rm -rf "$root"
+}
+trap cleanup EXIT
 start=$SECONDS
 say "debootstrap $SUITE from $MIRROR into $root (1-3 min)"
 debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$root" "$MIRROR" >>"$LOG" 2>&1 ||
@@ -88,12 +100,13 @@ rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/log/*
 : >"$root/etc/hostname"
 : >"$root/etc/machine-id"
 
-say "docker import as $SPE_BASE_TAG"
+say "docker import as $HASH_TAG"
 tar --numeric-owner -C "$root" -c . | docker import \
   --change "LABEL spe.input-hash=$input_hash" \
   --change "LABEL org.opencontainers.image.title=spe-base org.opencontainers.image.description=Debian-$SUITE-minbase-python3" \
   --change 'ENV LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'CMD ["/bin/bash"]' \
-  - "$SPE_BASE_TAG" >>"$LOG" 2>&1 || die "docker import failed"
-say "built $SPE_BASE_TAG in $((SECONDS - start)) s ($(docker image inspect -f '{{.Size}}' "$SPE_BASE_TAG" | awk '{printf "%.0f MB", $1/1e6}'))"
-echo "$SPE_BASE_TAG"
+  - "$HASH_TAG" >>"$LOG" 2>&1 || die "docker import failed"
+docker tag "$HASH_TAG" "$SPE_BASE_TAG"
+say "built $HASH_TAG in $((SECONDS - start)) s ($(docker image inspect -f '{{.Size}}' "$HASH_TAG" | awk '{printf "%.0f MB", $1/1e6}'))"
+echo "$HASH_TAG"

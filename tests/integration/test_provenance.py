@@ -225,9 +225,9 @@ def test_shared_sandboxes_are_locked_and_time_limited_per_cursor(extract):
     try:
         assert slow._database is other._database  # one cached database per extract version
         with pytest.raises(duckdb.Error, match="locked"):
-            slow.con.execute("SET enable_external_access = true")
+            other.con.execute("SET enable_external_access = true")
         with pytest.raises(ProvenanceRefused, match="outside the extract"):
-            slow.run("SELECT * FROM read_csv('/etc/passwd')")
+            other.run("SELECT * FROM read_csv('/etc/passwd')")
         with pytest.raises(ProvenanceLimit):
             slow.run("SELECT count(*) FROM range(1000000000000) a")
         assert other.run("SELECT count(*) AS n FROM person").to_pylist() == [{"n": 60}]

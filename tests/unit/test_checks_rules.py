@@ -4,7 +4,7 @@ exactly 0.90, p exactly 0.10, dof 9/10, plus zeros, negatives, missing values an
 import pyarrow as pa
 import pytest
 
-from egress.checks import CellEvidence, Evidence, check_model_dof, check_table, make_policy
+from egress.checks import CellEvidence, Evidence, check_model_dof, check_other_output, check_table, make_policy
 from egress.checks.verdicts import FAIL, PASS, REVIEW
 from hub.exceptions import InvalidInput
 from hub.permits.model import EgressPolicy
@@ -208,3 +208,10 @@ def test_verdicts_serialise_to_json():
     document = json.loads(json.dumps(verdicts.to_dict()))
     assert document["status"] == "fail"
     assert document["cells"][0]["findings"][0]["rule"] == "threshold"
+
+
+def test_figures_and_text_go_to_manual_review():
+    assert check_other_output("figure").status == REVIEW
+    assert check_other_output("text").table_rules() == {"manual_review"}
+    with pytest.raises(InvalidInput, match="kind"):
+        check_other_output("binary")

@@ -3,6 +3,7 @@ that match the generator's vocabularies, and registers a generated directory."""
 
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from hub.datasets.descriptor import parse_descriptor
@@ -46,6 +47,20 @@ def test_declared_categories_match_the_generator(descriptor):
     assert all(low <= t.low and t.high <= high for t in vocab.MEASUREMENTS)
     for table, cap in MAX_PER_PERSON.items():
         assert descriptor.tables[table]["max_per_person"] == cap
+
+
+def test_generated_data_stays_within_declared_categories_bounds_and_caps(descriptor, tmp_path):
+    generate(tmp_path / "data", 1500, 4)
+    for table in SCHEMAS:
+        df = pq.read_table(tmp_path / "data" / f"{table}.parquet").to_pandas()
+        per_person = df.groupby("person_id").size().max() if len(df) else 0
+        assert per_person <= descriptor.tables[table]["max_per_person"], table
+        for name, info in descriptor.tables[table]["columns"].items():
+            values = df[name].dropna()
+            if info.categories is not None:
+                assert set(values) <= set(info.categories), (table, name)
+            if info.bounds is not None:
+                assert values.between(*info.bounds).all(), (table, name)
 
 
 def test_generated_directory_registers_as_a_parquet_dataset(tmp_path):

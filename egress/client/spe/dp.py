@@ -2,7 +2,7 @@
 `spe.dp.budget()`.
 
     import spe.dp
-    spe.dp.count("condition_occurrence", by=["gender_concept_id"], epsilon=0.1)
+    spe.dp.count("condition_occurrence", by=["person.gender_concept_id"], epsilon=0.1)
     spe.dp.mean("measurement", "value_as_number", where=[("unit", "=", "mg")], epsilon=0.5)
     spe.dp.quantiles("person", "year_of_birth", [0.25, 0.5, 0.75], epsilon=0.3)
     spe.dp.budget()

@@ -1,0 +1,30 @@
+{{/* What jupyterhub_config.py reads: hub.config passed through, plus the names and settings
+     the permit spawner needs. Rendered as YAML into the hub Secret. */}}
+{{- define "spe.hub.values" -}}
+config:
+  {{- .Values.hub.config | toYaml | nindent 2 }}
+release: {{ .Release.Name | quote }}
+namespace: {{ .Release.Namespace | quote }}
+names:
+  hub: {{ include "spe.hub.name" . | quote }}
+  proxyApi: {{ include "spe.proxyApi.name" . | quote }}
+  egress: {{ include "spe.egress.name" . | quote }}
+  extracts: {{ include "spe.extracts.name" . | quote }}
+registryDb: {{ .Values.registry.db.type | quote }}
+egressPort: {{ .Values.egress.port }}
+workspace:
+  image: {{ include "spe.image" (dict "image" .Values.workspace.image "root" .) | quote }}
+  pullPolicy: {{ .Values.workspace.image.pullPolicy | quote }}
+  imagePullSecrets: {{ .Values.imagePullSecrets | toJson }}
+  uid: {{ .Values.workspace.uid }}
+  storageCapacity: {{ .Values.workspace.storage.capacity | quote }}
+  storageClassName: {{ .Values.workspace.storage.storageClassName | quote }}
+  startTimeoutSeconds: {{ .Values.workspace.startTimeoutSeconds }}
+  allowDNS: {{ .Values.workspace.networkPolicy.allowDNS }}
+  labels:
+    {{- include "spe.workspace.selector" . | nindent 4 }}
+  netlock:
+    enabled: {{ .Values.workspace.netlock.enabled }}
+    image: {{ include "spe.image" (dict "image" .Values.workspace.netlock.image "root" .) | quote }}
+    pullPolicy: {{ include "spe.pullPolicy" (dict "image" .Values.workspace.netlock.image "root" .) | quote }}
+{{- end }}

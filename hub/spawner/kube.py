@@ -1,0 +1,281 @@
+"""PermitKubeSpawner: a KubeSpawner whose pod is built from a permit, for SPE on Kubernetes.
+
+One pod per (permit, user) named server: the server name is the permit id. The pod gets only
+that permit's extract (a read-only subPath `<permit>/<version>` of the extracts PVC) at /data,
+a per-(permit, user) work PVC, the permit's resource limits, the labels the chart's workspace
+NetworkPolicy selects, no service-account token, and an init container that locks the pod's
+network namespace with iptables (hub.spawner.netlock) so isolation holds even where the
+network plugin ignores NetworkPolicy.
+
+`make_kube_overrides()` is pure (spec in, KubeSpawner trait values out); the spawner class only
+gathers inputs (registry, extracts directory, DNS) through its three `load_*`/`resolve_*` doors.
+Must not import egress or docker.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path, PurePosixPath
+
+from kubespawner import KubeSpawner
+from traitlets import Bool, Dict, Float, Unicode
+
+from hub.exceptions import Forbidden, InvalidInput, NotFound, Refused
+from hub.spawner import netlock
+from hub.spawner.servernames import permit_id_for_server
+from hub.spawner.spec import DATA_DIR, WORK_DIR, SpawnSettings, WorkspaceSpec, make_workspace_spec
+
+DATA_VOLUME = "data"
+WORK_VOLUME = "work"
+TMP_VOLUME = "tmp"
+NETLOCK_RUN_VOLUME = "netlock-run"
+NOTEBOOK_PORT = 8888
+
+
+def restricted_container_context(uid: int) -> dict:
+    """securityContext of the notebook container: nothing to escalate, nothing to keep."""
+    return {
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def make_netlock_container(image: str, pull_policy: str, script: str) -> dict:
+    """The init container that installs the egress lock.
+
+    It is the only place in SPE that runs as root with a capability: iptables needs uid 0 and
+    NET_ADMIN in the pod's network namespace. It holds no secrets, mounts nothing, exits
+    before the notebook starts, and the notebook container (which shares the namespace)
+    has no capabilities, so it cannot flush the rules.
+    """
+    return {
+        "name": "netlock",
+        "image": image,
+        "imagePullPolicy": pull_policy,
+        "command": ["/bin/sh", "-c", script],
+        # iptables takes its lock in /run; the root filesystem stays read-only.
+        "volumeMounts": [{"name": NETLOCK_RUN_VOLUME, "mountPath": "/run"}],
+        "securityContext": {
+            "runAsUser": 0,
+            "runAsNonRoot": False,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN", "NET_RAW"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "resources": {"limits": {"cpu": "100m", "memory": "64Mi"},
+                      "requests": {"cpu": "10m", "memory": "16Mi"}},
+    }
+
+
+def check_subpath(relpath: str) -> str:
+    """A PVC subPath must be relative, normalised and free of `..`: it is the only thing
+    that keeps one permit's workspace out of the other permits' extracts."""
+    p = PurePosixPath(relpath)
+    if not relpath or p.is_absolute() or ".." in p.parts or str(p) != relpath or "\\" in relpath:
+        raise Forbidden(f"extract subPath {relpath!r} escapes the permit's extract directory")
+    return relpath
+
+
+def make_kube_overrides(spec: WorkspaceSpec, *, extracts_claim: str, workspace_labels: dict,
+                        lock_script: str | None, netlock_image: str = "",
+                        netlock_pull_policy: str = "IfNotPresent", host_aliases: dict | None = None) -> dict:
+    """KubeSpawner trait values for one permit workspace (pure).
+
+    `lock_script` None means no init container (only for an operator who disabled it; the
+    chart enables it by default). `host_aliases` ({hostname: ip}) go into the pod's /etc/hosts,
+    so the hub and egress names resolve without DNS, which workspaces do not get by default.
+    """
+    subpath = check_subpath(spec.extract_relpath)
+    labels = {**spec.labels, **workspace_labels}
+    init = {}
+    volumes = {
+        DATA_VOLUME: {"name": DATA_VOLUME,
+                      "persistentVolumeClaim": {"claimName": extracts_claim, "readOnly": True}},
+        WORK_VOLUME: {"name": WORK_VOLUME, "persistentVolumeClaim": {"claimName": spec.work_volume}},
+        TMP_VOLUME: {"name": TMP_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "512Mi"}},
+    }
+    if lock_script is not None:
+        if not netlock_image:
+            raise InvalidInput("the egress lock needs an image with iptables", field="netlock_image")
+        init["netlock"] = make_netlock_container(netlock_image, netlock_pull_policy, lock_script)
+        volumes[NETLOCK_RUN_VOLUME] = {"name": NETLOCK_RUN_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
+    return {
+        "pod_name": spec.name,
+        "pvc_name": spec.work_volume,
+        "image": spec.image,
+        "environment": dict(spec.env),
+        "mem_limit": spec.mem_limit_bytes,
+        # Memory is requested in full (an OOM kill loses a researcher's session); CPU is
+        # requested at a tenth of the limit so idle workspaces do not reserve whole cores.
+        "mem_guarantee": spec.mem_limit_bytes,
+        "cpu_limit": spec.cpu_limit,
+        "cpu_guarantee": round(spec.cpu_limit / 10, 3),
+        "extra_labels": labels,
+        "uid": spec.uid,
+        "gid": spec.uid,
+        "fs_gid": spec.uid,
+        "port": NOTEBOOK_PORT,
+        "storage_pvc_ensure": True,
+        "automount_service_account_token": False,
+        "service_account": None,
+        "allow_privilege_escalation": False,
+        "privileged": False,
+        "container_security_context": restricted_container_context(spec.uid),
+        "pod_security_context": {"runAsNonRoot": True, "runAsUser": spec.uid, "runAsGroup": spec.uid,
+                                 "fsGroup": spec.uid, "seccompProfile": {"type": "RuntimeDefault"}},
+        "volumes": volumes,
+        "volume_mounts": {
+            DATA_VOLUME: {"name": DATA_VOLUME, "mountPath": DATA_DIR, "subPath": subpath, "readOnly": True},
+            WORK_VOLUME: {"name": WORK_VOLUME, "mountPath": WORK_DIR},
+            TMP_VOLUME: {"name": TMP_VOLUME, "mountPath": "/tmp"},
+        },
+        "init_containers": init,
+        # No Service env vars: a workspace learns no addresses beyond the two it is given.
+        "extra_pod_config": {"enableServiceLinks": False, **_host_aliases(host_aliases or {})},
+    }
+
+
+def _host_aliases(aliases: dict) -> dict:
+    if not aliases:
+        return {}
+    by_ip: dict[str, list[str]] = {}
+    for host, ip in sorted(aliases.items()):
+        by_ip.setdefault(ip, []).append(host)
+    return {"hostAliases": [{"ip": ip, "hostnames": hosts} for ip, hosts in sorted(by_ip.items())]}
+
+
+# Trait names a permit or user option may never set: they would move the pod out of its
+# namespace, add volumes (another permit's extract, a hostPath) or widen its identity.
+FORBIDDEN_OPTIONS = ("namespace", "volumes", "volume_mounts", "service_account", "image",
+                     "extra_pod_config", "extra_container_config", "init_containers", "profile")
+
+
+def check_user_options(options: dict) -> None:
+    """Workspace shape comes from the permit alone: any user option is refused."""
+    if not options:
+        return
+    names = sorted(str(k) for k in options)
+    bad = [n for n in names if n in FORBIDDEN_OPTIONS]
+    which = bad or names
+    raise Refused(f"workspace options are fixed by the permit; refusing {', '.join(which)}")
+
+
+class PermitKubeSpawner(KubeSpawner):
+    """KubeSpawner that builds each workspace pod from the permit named by the server name."""
+
+    spe_home = Unicode("/srv/spe", config=True,
+                       help="SPE home inside the hub pod; its extracts/ is the extracts PVC mount.")
+    spe_db_url = Unicode("", config=True,
+                         help="Registry database URL (SQLAlchemy). Empty: sqlite under spe_home.")
+    extracts_claim = Unicode("", config=True,
+                             help="Name of the extracts PVC; each workspace mounts only its own "
+                                  "`<permit>/<version>` subPath of it, read-only.")
+    workspace_labels = Dict(config=True,
+                            help="Labels added to every workspace pod; the chart's workspace "
+                                 "NetworkPolicy selects them (spe.io/role, spe.io/release).")
+    hub_service = Unicode("", config=True,
+                          help="host:port of the hub API, the one endpoint the egress lock allows besides egress.")
+    egress_service = Unicode("", config=True, help="host:port of the egress service.")
+    allow_dns = Bool(False, config=True,
+                     help="Let workspaces query the cluster DNS (off: DNS is a covert channel).")
+    dns_server = Unicode("", config=True,
+                         help="Cluster DNS address allowed when allow_dns; empty: the hub's resolver.")
+    netlock_enabled = Bool(True, config=True,
+                           help="Add the iptables init container. Turning it off leaves isolation to "
+                                "NetworkPolicy alone, which some network plugins silently ignore.")
+    netlock_image = Unicode("", config=True, help="Image with /bin/sh and iptables for the init container.")
+    netlock_image_pull_policy = Unicode("IfNotPresent", config=True, help="imagePullPolicy of the init container.")
+    max_mem_limit = Unicode("16G", config=True, help="Largest memory limit a permit may ask for.")
+    max_cpu_limit = Float(8.0, config=True, help="Largest CPU limit a permit may ask for.")
+
+    # --- the doors to the outside (a test subclass replaces these, nothing else) ----------
+    def _engine(self):
+        from hub.db import make_engine
+        from hub.settings import Settings
+
+        settings = Settings.from_env(home=self.spe_home, db_url=self.spe_db_url or None, env={})
+        return make_engine(settings.db_url)
+
+    def load_permit(self, server_name: str):
+        """The permit whose workspace (server) name this is: JupyterHub only accepts lower-case
+        slugs, permit ids may not be (hub.spawner.servernames maps them, refusing clashes)."""
+        from hub.permits.store import PermitStore
+
+        store = PermitStore(self._engine())
+        return store.get(permit_id_for_server([p.id for p in store.list()], server_name))
+
+    def load_extract_relpath(self, permit) -> str:
+        """`<permit>/<version>` of the current extract, from the registry (not the directory)."""
+        from hub.provision.extracts import current_extract_relpath
+
+        relpath = current_extract_relpath(self._engine(), permit.id)
+        if relpath is None:
+            raise Refused(f"permit {permit.id} has no provisioned extract yet; ask the operator to provision it")
+        return relpath
+
+    def resolve_endpoint(self, hostport: str) -> tuple[str, int]:
+        host, _, port = hostport.rpartition(":")
+        if not host or not port.isdigit():
+            raise InvalidInput(f"expected host:port, got {hostport!r}", field="hub_service/egress_service")
+        return socket.gethostbyname(host), int(port)
+
+    def resolve_dns_server(self) -> str:
+        if self.dns_server:
+            return self.dns_server
+        for line in Path("/etc/resolv.conf").read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "nameserver":
+                return parts[1]
+        raise InvalidInput("no nameserver in /etc/resolv.conf; set PermitKubeSpawner.dns_server", field="dns_server")
+
+    # --- building ------------------------------------------------------------------------
+    def resolve_services(self) -> dict[str, tuple[str, int]]:
+        """{host: (ip, port)} of the hub and egress services, resolved once per spawn."""
+        out = {}
+        for hostport in (self.hub_service, self.egress_service):
+            if hostport:
+                out[hostport.rpartition(":")[0]] = self.resolve_endpoint(hostport)
+        if not out:
+            raise InvalidInput("the egress lock needs hub_service and egress_service", field="hub_service")
+        return out
+
+    def make_lock_script(self, services: dict[str, tuple[str, int]]) -> str:
+        dns = [self.resolve_dns_server()] if self.allow_dns else []
+        return netlock.make_lock_script(netlock.make_lock_rules(list(services.values()), self.allow_dns, dns))
+
+    async def load_user_options(self):
+        """Apply the permit instead of profiles: the only source of the pod's shape."""
+        check_user_options(self.user_options or {})
+        server_name = self.name
+        if not server_name:
+            raise Refused("open a workspace from a permit: the server name must name the permit")
+        if self.enable_user_namespaces:
+            raise Forbidden("workspaces run in the hub's namespace only (enable_user_namespaces is on)")
+        try:
+            permit = self.load_permit(server_name)
+        except NotFound:
+            raise Forbidden(f"no permit opens as workspace {server_name[:64]!r}") from None
+        relpath = self.load_extract_relpath(permit)
+        settings = SpawnSettings(image=self.image, egress_url=f"http://{self.egress_service}" if self.egress_service else "",
+                                 max_mem_limit=self.max_mem_limit, max_cpu_limit=self.max_cpu_limit)
+        spec = make_workspace_spec(permit, self.user.name, relpath, settings)
+        services = self.resolve_services()
+        lock = self.make_lock_script(services) if self.netlock_enabled else None
+        overrides = make_kube_overrides(spec, extracts_claim=self.extracts_claim,
+                                        workspace_labels=self.workspace_labels, lock_script=lock,
+                                        netlock_image=self.netlock_image or self.image,
+                                        netlock_pull_policy=self.netlock_image_pull_policy,
+                                        host_aliases={h: ip for h, (ip, _) in services.items()})
+        if not self.extracts_claim:
+            raise InvalidInput("extracts_claim is not set", field="PermitKubeSpawner.extracts_claim")
+        for name, value in overrides.items():
+            setattr(self, name, value)
+        self.dns_name = self.dns_name_template.format(namespace=self.namespace, name=self.pod_name)

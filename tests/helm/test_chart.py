@@ -1,0 +1,280 @@
+"""The Helm chart: lint, render, schema, and what the rendered manifests promise."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.helm.conftest import (CHART, CI_DIR, CI_FILES, KUBE_VERSIONS, NAMESPACE, RELEASE, ROOT, find,
+                                 helm, pod_specs, render)
+
+MODERN = [f for f in CI_FILES if f not in KUBE_VERSIONS]
+
+
+def test_ci_values_files_exist():
+    assert {"default-values.yaml", "postgres-values.yaml", "sqlite-pvc-values.yaml",
+            "kube-1.20-values.yaml"} <= set(CI_FILES)
+
+
+def test_schema_json_is_generated_from_yaml():
+    out = subprocess.run([sys.executable, str(ROOT / "helm" / "tools" / "gen-schema.py"), "--check"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_schema_closes_every_object_and_describes_every_key():
+    schema = yaml.safe_load((CHART / "values.schema.yaml").read_text())
+    missing, open_objects = [], []
+
+    def walk(node, path):
+        if not isinstance(node, dict):
+            return
+        if "$ref" not in node and "description" not in node:
+            missing.append(path or "<root>")
+        if node.get("type") == "object" and "properties" in node and node.get("additionalProperties") is not False:
+            open_objects.append(path)
+        for key, sub in (node.get("properties") or {}).items():
+            walk(sub, f"{path}.{key}" if path else key)
+        for key, sub in (node.get("definitions") or {}).items():
+            walk(sub, f"#{key}")
+
+    walk(schema, "")
+    assert missing == [] and open_objects == []
+    # every default in values.yaml is covered by the schema (helm validates the merged values)
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(values) == set(schema["properties"])
+
+
+@pytest.mark.parametrize("values_file", CI_FILES)
+def test_lint_strict(tools, values_file):
+    args = ["lint", "--strict", str(CHART), "--namespace", NAMESPACE, "-f", str(CI_DIR / values_file)]
+    if values_file in KUBE_VERSIONS:
+        args += ["--kube-version", KUBE_VERSIONS[values_file]]
+    out = helm(tools, *args)
+    assert "0 chart(s) failed" in out.stdout
+
+
+@pytest.mark.parametrize("values_file", MODERN)
+@pytest.mark.parametrize("kube_version", ["1.25.0", kubernetes_validate.latest_version()])
+def test_rendered_manifests_validate_strictly(rendered, values_file, kube_version):
+    docs = rendered[values_file]
+    assert len(docs) >= 15
+    for doc in docs:
+        # raises ValidationError naming the resource and the offending field
+        kubernetes_validate.validate(doc, kube_version, strict=True)
+
+
+def test_kube_1_20_uses_apis_it_has(rendered):
+    docs = rendered["kube-1.20-values.yaml"]
+    (pdb,) = find(docs, "PodDisruptionBudget")
+    assert pdb["apiVersion"] == "policy/v1beta1"
+    (pdb_new,) = find(rendered["postgres-values.yaml"], "PodDisruptionBudget")
+    assert pdb_new["apiVersion"] == "policy/v1"
+    for doc in docs:
+        assert doc["apiVersion"] in {"v1", "apps/v1", "policy/v1beta1", "networking.k8s.io/v1",
+                                     "rbac.authorization.k8s.io/v1"}, doc["apiVersion"]
+    # seccomp is a securityContext field from 1.19; before it, an annotation
+    for _, _, spec in pod_specs(docs):
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_kube_1_18_gets_seccomp_annotation(tools):
+    docs = render(tools, "default-values.yaml", "--kube-version", "1.18.0")
+    for name, meta, spec in pod_specs(docs):
+        assert meta["annotations"]["seccomp.security.alpha.kubernetes.io/pod"] == "runtime/default", name
+        assert "seccompProfile" not in spec["securityContext"], name
+
+
+@pytest.mark.parametrize("values_file", CI_FILES)
+def test_every_pod_is_restricted(rendered, values_file):
+    workloads = pod_specs(rendered[values_file])
+    assert sorted(n for n, _, _ in workloads) == [f"{RELEASE}-egress", f"{RELEASE}-hub", f"{RELEASE}-proxy"]
+    for name, _, spec in workloads:
+        psc = spec["securityContext"]
+        assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 1000, name
+        for c in spec["containers"] + spec.get("initContainers", []):
+            sc = c["securityContext"]
+            assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 1000, (name, c["name"])
+            assert sc["allowPrivilegeEscalation"] is False and sc["privileged"] is False, (name, c["name"])
+            assert sc["capabilities"] == {"drop": ["ALL"]}, (name, c["name"])
+            assert sc["readOnlyRootFilesystem"] is True, (name, c["name"])
+            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, (name, c["name"])
+            assert c["resources"]["limits"]["memory"] and c["resources"]["limits"]["cpu"], (name, c["name"])
+            assert not c["image"].endswith(":latest"), (name, c["image"])
+        # only the hub gets a service-account token (it spawns pods)
+        assert spec["automountServiceAccountToken"] is (name == f"{RELEASE}-hub"), name
+
+
+def test_image_pull_policy_configurable(rendered):
+    for _, _, spec in pod_specs(rendered["sqlite-pvc-values.yaml"]):
+        assert {c["imagePullPolicy"] for c in spec["containers"]} == {"Never"}
+    for _, _, spec in pod_specs(rendered["default-values.yaml"]):
+        assert {c["imagePullPolicy"] for c in spec["containers"]} == {"IfNotPresent"}
+
+
+def _netpol(docs, name):
+    (pol,) = find(docs, "NetworkPolicy", name)
+    return pol["spec"]
+
+
+def test_workspace_egress_denied_except_hub_and_egress(rendered):
+    spec = _netpol(rendered["default-values.yaml"], f"{RELEASE}-workspace")
+    assert spec["podSelector"]["matchLabels"] == {"spe.io/role": "workspace", "spe.io/release": RELEASE}
+    assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
+    targets = []
+    for rule in spec["egress"]:
+        (peer,) = rule["to"]
+        assert set(peer) == {"podSelector"}, rule  # no ipBlock, no namespaceSelector: nothing outside
+        targets.append((peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
+                        [p["port"] for p in rule["ports"]]))
+    assert targets == [("hub", [8081]), ("egress", [8090])]
+    # ingress only from the proxy and hub to the notebook port
+    (ing,) = spec["ingress"]
+    assert [p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in ing["from"]] == ["proxy", "hub"]
+    assert ing["ports"] == [{"port": 8888, "protocol": "TCP"}]
+
+
+def test_workspace_dns_only_when_allowed(rendered):
+    spec = _netpol(rendered["postgres-values.yaml"], f"{RELEASE}-workspace")
+    dns = [r for r in spec["egress"] if any(p["port"] == 53 for p in r["ports"])]
+    assert len(dns) == 1
+    assert dns[0]["to"][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+
+
+def test_each_component_has_its_own_network_policy(rendered):
+    names = {d["metadata"]["name"] for d in find(rendered["default-values.yaml"], "NetworkPolicy")}
+    assert names == {f"{RELEASE}-{c}" for c in ("hub", "proxy", "egress", "workspace")}
+    for f in CHART.joinpath("templates").iterdir():
+        if f.is_dir():
+            assert (f / "netpol.yaml").is_file(), f.name
+
+
+def _mounts(spec):
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    return [(m, vols[m["name"]]) for c in spec["containers"] for m in c.get("volumeMounts", [])]
+
+
+def _is_keys(vol):
+    return (vol.get("secret", {}).get("secretName") in (f"{RELEASE}-keys", "spe-operator-keys")
+            or vol.get("persistentVolumeClaim", {}).get("claimName") == f"{RELEASE}-keys")
+
+
+@pytest.mark.parametrize("values_file", CI_FILES)
+def test_extracts_and_keys_mounts(rendered, values_file):
+    docs = rendered[values_file]
+    keys_in_pvc = values_file == "sqlite-pvc-values.yaml"
+    specs = {n: s for n, _, s in pod_specs(docs)}
+    keys_users = set()
+    for name, spec in specs.items():
+        for mount, vol in _mounts(spec):
+            if _is_keys(vol):
+                keys_users.add(name)
+                # only the hub may write keys, and only when they live on a PVC
+                assert mount["readOnly"] is not (name == f"{RELEASE}-hub" and keys_in_pvc), name
+            claim = vol.get("persistentVolumeClaim", {}).get("claimName")
+            if claim == f"{RELEASE}-extracts" and name != f"{RELEASE}-hub":
+                # only the hub (provisioning) writes extracts; everyone else reads
+                assert mount["readOnly"] is True and vol["persistentVolumeClaim"]["readOnly"] is True, name
+    assert keys_users == {f"{RELEASE}-egress", f"{RELEASE}-hub"}
+    pvcs = {d["metadata"]["name"] for d in find(docs, "PersistentVolumeClaim")}
+    expected = {f"{RELEASE}-extracts", f"{RELEASE}-egress-store"}
+    if values_file != "postgres-values.yaml":
+        expected.add(f"{RELEASE}-state")
+    if keys_in_pvc:
+        expected.add(f"{RELEASE}-keys")
+    assert pvcs == expected
+    # a chart-made keys Secret exists only when no other key source is named
+    made = {d["metadata"]["name"] for d in find(docs, "Secret")}
+    assert (f"{RELEASE}-keys" in made) is (values_file in ("default-values.yaml", "postgres-values.yaml"))
+
+
+def test_postgres_url_from_secret_and_no_state_pvc(rendered):
+    docs = rendered["postgres-values.yaml"]
+    (secret,) = find(docs, "Secret", f"{RELEASE}-registry-db")
+    assert base64.b64decode(secret["data"]["url"]).decode().startswith("postgresql://")
+    assert not find(docs, "PersistentVolumeClaim", f"{RELEASE}-state")
+    for name, _, spec in pod_specs(docs):
+        env = {e["name"]: e for c in spec["containers"] for e in c.get("env", [])}
+        if name in (f"{RELEASE}-hub", f"{RELEASE}-egress"):
+            assert env["SPE_DB_URL"]["valueFrom"]["secretKeyRef"] == {"name": f"{RELEASE}-registry-db", "key": "url"}
+            assert "value" not in env["SPE_DB_URL"]
+
+
+def test_minimal_rbac(rendered):
+    for docs in rendered.values():
+        kinds = {d["kind"] for d in docs}
+        assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
+        (role,) = find(docs, "Role")
+        assert role["metadata"]["namespace"] == NAMESPACE
+        granted = {}
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
+            assert not {"escalate", "bind", "impersonate", "patch", "update"} & set(rule["verbs"])
+            for group in rule["apiGroups"]:
+                for res in rule["resources"]:
+                    granted[(group, res)] = set(rule["verbs"])
+        assert set(granted) == {("", "pods"), ("", "persistentvolumeclaims"), ("", "services"),
+                                ("", "events"), ("batch", "jobs")}
+        assert "secrets" not in {r for _, r in granted}  # the hub cannot read the keys through the API
+        (binding,) = find(docs, "RoleBinding")
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{RELEASE}-hub"}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"{RELEASE}-hub", "namespace": NAMESPACE}]
+
+
+def test_prometheus_annotations_on_hub_and_egress(rendered):
+    metas = {n: m for n, m, _ in pod_specs(rendered["default-values.yaml"])}
+    assert metas[f"{RELEASE}-hub"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert metas[f"{RELEASE}-hub"]["annotations"]["prometheus.io/path"] == "/hub/metrics"
+    assert metas[f"{RELEASE}-egress"]["annotations"]["prometheus.io/port"] == "8090"
+
+
+def test_hub_config_passthrough_reaches_jupyterhub(rendered, tmp_path, monkeypatch):
+    """Run the shipped jupyterhub_config.py against the rendered Secret, as the hub pod does."""
+    from traitlets.config import Config
+
+    docs = rendered["postgres-values.yaml"]
+    (secret,) = find(docs, "Secret", f"{RELEASE}-hub")
+    values_file = tmp_path / "values.yaml"
+    values_file.write_bytes(base64.b64decode(secret["data"]["values.yaml"]))
+    (cm,) = find(docs, "ConfigMap", f"{RELEASE}-hub")
+    monkeypatch.setenv("SPE_HUB_VALUES", str(values_file))
+    monkeypatch.setenv("CONFIGPROXY_AUTH_TOKEN", "t0ken")
+    monkeypatch.setenv("SPE_DB_URL", "postgresql://x@y/z")
+    c = Config()
+    exec(compile(cm["data"]["jupyterhub_config.py"], "jupyterhub_config.py", "exec"), {"c": c})
+    assert c.JupyterHub.admin_access is False
+    assert c.Authenticator.admin_users == ["operator"]
+    assert c.JupyterHub.spawner_class == "hub.spawner.kube.PermitKubeSpawner"
+    assert c.KubeSpawner.namespace == NAMESPACE
+    assert c.PermitKubeSpawner.extracts_claim == f"{RELEASE}-extracts"
+    assert c.PermitKubeSpawner.workspace_labels == {"spe.io/role": "workspace", "spe.io/release": RELEASE}
+    assert c.PermitKubeSpawner.hub_service == f"{RELEASE}-hub:8081"
+    assert c.PermitKubeSpawner.egress_service == f"{RELEASE}-egress:8090"
+    assert c.PermitKubeSpawner.allow_dns is True
+    assert c.PermitKubeSpawner.netlock_image == "spe/hub:0.1.0"
+    assert c.ConfigurableHTTPProxy.auth_token == "t0ken"
+
+
+BAD_VALUES = [
+    ("hub:\n  bogus: 1\n", "Additional property bogus is not allowed"),
+    ("workspace:\n  uid: root\n", "Invalid type. Expected: integer, given: string"),
+    ("registry:\n  db:\n    type: mysql\n", "registry.db.type"),
+    ("hub:\n  image: {name: spe/hub, tag: latest, pullPolicy: Always}\n", "hub.image.tag"),
+    ("workspace:\n  networkPolicy: {allowDNS: \"yes\"}\n", "Invalid type. Expected: boolean"),
+    ("registry:\n  db: {type: postgres}\n", "set registry.db.url or registry.db.existingSecret"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD_VALUES)
+def test_bad_values_fail_with_schema_message(tools, tmp_path, text, message):
+    bad = tmp_path / "bad-values.yaml"
+    bad.write_text(text)
+    out = helm(tools, "template", RELEASE, str(CHART), "-f", str(bad), check=False)
+    # `helm install` runs the same schema check before rendering, but needs a reachable cluster
+    # even with --dry-run=client (helm 3.17), so it is exercised in the cluster tier only.
+    assert out.returncode != 0 and message in out.stderr, out.stderr

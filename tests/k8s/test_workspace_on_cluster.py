@@ -1,0 +1,173 @@
+"""A permit workspace spawned through JupyterHub with the permit spawner on a real cluster.
+
+The cluster's network plugin (CNI bridge) does NOT enforce NetworkPolicy, so every "blocked"
+below is the netlock init container's doing. Images come from the local Docker engine
+(SPE_K8S_HUB_IMAGE, SPE_K8S_WORKSPACE_IMAGE) and are imported into the cluster's containerd.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.conftest import EXAMPLES
+from tests.helm.conftest import CHART
+from tests.k8s.conftest import RUN, khelm, kubectl
+
+HUB_IMAGE = os.environ.get("SPE_K8S_HUB_IMAGE", "spe/hub:0.1.0")
+WS_IMAGE = os.environ.get("SPE_K8S_WORKSPACE_IMAGE", "spe/workspace:0.1.0")
+PERMIT = "DEMO-2026-001"
+SERVER = "demo-2026-001"  # JupyterHub server names are lower-case slugs (hub.spawner.servernames)
+TOKEN = secrets.token_hex(16)
+
+
+def import_image(image: str) -> None:
+    have = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
+    assert have.returncode == 0, f"image {image} is not in the local Docker engine: build it first (docs/operator-kubernetes.md)"
+    save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+    out = subprocess.run(["ctr", "--address", str(RUN / "containerd" / "containerd.sock"), "-n", "k8s.io",
+                          "images", "import", "-"], stdin=save.stdout, capture_output=True, text=True)
+    save.wait()
+    assert out.returncode == 0 and save.returncode == 0, out.stderr
+
+
+def split(image):
+    name, _, tag = image.rpartition(":")
+    return name, tag
+
+
+@pytest.fixture
+def volumes(tools, cluster, namespace):
+    """Static hostPath PVs (the test cluster has no provisioner), owned by uid 1000."""
+    names = []
+    for i in range(8):
+        path = RUN / "pv" / namespace / str(i)
+        path.mkdir(parents=True)
+        os.chown(path, 1000, 1000)
+        name = f"{namespace}-pv{i}"
+        pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+              "spec": {"capacity": {"storage": "20Gi"}, "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
+                       "storageClassName": "local-path", "persistentVolumeReclaimPolicy": "Delete",
+                       "hostPath": {"path": str(path), "type": "Directory"}}}
+        kubectl(tools, cluster, "apply", "-f", "-", stdin=json.dumps(pv))
+        names.append(name)
+    yield
+    for name in names:
+        kubectl(tools, cluster, "delete", "pv", name, "--wait=false", check=False)
+
+
+def values_file(tmp_path: Path) -> Path:
+    hub_name, hub_tag = split(HUB_IMAGE)
+    ws_name, ws_tag = split(WS_IMAGE)
+    values = {
+        "hub": {"image": {"name": hub_name, "tag": hub_tag, "pullPolicy": "Never"},
+                "config": {"JupyterHub": {"authenticator_class": "dummy",
+                                          "services": [{"name": "tester", "api_token": TOKEN}],
+                                          "load_roles": [{"name": "tester", "services": ["tester"],
+                                                          "scopes": ["admin:users", "admin:servers", "access:servers"]}]},
+                           "Authenticator": {"allow_all": True}}},
+        "workspace": {"image": {"name": ws_name, "tag": ws_tag, "pullPolicy": "Never"},
+                      "storage": {"capacity": "1Gi", "storageClassName": "local-path"}},
+        "registry": {"db": {"type": "sqlite", "pvc": {"storage": "1Gi", "storageClassName": "local-path"}}},
+        "extracts": {"pvc": {"storage": "1Gi", "storageClassName": "local-path"}},
+        "egress": {"store": {"storage": "1Gi", "storageClassName": "local-path"}},
+        "keys": {"store": "pvc", "pvc": {"storage": "10Mi", "storageClassName": "local-path"}},
+    }
+    path = tmp_path / "cluster-values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def wait(what, seconds, fn):
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(2)
+    raise AssertionError(f"{what} did not happen within {seconds} s (last: {last!r})")
+
+
+def hub_exec(tools, cluster, ns, *cmd, stdin=None):
+    return kubectl(tools, cluster, "-n", ns, "exec", "-i", "deploy/spe-hub", "--", *cmd, stdin=stdin)
+
+
+def test_permit_workspace_is_isolated(tools, cluster, namespace, volumes, tmp_path):
+    import_image(HUB_IMAGE)
+    import_image(WS_IMAGE)
+    khelm(tools, cluster, "install", "spe", str(CHART), "-n", namespace, "-f", str(values_file(tmp_path)))
+    try:
+        for dep in ("spe-hub", "spe-proxy"):
+            out = kubectl(tools, cluster, "-n", namespace, "rollout", "status", f"deploy/{dep}", "--timeout=300s", check=False)
+            if out.returncode != 0:
+                logs = kubectl(tools, cluster, "-n", namespace, "logs", f"deploy/{dep}", "--tail=40", check=False)
+                raise AssertionError(f"{dep} not ready:\n{out.stderr}\n{logs.stdout}{logs.stderr}")
+        # the operator provisions inside the hub pod (registry, keys and extracts volumes)
+        hub_exec(tools, cluster, namespace, "spe", "dataset", "add-example")
+        hub_exec(tools, cluster, namespace, "sh", "-c", "cat > /tmp/permit.yaml",
+                 stdin=(EXAMPLES / "demo-gibleed.yaml").read_text())
+        hub_exec(tools, cluster, namespace, "spe", "permit", "apply", "/tmp/permit.yaml")
+        hub_exec(tools, cluster, namespace, "spe", "permit", "provision", PERMIT)
+
+        proxy_ip = kubectl(tools, cluster, "-n", namespace, "get", "svc", "spe-proxy", "-o",
+                           "jsonpath={.spec.clusterIP}").stdout
+        hub_ip = kubectl(tools, cluster, "-n", namespace, "get", "svc", "spe-hub", "-o", "jsonpath={.spec.clusterIP}").stdout
+        api = f"http://{proxy_ip}/hub/api"
+        auth = {"Authorization": f"token {TOKEN}"}
+        requests.post(f"{api}/users/bob", headers=auth, timeout=30)
+        r = requests.post(f"{api}/users/bob/servers/{SERVER}", headers=auth, timeout=60)
+        assert r.status_code in (201, 202), r.text
+
+        def ready():
+            user = requests.get(f"{api}/users/bob", headers=auth, timeout=30).json()
+            server = user.get("servers", {}).get(SERVER)
+            return server if server and server.get("ready") else None
+
+        wait("workspace ready", 300, ready)
+        pod = kubectl(tools, cluster, "-n", namespace, "get", "pod", "-l", "spe.io/role=workspace",
+                      "-o", "jsonpath={.items[0].metadata.name}").stdout
+
+        def in_pod(script):
+            return kubectl(tools, cluster, "-n", namespace, "exec", pod, "-c", "notebook", "--",
+                           "python3", "-c", script).stdout.strip()
+
+        # uid 1000, no capabilities at all
+        assert in_pod("import os; print(os.getuid(), os.getgid())") == "1000 1000"
+        assert in_pod("print([l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')][0])") == "0000000000000000"
+        # /data: this permit's extract only, read-only
+        files = json.loads(in_pod("import os, json; print(json.dumps(sorted(os.listdir('/data'))))"))
+        assert "manifest.json" in files and all(f.endswith(".parquet") or f == "manifest.json" for f in files)
+        assert in_pod("import os\ntry:\n open('/data/x','w')\nexcept OSError as e: print(e.errno)") == "30"  # EROFS
+        # the hub answers; everything else is refused by the lock (NetworkPolicy is not enforced here)
+        probe = ("import socket,sys\ns=socket.socket(); s.settimeout(5)\n"
+                 "try:\n s.connect((sys.argv[1], int(sys.argv[2]))); print('open')\n"
+                 "except OSError as e: print(type(e).__name__)")
+
+        def connect(ip, port):
+            return kubectl(tools, cluster, "-n", namespace, "exec", pod, "-c", "notebook", "--",
+                           "python3", "-c", probe, ip, str(port)).stdout.strip()
+
+        assert connect(hub_ip, 8081) == "open"
+        assert connect("10.254.0.1", 443) != "open"  # the Kubernetes API
+        assert connect(proxy_ip, 80) != "open"        # another service
+        proxy_pod_ip = kubectl(tools, cluster, "-n", namespace, "get", "pod", "-l", "app.kubernetes.io/component=proxy",
+                               "-o", "jsonpath={.items[0].status.podIP}").stdout
+        assert connect(proxy_pod_ip, 8000) != "open"  # another pod directly
+        host_ip = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()[0]
+        assert connect(host_ip, 16443) != "open"      # the node / outside world
+
+        r = requests.delete(f"{api}/users/bob/servers/{SERVER}", headers=auth, timeout=60)
+        assert r.status_code in (202, 204), r.text
+        wait("workspace pod gone", 180, lambda: kubectl(tools, cluster, "-n", namespace, "get", "pod", pod,
+                                                         check=False).returncode != 0)
+    finally:
+        khelm(tools, cluster, "uninstall", "spe", "-n", namespace, check=False)

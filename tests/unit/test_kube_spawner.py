@@ -1,0 +1,164 @@
+"""PermitKubeSpawner builds the workspace pod from the permit (no cluster: a dummy kubeconfig)."""
+
+from __future__ import annotations
+
+import pytest
+from jupyterhub import orm
+
+from hub.exceptions import Forbidden, Refused
+from hub.spawner.kube import check_subpath, make_kube_overrides
+from hub.spawner.spec import SpawnSettings, make_workspace_spec
+from tests.kube_support import Hub, RegistrySpawner, User, kubeconfig, make_permit, make_spawner, pod_for  # noqa: F401
+
+
+def container(pod, name="notebook"):
+    return next(c for c in pod["spec"]["containers"] if c["name"] == name)
+
+
+async def test_pod_mounts_only_its_extract_read_only(kubeconfig):
+    _, pod = await pod_for(make_permit())
+    nb = container(pod)
+    mounts = {m["mountPath"]: m for m in nb["volumeMounts"]}
+    data = mounts["/data"]
+    assert data["readOnly"] is True and data["subPath"] == "p-diab-01/3"
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    claim = volumes[data["name"]]["persistentVolumeClaim"]
+    assert claim == {"claimName": "spe-extracts", "readOnly": True}
+    # the work volume is the (permit, user) PVC, nothing else is a claim
+    claims = sorted(v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
+                    if v.get("persistentVolumeClaim"))
+    assert claims == ["spe-extracts", "spe-work-p-diab-01-bob"]
+    assert not any(v.get("secret") or v.get("hostPath") for v in pod["spec"]["volumes"])
+
+
+async def test_pod_is_locked_down(kubeconfig):
+    sp, pod = await pod_for(make_permit())
+    spec = pod["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["enableServiceLinks"] is False
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] == 1000
+    nb = container(pod)
+    sc = nb["securityContext"]
+    assert sc["runAsUser"] == 1000 and sc["runAsNonRoot"] is True
+    assert sc["allowPrivilegeEscalation"] is False and sc["privileged"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["seccompProfile"]["type"] == "RuntimeDefault"
+    assert pod["metadata"]["name"] == "spe-bob-p-diab-01"
+    assert sp.pvc_name == "spe-work-p-diab-01-bob"
+
+
+async def test_resource_limits_come_from_the_permit(kubeconfig):
+    _, pod = await pod_for(make_permit())
+    resources = container(pod)["resources"]
+    limits, requests = resources["limits"], resources["requests"]
+    assert int(limits["memory"]) == 2 * 1024**3 and float(limits["cpu"]) == 1.5
+    assert int(requests["memory"]) == 2 * 1024**3 and float(requests["cpu"]) == 0.15
+
+
+async def test_labels_select_the_workspace_network_policy(kubeconfig):
+    _, pod = await pod_for(make_permit())
+    labels = pod["metadata"]["labels"]
+    assert labels["spe.io/role"] == "workspace" and labels["spe.io/release"] == "spe"
+    assert labels["spe.permit"] == "p-p-diab-01"
+    env = {e["name"]: e.get("value") for e in container(pod)["env"]}
+    assert env["SPE_PERMIT_ID"] == "p-diab-01" and env["SPE_DATA_DIR"] == "/data"
+
+
+async def test_init_container_locks_egress_with_only_net_admin(kubeconfig):
+    _, pod = await pod_for(make_permit())
+    (init,) = pod["spec"]["initContainers"]
+    assert init["name"] == "netlock" and init["image"] == "spe/hub:0.1.0"
+    assert init["imagePullPolicy"] == "Never"
+    sc = init["securityContext"]
+    assert sc["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN", "NET_RAW"]}
+    assert sc["privileged"] is False and sc["allowPrivilegeEscalation"] is False
+    script = init["command"][2]
+    assert "iptables -w -P OUTPUT DROP" in script
+    assert "-d 10.96.0.10/32 -p tcp --dport 8081 -j ACCEPT" in script
+    assert "-d 10.96.0.11/32 -p tcp --dport 8090 -j ACCEPT" in script
+    assert "--dport 53" not in script
+    assert not init.get("env") and [m["mountPath"] for m in init["volumeMounts"]] == ["/run"]
+
+
+async def test_hub_and_egress_names_resolve_without_dns(kubeconfig):
+    _, pod = await pod_for(make_permit())
+    assert pod["spec"]["hostAliases"] == [{"ip": "10.96.0.10", "hostnames": ["spe-hub"]},
+                                          {"ip": "10.96.0.11", "hostnames": ["spe-egress"]}]
+
+
+async def test_dns_allowed_only_to_cluster_resolver(kubeconfig):
+    _, pod = await pod_for(make_permit(), allow_dns=True)
+    script = pod["spec"]["initContainers"][0]["command"][2]
+    assert "-d 10.96.0.2/32 -p udp --dport 53 -j ACCEPT" in script
+
+
+async def test_one_pod_per_permit_and_user(kubeconfig):
+    permit = make_permit()
+    _, a = await pod_for(permit, username="alice")
+    _, b = await pod_for(permit, username="bob")
+    other = make_permit("p-other-02")
+    _, c = await pod_for(other, username="bob")
+    names = {a["metadata"]["name"], b["metadata"]["name"], c["metadata"]["name"]}
+    assert len(names) == 3
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"namespace": "kube-system"}, "refusing namespace"),
+    ({"volumes": [{"name": "x", "hostPath": {"path": "/"}}]}, "refusing volumes"),
+    ({"image": "evil:1"}, "refusing image"),
+    ({"anything": 1}, "refusing anything"),
+])
+async def test_user_options_refused(kubeconfig, options, message):
+    sp = make_spawner(make_permit(), user_options=options)
+    with pytest.raises(Refused, match=message):
+        await sp.load_user_options()
+    assert not sp.volumes and not sp.init_containers  # nothing applied
+
+
+async def test_permit_naming_escaping_extract_refused(kubeconfig):
+    permit = make_permit()
+
+    class Escaping(RegistrySpawner):
+        def load_extract_relpath(self, permit):
+            return f"{permit.id}/../p-other-02/1"
+
+    RegistrySpawner.permits = {permit.id: permit}
+    sp = Escaping(user=User("bob"), hub=Hub(), orm_spawner=orm.Spawner(name=permit.id), namespace="spe",
+                  extracts_claim="spe-extracts", hub_service="spe-hub:8081",
+                  egress_service="spe-egress:8090", netlock_image="i:1")
+    with pytest.raises(Forbidden, match="does not belong to permit"):
+        await sp.load_user_options()
+
+
+@pytest.mark.parametrize("relpath", ["../x/1", "/abs/1", "a/./b", "a//b", "a/b/..", "", "a\\..\\b"])
+def test_subpath_checks(relpath):
+    with pytest.raises(Forbidden, match="escapes"):
+        check_subpath(relpath)
+
+
+async def test_non_member_and_inactive_refused(kubeconfig):
+    with pytest.raises(Refused, match="not a member"):
+        await pod_for(make_permit(), username="mallory")
+    with pytest.raises(Refused, match="suspended"):
+        await pod_for(make_permit(status="suspended"))
+
+
+async def test_unknown_permit_and_default_server_refused(kubeconfig):
+    with pytest.raises(Forbidden, match="no permit"):
+        await pod_for(make_permit(), server="p-unknown")
+    with pytest.raises(Refused, match="server name must name the permit"):
+        await pod_for(make_permit(), server="")
+
+
+async def test_user_namespaces_refused(kubeconfig):
+    with pytest.raises(Forbidden, match="hub's namespace only"):
+        await pod_for(make_permit(), enable_user_namespaces=True)
+
+
+def test_overrides_without_lock_have_no_init_container():
+    spec = make_workspace_spec(make_permit(), "bob", "p-diab-01/3", SpawnSettings(image="w:1"))
+    o = make_kube_overrides(spec, extracts_claim="c", workspace_labels={}, lock_script=None)
+    assert o["init_containers"] == {} and "netlock-run" not in o["volumes"]
+    assert o["volume_mounts"]["data"]["readOnly"] is True
