@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         ports = {"SPE_PUBLIC_PORT": free_port(), "SPE_PROXY_API_PORT": free_port(), "SPE_HUB_PORT": free_port(),
                  "SPE_EGRESS_PORT": free_port()}
         common = {"SPE_HOME": str(home), "SPE_IMAGE": args.image, "SPE_NETWORK": network, "SPE_BRIDGE": bridge,
-                  "SPE_FIREWALL_CHAIN": chain, "SPE_BENCH_GATEWAY": gateway}
+                  "SPE_FIREWALL_CHAIN": chain, "SPE_BENCH_GATEWAY": gateway,
+                  "SPE_NAME_PREFIX": f"spe-b{run}"}
         spe_result = run_hub("spe", home, common, ports, rounds, concurrent_rounds, client, network)
         plain_result = run_hub("plain", home, common, ports, rounds, concurrent_rounds, client, network)
     finally:

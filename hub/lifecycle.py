@@ -147,12 +147,14 @@ def _provisioned(settings: Settings) -> set[str]:
     return {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
 
 
-def delete_permit_data(settings: Settings, engine: sa.Engine, permit_id: str, docker_client=None) -> None:
+def delete_permit_data(settings: Settings, engine: sa.Engine, permit_id: str, docker_client=None,
+                       name_prefix: str = "spe") -> None:
     """Delete the extracts (all versions, audited by provisioning) and the work volumes of an ended permit."""
     delete_extracts(engine, settings, permit_id, SYSTEM, "grace period after the permit ended has passed")
     if docker_client is None:
         return
-    volumes = docker_client.volumes.list(filters={"label": f"spe.permit={safe_slug(permit_id, prefix='p')}"})
+    volumes = docker_client.volumes.list(filters={"label": [f"spe.permit={safe_slug(permit_id, prefix='p')}",
+                                                            f"spe.deployment={name_prefix}"]})
     for vol in volumes:
         vol.remove(force=True)
     if volumes:
@@ -163,7 +165,7 @@ def delete_permit_data(settings: Settings, engine: sa.Engine, permit_id: str, do
 
 
 def run_once(settings: Settings, api: HubApi, grace_days: int, today: date | None = None,
-             now: datetime | None = None, docker_client=None) -> RoundPlan:
+             now: datetime | None = None, docker_client=None, name_prefix: str = "spe") -> RoundPlan:
     engine = make_engine(settings.db_url)
     store = PermitStore(engine)
     today = today or date.today()
@@ -182,7 +184,7 @@ def run_once(settings: Settings, api: HubApi, grace_days: int, today: date | Non
                          detail={"user": running.user, "server": running.server, "reason": reason})
         log.info("stopped %s/%s: %s", running.user, running.server, reason)
     for pid in plan.delete_data:
-        delete_permit_data(settings, engine, pid, docker_client)
+        delete_permit_data(settings, engine, pid, docker_client, name_prefix)
         log.info("deleted extracts of ended permit %s", pid)
     return plan
 
@@ -193,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"seconds between rounds (1..{LIFECYCLE_MAX_PERIOD_SECONDS})")
     parser.add_argument("--grace-days", type=int, default=30,
                         help=f"days after a permit ends before its data is deleted (0..{MAX_EXTRACT_GRACE_DAYS})")
+    parser.add_argument("--name-prefix", default="spe", help="this deployment's container/volume prefix")
     parser.add_argument("--once", action="store_true", help="run one round and exit")
     args = parser.parse_args(argv)
     if not 1 <= args.period_seconds <= LIFECYCLE_MAX_PERIOD_SECONDS:
@@ -211,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         docker_client = None
     while True:
         try:
-            run_once(settings, api, args.grace_days, docker_client=docker_client)
+            run_once(settings, api, args.grace_days, docker_client=docker_client, name_prefix=args.name_prefix)
         except Exception:  # keep enforcing: one bad round must not end the service
             log.exception("lifecycle round failed")
         if args.once:

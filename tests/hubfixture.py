@@ -60,6 +60,7 @@ class Hub:
     home: Path
     settings: Settings
     passwords: dict
+    name_prefix: str
     network: str
     bridge: str
     chain: str
@@ -125,7 +126,7 @@ def spe_hub(tmp_path_factory):
                   SPE_NETWORK=network, SPE_BRIDGE=bridge, SPE_FIREWALL_CHAIN=chain,
                   SPE_PUBLIC_PORT=ports["public"], SPE_PROXY_API_PORT=ports["proxy"],
                   SPE_HUB_PORT=ports["hub"], SPE_EGRESS_PORT=ports["egress"],
-                  SPE_LIFECYCLE_PERIOD_SECONDS=5, CONFIGPROXY_AUTH_TOKEN=uuid.uuid4().hex)
+                  SPE_LIFECYCLE_PERIOD_SECONDS=5, SPE_NAME_PREFIX=f"spe-t{run}", CONFIGPROXY_AUTH_TOKEN=uuid.uuid4().hex)
     log_file = home / "hub.log"
     proc = start_hub(env, log_file, home)
     url = f"http://127.0.0.1:{ports['public']}"
@@ -133,7 +134,7 @@ def spe_hub(tmp_path_factory):
         wait_for_hub(url, proc, log_file)
         gateway = client.networks.get(network).attrs["IPAM"]["Config"][0]["Gateway"]
         make_engine(settings.db_url)
-        yield Hub(url=url, home=home, settings=settings, passwords=passwords, network=network, bridge=bridge,
+        yield Hub(url=url, home=home, settings=settings, passwords=passwords, name_prefix=f"spe-t{run}", network=network, bridge=bridge,
                   chain=chain, gateway_ip=gateway, hub_port=ports["hub"], image=image, log_file=log_file)
     finally:
         stop_pid(proc.pid)

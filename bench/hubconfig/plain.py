@@ -19,6 +19,7 @@ c.DockerSpawner.network_name = os.environ["SPE_NETWORK"]
 c.DockerSpawner.use_internal_ip = True
 c.DockerSpawner.remove = True
 c.DockerSpawner.pull_policy = "never"
+c.DockerSpawner.prefix = "jupyter-" + os.environ["SPE_NETWORK"]  # no name clash with another run
 c.DockerSpawner.cmd = ["jupyterhub-singleuser"]
 c.DockerSpawner.start_timeout = 180  # same patience as the SPE hub (hub/hubapp/config.py)
 c.DockerSpawner.http_timeout = 120

@@ -64,7 +64,7 @@ def make_services(opts: HubOptions, gateway_ip: str, egress_available: bool, pyt
                      f"--cull-every={max(60, opts.idle_timeout_seconds // 10)}", "--remove-named-servers=false"]},
         {"name": "spe-lifecycle", "cwd": str(REPO_ROOT), "environment": env,
          "command": [python, "-m", "hub.lifecycle", "--period-seconds", str(opts.lifecycle_period_seconds),
-                     "--grace-days", str(opts.extract_grace_days)]},
+                     "--grace-days", str(opts.extract_grace_days), "--name-prefix", opts.name_prefix]},
     ]
     # the session recorder: every workspace is reached through it (hub.sessionlog)
     services.append({"name": "session-recorder", "cwd": str(REPO_ROOT), "environment": env,
@@ -123,6 +123,7 @@ def configure(c, opts: HubOptions, gateway_ip: str, egress_available: bool) -> N
     c.PermitSpawner.image = opts.image
     c.PermitSpawner.pull_policy = "never"  # images are built locally (make images); never from a registry
     c.PermitSpawner.network_name = opts.network
+    c.PermitSpawner.name_prefix = opts.name_prefix
     c.PermitSpawner.egress_url = egress_url(opts, gateway_ip)
     c.PermitSpawner.cmd = ["jupyterhub-singleuser"]
     c.PermitSpawner.server_token_scopes = SERVER_TOKEN_SCOPES

@@ -5,12 +5,14 @@ SPE_PUBLIC_PORT (8000), SPE_PROXY_API_PORT (8001), SPE_HUB_PORT (8081), SPE_EGRE
 SPE_NETWORK (spe-internal), SPE_BRIDGE (spe-internal0), SPE_FIREWALL_CHAIN (SPE-WORKSPACE),
 SPE_FIREWALL (enforce | external), SPE_IMAGE (spe/workspace:latest), SPE_IDLE_TIMEOUT_SECONDS (3600),
 SPE_LIFECYCLE_PERIOD_SECONDS (30), SPE_EXTRACT_GRACE_DAYS (30, at most 183),
-SPE_AUTHENTICATOR (demo | oidc).
+SPE_AUTHENTICATOR (demo | oidc), SPE_NAME_PREFIX (spe: prefix of container and volume names,
+so that two deployments can share one Docker engine).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,7 @@ class HubOptions:
     proxy_api_port: int = 8001
     hub_port: int = 8081
     egress_port: int = 8100
+    name_prefix: str = "spe"
     recorder_port: int = 0  # session recorder on 127.0.0.1; 0 = a free port chosen at hub start
     network: str = DEFAULT_NETWORK
     bridge: str = DEFAULT_BRIDGE
@@ -55,6 +58,9 @@ class HubOptions:
         if self.idle_timeout_seconds < 60:
             raise InvalidInput(f"idle timeout must be at least 60 s, not {self.idle_timeout_seconds}",
                                field="idle_timeout_seconds")
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", self.name_prefix):
+            raise InvalidInput(f"SPE_NAME_PREFIX must be 1-20 characters [a-z0-9-] starting with a letter, "
+                               f"not {self.name_prefix!r}", field="name_prefix")
         if self.authenticator not in ("demo", "oidc"):
             raise InvalidInput(f"SPE_AUTHENTICATOR must be 'demo' or 'oidc', not {self.authenticator!r}",
                                field="authenticator")
@@ -90,6 +96,7 @@ class HubOptions:
             hub_port=num("SPE_HUB_PORT", 8081),
             egress_port=num("SPE_EGRESS_PORT", 8100),
             recorder_port=num("SPE_RECORDER_PORT", 0),
+            name_prefix=env.get("SPE_NAME_PREFIX", "spe"),
             network=env.get("SPE_NETWORK", DEFAULT_NETWORK),
             bridge=env.get("SPE_BRIDGE", DEFAULT_BRIDGE),
             firewall_chain=env.get("SPE_FIREWALL_CHAIN", DEFAULT_CHAIN),

@@ -19,6 +19,8 @@ Must not import `egress`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 import html
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -120,6 +122,18 @@ class PermitSpawner(DockerSpawner):
         stop of every user (a 10 s `docker stop` then delays all spawns).""",
     ).tag(config=True)
 
+    name_prefix = Unicode(
+        "spe",
+        help="""Prefix of container and work-volume names, also set as label `spe.deployment`. Give each
+        deployment sharing one Docker engine its own prefix, or their workspaces would collide by name.""",
+    ).tag(config=True)
+
+    @validate("name_prefix")
+    def _check_prefix(self, proposal):
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", proposal.value):
+            raise TraitError(f"name_prefix {proposal.value!r}: use 1-20 characters [a-z0-9-] starting with a letter")
+        return proposal.value
+
     stop_timeout_seconds = Integer(
         5,
         help="""Seconds a stopping workspace gets between SIGTERM and SIGKILL.""",
@@ -153,7 +167,7 @@ class PermitSpawner(DockerSpawner):
     @default("object_name")
     def _object_name_default(self):
         # one slug function names every container (hub.spawner.slugs)
-        return safe_slug(self.user.name, self.name or "default")
+        return safe_slug(self.user.name, self.name or "default", prefix=self.name_prefix)
 
     @default("remove")
     def _default_remove(self):
@@ -268,7 +282,11 @@ class PermitSpawner(DockerSpawner):
             if relpath is None:
                 raise Refused(f"permit {permit.id} has no provisioned extract yet; ask an operator to run "
                               f"`spe permit provision {permit.id}`")
-            return make_workspace_spec(permit, self.user.name, relpath, self.spawn_settings())
+            spec = make_workspace_spec(permit, self.user.name, relpath, self.spawn_settings())
+            return dataclasses.replace(
+                spec, name=safe_slug(self.user.name, permit.id, prefix=self.name_prefix),
+                work_volume=safe_slug("work", permit.id, self.user.name, prefix=self.name_prefix),
+                labels={**spec.labels, "spe.deployment": self.name_prefix})
         except SpawnException as err:
             self._audit("workspace.spawn", outcome="refused", permit_id=permit_id or None,
                         detail={"server": self.name[:MAX_OPTION_CHARS], "reason": err.log_message})

@@ -168,6 +168,15 @@ import urllib.request
 print(urllib.request.urlopen('http://{spe_hub.gateway_ip}:{spe_hub.hub_port}/hub/api/', timeout=5).status)
 """).strip()
     assert status == "200"
+    # and so does the egress service, on the gateway's egress port (SPE_EGRESS_URL)
+    egress = kernel.run("""
+import os, urllib.request, urllib.error
+try:
+    print(urllib.request.urlopen(os.environ['SPE_EGRESS_URL'] + 'api/', timeout=10).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+""").strip()
+    assert egress.isdigit() and int(egress) < 500, egress
 
 
 def test_outside_names_do_not_resolve(workspace):

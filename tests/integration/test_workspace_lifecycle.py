@@ -41,7 +41,7 @@ def test_expired_permit_workspace_is_stopped_then_its_data_deleted(spe_hub):
     label = f"spe.permit={safe_slug('TEST-EXPIRE-1', prefix='p')}"
     assert client.volumes.list(filters={"label": label}), "the workspace's work volume should exist"
     assert (spe_hub.settings.extracts_dir / "TEST-EXPIRE-1").is_dir()
-    delete_permit_data(spe_hub.settings, engine, "TEST-EXPIRE-1", client)
+    delete_permit_data(spe_hub.settings, engine, "TEST-EXPIRE-1", client, spe_hub.name_prefix)
     assert not (spe_hub.settings.extracts_dir / "TEST-EXPIRE-1").exists()
     assert client.volumes.list(filters={"label": label}) == []
     with engine.connect() as conn:

@@ -137,6 +137,7 @@ def test_demo_users_reject_bad_names_and_groups(tmp_path, users):
 @pytest.mark.parametrize("env", [
     {"SPE_EXTRACT_GRACE_DAYS": "184"}, {"SPE_LIFECYCLE_PERIOD_SECONDS": "61"}, {"SPE_FIREWALL": "off"},
     {"SPE_HUB_PORT": "eighty"}, {"SPE_BRIDGE": "much-too-long-bridge"}, {"SPE_IDLE_TIMEOUT_SECONDS": "5"},
+    {"SPE_NAME_PREFIX": "Spe_1"}, {"SPE_NAME_PREFIX": "x" * 21},
 ])
 def test_hub_options_refuse_bad_values(env, tmp_path):
     with pytest.raises(InvalidInput):
