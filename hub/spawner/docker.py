@@ -346,7 +346,7 @@ class PermitSpawner(DockerSpawner):
         url = self.workspace_url(ip, port)
         await self.wait_until_ready(url)
         self._audit("workspace.spawn", permit_id=spec.permit_id,
-                    detail={"permit_version": spec.permit_version, "extract": spec.extract_relpath,
+                    detail={"server": self.name, "permit_version": spec.permit_version, "extract": spec.extract_relpath,
                             "image": spec.image, "container": spec.name, "work_volume": spec.work_volume,
                             "ready_seconds": round(time.monotonic() - started, 3)})
         return url
