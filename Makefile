@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.spe-installed
 
-.PHONY: venv test test-unit test-helm test-k8s bench clean
+.PHONY: venv test test-unit test-helm test-k8s bench clean images demo stop
 
 venv: $(STAMP)
 
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install -q --upgrade pip >$(VENV)/install.log 2>&1
 	@$(PY) -m pip install -e '.[test,postgres]' >>$(VENV)/install.log 2>&1 || { tail -20 $(VENV)/install.log; exit 1; }
 	@touch $(STAMP)
+
+# Workspace images (base from a registry or debootstrap, then spe/workspace:<input hash> and
+# :latest); rebuilt only when their inputs change. Options: docs/operator-images.md.
+images: venv
+	$(PY) -m hub.images
 
 # tests/k8s needs a real cluster (make test-k8s); everything else runs here.
 test: venv
@@ -35,6 +40,12 @@ test-k8s: venv
 bench: venv
 	@mkdir -p bench/results
 	$(PY) -m bench.run
+
+demo: venv
+	@PY=$(PY) bash scripts/demo.sh
+
+stop:
+	@test -x $(PY) && SPE_HOME=$${SPE_HOME:-$(CURDIR)/.spe} $(PY) -m hub.cli hub stop || true
 
 clean:
 	rm -rf .spe build *.egg-info

@@ -22,6 +22,8 @@ metadata = sa.MetaData()
 TABLE_MODULES = [
     "hub.registry_tables",
     "hub.audit.tables",
+    "hub.audit.submit",
+    "hub.sessionlog.routes",
     "egress.tables",
     "egress.dp.ledger",
 ]

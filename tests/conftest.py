@@ -41,3 +41,7 @@ def copy_example(name: str, dest: Path) -> Path:
     target = dest / name
     shutil.copy(EXAMPLES / name, target)
     return target
+
+
+# A real hub for the workspace tests (integration and e2e share one per session).
+from tests.hubfixture import spe_hub  # noqa: E402,F401

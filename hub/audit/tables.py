@@ -33,3 +33,20 @@ audit_head = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
+
+# Signed chain heads (hub.audit.checkpoint). `kind`: periodic | purge | export. A `purge`
+# checkpoint is the base of the chain after older events were removed: verification starts
+# from its hash. Rows are only ever inserted.
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("ts", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("algorithm", sa.String(20), nullable=False),  # ed25519 | hmac-sha256
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("signature", sa.String(200), nullable=False),
+    sa.Index("ix_audit_checkpoints_seq", "seq"),
+)

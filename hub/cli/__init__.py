@@ -22,6 +22,7 @@ COMMANDS = [
     "hub.cli.optout",
     "hub.cli.audit",
     "hub.cli.synth",
+    "hub.cli.hub",
 ]
 
 log = logging.getLogger("spe")

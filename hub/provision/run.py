@@ -119,10 +119,15 @@ def provision(engine: sa.Engine, settings: Settings, permit_id: str, actor: str,
             params = dict(tp.params, **key_params)
             con.execute(f"COPY ({tp.sql}) TO {sql_literal(str(out))} (FORMAT parquet, COMPRESSION zstd)",
                         _used(tp.sql, params))
-            rows = con.execute(f"SELECT count(*) FROM read_parquet({sql_literal(str(out))})").fetchone()[0]
-            cols = con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(out))})").fetchall()
+            written = f"read_parquet({sql_literal(str(out))})"
+            cols = con.execute(f"DESCRIBE SELECT * FROM {written}").fetchall()
+            has_pid = any(c[0] == "person_id" for c in cols)
+            rows, table_persons = con.execute(
+                f"SELECT count(*), {'count(DISTINCT person_id)' if has_pid else 'NULL'} FROM {written}").fetchone()
             tables[tp.name] = {"file": out.name, "rows": rows, "sha256": sha256_file(out),
                                "columns": [{"name": c[0], "type": c[1]} for c in cols]}
+            if has_pid:  # distinct persons: lets the egress checks skip a scan when rows == persons
+                tables[tp.name]["persons"] = table_persons
         kanon = k_anonymity_report(con, tmp / f"{plan.person_table}.parquet", plan.quasi_identifiers,
                                    permit.egress.threshold) if plan.person_table in tables else None
     except duckdb.Error as err:

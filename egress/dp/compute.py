@@ -1,0 +1,400 @@
+"""Exact aggregates for a DP query, computed in DuckDB over the extract's Parquet files.
+
+One narrow door to the data: an in-memory DuckDB connection that may read only the extract
+directory (external access off, configuration locked), SQL built from descriptor-checked
+identifiers and bound parameters only. Nothing here adds noise or touches the ledger.
+
+Per-person truncation: the table is cut to the declared `max_per_person` rows per person
+(per person, rows in a fixed pseudo-random order of their content; `dropped_rows`), then the
+query's filters and groups apply, so the calibration's contribution bound holds whatever the
+data hold. Truncation depends only on that person's own rows, so neighbouring datasets stay
+neighbours. It is a property of the table, not of the query, so it is computed once per
+immutable file: the rows it removes are kept in the pooled database and a count or sum is
+aggregate(file) - aggregate(removed rows) with the same filters; quantiles leave the removed
+rows out. Rows without a person key are never counted.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import itertools
+import json
+import re
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+
+import duckdb
+
+from hub.exceptions import Failure, InvalidInput
+
+from egress.dp.calibrate import I64_SAFE, Plan, grid_bounds
+from egress.dp.spec import NUMERIC_TYPE_RE, STRING_TYPE_RE, TEMPORAL_TYPE_RE, DpQuery
+
+_SAFE_TYPE_RE = re.compile(r"^[A-Z0-9_ (),]+$")
+
+
+def quote_ident(name: str) -> str:
+    # Names were matched against the descriptor already; quoting is the second fence.
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_path(extract_dir: Path, table: str) -> Path:
+    manifest = extract_dir / "manifest.json"
+    if manifest.is_file():
+        info = json.loads(manifest.read_text()).get("tables", {}).get(table)
+        if info is None:
+            raise InvalidInput(f"table {table!r} is not in this permit's extract", field="table")
+        return extract_dir / info.get("file", f"{table}.parquet")
+    path = extract_dir / f"{table}.parquet"
+    if not path.is_file():
+        raise InvalidInput(f"table {table!r} is not in this permit's extract", field="table")
+    return path
+
+
+_pool_lock = threading.Lock()
+_pool: OrderedDict[tuple, duckdb.DuckDBPyConnection] = OrderedDict()
+MAX_POOLED_DATABASES = 8
+# Each pooled database caps its own memory (DuckDB's default is 80 % of RAM per database).
+DEFAULT_MEMORY_LIMIT = "2GB"
+MAX_SPILL = "20GB"
+
+
+_spill_dir: str | None = None
+
+
+def _spill_root() -> str:
+    """One private spill directory per process (a sub-directory per database), removed at exit.
+    Called only while `_pool_lock` is held (from `connect`)."""
+    global _spill_dir
+    if _spill_dir is None:
+        _spill_dir = tempfile.mkdtemp(prefix="spe-dp-duckdb-")
+        atexit.register(shutil.rmtree, _spill_dir, True)
+    return _spill_dir
+
+
+def _new_database(extract_dir: Path, memory_limit: str | None, threads: int | None):
+    con = duckdb.connect(":memory:")
+    con.execute("SET memory_limit = $m", {"m": memory_limit or DEFAULT_MEMORY_LIMIT})
+    # spill (a truncation window over a large table) into a private directory, never the
+    # service's working directory, and bounded so a runaway query fails instead of filling the disk
+    con.execute("SET temp_directory = $t", {"t": tempfile.mkdtemp(dir=_spill_root())})
+    con.execute("SET max_temp_directory_size = $s", {"s": MAX_SPILL})
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    con.execute("SET allowed_directories = $d", {"d": [str(extract_dir) + "/"]})
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def connect(extract_dir: Path, *, memory_limit: str | None = None, threads: int | None = None):
+    """A cursor on an in-memory DuckDB database that can read only `extract_dir` (external
+    access off, configuration locked, so no statement can widen it).
+
+    Creating a DuckDB database costs tens of milliseconds, as much as a small aggregate, so one
+    database per extract directory is kept (extracts are immutable) and each query gets its
+    own cursor (cursors are independent connections to that database: thread-safe). The
+    caller closes the cursor.
+    """
+    root = Path(extract_dir).resolve()
+    key = (str(root), memory_limit, threads)
+    with _pool_lock:
+        base = _pool.get(key)
+        if base is None:
+            base = _new_database(root, memory_limit, threads)
+            _pool[key] = base
+            if len(_pool) > MAX_POOLED_DATABASES:
+                # dropped, not closed: a cursor in use elsewhere keeps the database alive
+                _pool.popitem(last=False)
+        else:
+            _pool.move_to_end(key)
+        return base.cursor()
+
+
+_types_lock = threading.Lock()
+_types_cache: dict[tuple, dict[str, str]] = {}
+
+
+def column_types(con, path: Path) -> dict[str, str]:
+    """Column -> DuckDB type of a Parquet file (cached per immutable file)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    with _types_lock:
+        if key in _types_cache:
+            return dict(_types_cache[key])
+    rows = con.execute("DESCRIBE SELECT * FROM read_parquet($p)", {"p": str(path)}).fetchall()
+    types = {r[0]: str(r[1]).upper() for r in rows}
+    with _types_lock:
+        _types_cache[key] = types
+    return dict(types)
+
+
+def joins_person(q: DpQuery) -> bool:
+    return any("." in c for c in list(q.group_columns) + [f.column for f in q.where])
+
+
+def query_types(con, q: DpQuery, extract_dir: Path) -> dict[str, str]:
+    """Column -> type of the queried table, plus `person.<column>` when the query joins it."""
+    types = column_types(con, table_path(extract_dir, q.table))
+    if joins_person(q):
+        person = column_types(con, table_path(extract_dir, q.person_table))
+        if q.person_key not in person:
+            raise InvalidInput(f"the person table has no person key {q.person_key!r}", field="by")
+        types.update({f"{q.person_table}.{c}": t for c, t in person.items()})
+    return types
+
+
+def check_types(q: DpQuery, types: dict[str, str]) -> None:
+    """Refuse (before any charge) values that do not fit the extract's column types."""
+    if q.person_key not in types:
+        raise InvalidInput(f"table {q.table!r} has no person key {q.person_key!r}: DP queries need the privacy "
+                           f"unit", field="table")
+    for name in set(q.group_columns) | {f.column for f in q.where} | ({q.column} if q.column else set()):
+        if name not in types:
+            raise InvalidInput(f"column {name!r} of {q.table!r} is not in this permit's extract", field="column")
+    if q.column and q.kind in ("sum", "mean", "quantile") and not NUMERIC_TYPE_RE.match(types[q.column]):
+        raise InvalidInput(f"column {q.column!r} is {types[q.column]}, not numeric", field="column")
+    for i, f in enumerate(q.where):
+        t = types[f.column]
+        values = f.value if isinstance(f.value, tuple) else (f.value,)
+        for v in values:
+            ok = (isinstance(v, (int, float)) and not isinstance(v, bool)) if NUMERIC_TYPE_RE.match(t) else \
+                isinstance(v, str) if (STRING_TYPE_RE.match(t) or TEMPORAL_TYPE_RE.match(t)) else \
+                isinstance(v, bool) if t.startswith("BOOL") else False
+            if not ok:
+                raise InvalidInput(f"column {f.column!r} is {t}; value {str(v)[:40]!r} does not fit",
+                                   field=f"where.{i}.value")
+
+
+def col_expr(name: str) -> str:
+    """`t."c"` for the queried table's column, `p."c"` for a joined `person.c`."""
+    if "." in name:
+        return "p." + quote_ident(name.split(".", 1)[1])
+    return "t." + quote_ident(name)
+
+
+def _where_sql(q: DpQuery, types: dict[str, str], params: dict) -> list[str]:
+    conds = []
+    for i, f in enumerate(q.where):
+        col = col_expr(f.column)
+        t = types[f.column]
+        cast = TEMPORAL_TYPE_RE.match(t) and _SAFE_TYPE_RE.match(t)
+
+        def p(value, j=None):
+            name = f"w{i}" if j is None else f"w{i}_{j}"
+            params[name] = value
+            return f"CAST(${name} AS {t})" if cast else f"${name}"
+
+        if f.op == "in":
+            conds.append(f"{col} IN ({', '.join(p(v, j) for j, v in enumerate(f.value))})")
+        elif f.op == "between":
+            conds.append(f"{col} BETWEEN {p(f.value[0], 0)} AND {p(f.value[1], 1)}")
+        else:
+            conds.append(f"{col} {f.op} {p(f.value)}")  # op is one of OPS (checked in spec)
+    return conds
+
+
+_stats_lock = threading.Lock()
+
+
+_null_keys_cache: dict[tuple, bool] = {}
+
+
+def has_null_keys(con, path: Path, person_key: str) -> bool:
+    """Whether any row of the file lacks a person key (cached per immutable file)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, person_key)
+    with _stats_lock:
+        if key in _null_keys_cache:
+            return _null_keys_cache[key]
+    n = con.execute(f"SELECT count(*) FROM read_parquet($p) WHERE {quote_ident(person_key)} IS NULL",
+                    {"p": str(path)}).fetchone()[0]
+    with _stats_lock:
+        _null_keys_cache[key] = n > 0
+    return n > 0
+
+
+MAX_DROPPED_ROWS = 1_000_000  # beyond this, truncate per query instead of keeping the excess rows
+
+
+def _rank_sql(pid: str, columns: list[str], m_cmp: str, source: str) -> str:
+    # Per person, rows in a fixed pseudo-random order of their CONTENT (every column of the file,
+    # never the position in the file, which other persons' rows would shift): truncation
+    # depends on that person's rows only. Rows equal in every column are interchangeable.
+    content = ", ".join(quote_ident(c) for c in columns)
+    return (f"SELECT * EXCLUDE (__rn) FROM (SELECT *, row_number() OVER (PARTITION BY {pid} ORDER BY "
+            f"hash({content}), {content}) AS __rn FROM {source}) WHERE __rn {m_cmp}")
+
+
+def dropped_rows(con, path: Path, person_key: str, m: int) -> tuple[str, int]:
+    """The rows that truncation to m rows per person removes from the file, kept as a table in
+    the pooled in-memory database (built once per immutable file and bound), and their number.
+
+    Truncation is a property of the table, not of a query: every query sees the table with at
+    most m rows per person, so aggregate(truncated) = aggregate(file) - aggregate(dropped rows),
+    computed with the same filters and groups. Usually few persons exceed the bound, so this
+    costs a second aggregate over a small table instead of a window over the whole table.
+    """
+    st = path.stat()
+    ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{person_key}|{int(m)}"
+    name = "dropped_" + hashlib.sha256(ident.encode()).hexdigest()[:20]
+    pid = quote_ident(person_key)
+    columns = list(column_types(con, path))
+    heavy = (f"(SELECT * FROM read_parquet($p, file_row_number = true) WHERE {pid} IN (SELECT {pid} FROM "
+             f"read_parquet($p) WHERE {pid} IS NOT NULL GROUP BY {pid} HAVING count(*) > {int(m)}))")
+    with _stats_lock:  # one builder per process; other cursors see the finished table
+        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = $n", {"n": name}).fetchone()[0]
+        if not exists:
+            con.execute(f"CREATE TABLE {name} AS {_rank_sql(pid, columns, f'> {int(m)}', heavy)}", {"p": str(path)})
+    n = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+    return name, int(n)
+
+
+def _used(sql: str, params: dict) -> dict:
+    """Only the parameters the statement names (DuckDB refuses unused ones; `$p` vs `$pp`)."""
+    return {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}\b", sql)}
+
+
+@dataclass(frozen=True)
+class Exact:
+    """Exact (un-noised) aggregates, in the plan's cell order. Never leaves the service."""
+
+    counts: list[int] | None = None
+    sums: list[int] | None = None  # integer grid units
+    values: list[float] | None = None  # clamped values (quantiles)
+    truncated: bool = False  # whether the truncation window ran
+
+
+def _cell_key(values) -> tuple:
+    out = []
+    for v in values:
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        out.append(str(v))
+    return tuple(out)
+
+
+def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, types: dict | None = None,
+                    memory_limit: str | None = None, threads: int | None = None,
+                    force_truncation: bool = False) -> Exact:
+    """Exact aggregates for the plan. `con`: a connection from `connect(extract_dir)` to reuse
+    (the caller closes it); without it one is opened and closed here."""
+    extract_dir = Path(extract_dir)
+    path = table_path(extract_dir, q.table)
+    own = con is None
+    if own:
+        con = connect(extract_dir, memory_limit=memory_limit, threads=threads)
+    try:
+        if types is None:
+            types = query_types(con, q, extract_dir)
+            check_types(q, types)
+        params: dict = {"p": str(path)}
+        conds = _where_sql(q, types, params)
+        if q.column and q.kind != "histogram":
+            conds.append(f"{col_expr(q.column)} IS NOT NULL")
+        used = list(dict.fromkeys(list(q.group_columns) + ([q.column] if q.column else [])))
+        pid = quote_ident(q.person_key)
+        # rows without a person key belong to nobody we can bound: never counted (the check is
+        # skipped when the file has none, so the person key column need not be read at all)
+        if has_null_keys(con, path, q.person_key):
+            conds.insert(0, f"t.{pid} IS NOT NULL")
+        select = ", ".join([f"t.{pid} AS __pid"] + [f"{col_expr(c)} AS {quote_ident(c)}" for c in used])
+        m = q.max_per_person
+        join = ""
+        full_window = force_truncation
+        if joins_person(q):
+            person_path = table_path(extract_dir, q.person_table)
+            params["pp"] = str(person_path)
+            join = f" LEFT JOIN read_parquet($pp) p ON t.{pid} = p.{pid}"
+            # a person listed twice would duplicate rows in the join: then truncate after joining
+            full_window = full_window or dropped_rows(con, person_path, q.person_key, 1)[1] > 0
+        dropped, n_dropped = dropped_rows(con, path, q.person_key, m)
+        full_window = full_window or n_dropped > MAX_DROPPED_ROWS
+        where = (" WHERE " + " AND ".join(conds)) if conds else ""
+
+        def base_of(table_sql: str) -> str:
+            return f"SELECT {select} FROM {table_sql} t{join}{where}"
+
+        truncate = full_window or n_dropped > 0
+        if full_window:  # truncation computed here, for this query
+            columns = list(column_types(con, path))
+            bases = [(base_of("(" + _rank_sql(pid, columns, f"<= {int(m)}", "read_parquet($p)") + ")"), 1)]
+        elif n_dropped and q.kind == "quantile":  # values, not sums: leave the dropped rows out
+            bases = [(base_of(f"(SELECT * FROM read_parquet($p, file_row_number = true) WHERE file_row_number "
+                              f"NOT IN (SELECT file_row_number FROM {dropped}))"), 1)]
+        elif n_dropped:
+            bases = [(base_of("read_parquet($p)"), 1), (base_of(dropped), -1)]
+        else:
+            bases = [(base_of("read_parquet($p)"), 1)]
+        base = bases[0][0]
+        groups = [quote_ident(c) for c in q.group_columns]
+        if q.kind == "quantile":
+            lo, hi = q.bounds
+            params.update(lo=lo, hi=hi)
+            sql = f"SELECT least(greatest(CAST({quote_ident(q.column)} AS DOUBLE), $lo), $hi) FROM ({base})"
+            arr = con.execute(sql, _used(sql, params)).fetchnumpy()
+            values = next(iter(arr.values())).tolist() if arr else []
+            return Exact(values=[float(v) for v in values], truncated=truncate)
+        aggs = ["count(*)"]
+        if q.kind in ("sum", "mean"):
+            lo_i, hi_i = grid_bounds(q.bounds, plan.decimals)
+            params.update(lo=q.bounds[0], hi=q.bounds[1], lo_i=lo_i, hi_i=hi_i, scale=float(10**plan.decimals))
+            # clamp in DOUBLE (tames inf/NaN), onto the integer grid (DuckDB's DOUBLE -> BIGINT cast
+            # rounds to nearest); when a bound is not on the grid, clamp again on the grid so
+            # rounding can never leave [lo_i, hi_i]. The mean's shift is applied exactly in Python.
+            grid = f"CAST(least(greatest(CAST({quote_ident(q.column)} AS DOUBLE), $lo), $hi) * $scale AS BIGINT)"
+            scale = 10**plan.decimals
+            if Fraction(Decimal(repr(q.bounds[0]))) * scale != lo_i or Fraction(Decimal(repr(q.bounds[1]))) * scale != hi_i:
+                grid = f"least(greatest({grid}, $lo_i), $hi_i)"
+            aggs.append(f"sum({grid})")
+        found: dict[tuple, list[int]] = {}
+        ng = len(groups)
+        for base, sign in bases:
+            sql = f"SELECT {', '.join(groups + aggs)} FROM ({base})" + (f" GROUP BY {', '.join(groups)}" if groups else "")
+            for r in con.execute(sql, _used(sql, params)).fetchall():
+                acc = found.setdefault(_cell_key(r[:ng]), [0] * (len(r) - ng))
+                for j, v in enumerate(r[ng:]):
+                    acc[j] += sign * int(v or 0)
+    except duckdb.Error as err:
+        raise Failure(f"the DP query failed in DuckDB: {str(err).splitlines()[0]}") from err
+    finally:
+        if own:
+            con.close()
+    cells = list(itertools.product(*q.categories)) if ng else [()]
+    # Cells come from the declared categories only: values outside them are dropped, and
+    # every declared cell is released (an empty cell omitted would itself disclose).
+    counts, sums = [], []
+    for cell in cells:
+        agg = found.get(_cell_key(cell))
+        counts.append(agg[0] if agg else 0)
+        if q.kind in ("sum", "mean"):
+            s = agg[1] - plan.shift_units * agg[0] if agg else 0
+            if abs(s) >= I64_SAFE:
+                raise Failure("the exact sum exceeds the integer range; narrow the bounds")
+            sums.append(s)
+    return Exact(counts=counts, sums=sums if q.kind in ("sum", "mean") else None, truncated=truncate)
+
+
+def check_extract(q: DpQuery, extract_dir: Path, *, con=None) -> dict[str, str]:
+    """Check the query against the extract's actual columns and types (before any charge)."""
+    extract_dir = Path(extract_dir)
+    path = table_path(extract_dir, q.table)
+    own = con is None
+    if own:
+        con = connect(extract_dir)
+    try:
+        types = query_types(con, q, extract_dir)
+    except duckdb.Error as err:
+        raise Failure(f"cannot read the extract table {q.table!r}: {str(err).splitlines()[0]}") from err
+    finally:
+        if own:
+            con.close()
+    check_types(q, types)
+    return types

@@ -1,0 +1,1 @@
+"""Web layer of the egress service: handlers and templates (calls egress.business only)."""

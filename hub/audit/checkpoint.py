@@ -1,0 +1,171 @@
+"""Signed checkpoints of the audit chain head, and the operator signing key.
+
+A hash chain alone proves nothing against someone who can rewrite the whole table: they
+recompute every hash. A checkpoint is (seq, hash, ts, kind) signed with the operator key
+(Ed25519 by default, kept in `settings.keys_dir`, never mounted in a workspace); an auditor
+holding only the public key can then tell that the chain up to `seq` is the one the operator
+signed. Purge checkpoints carry the chain over a removed prefix (retention).
+
+Imports only `hub.audit.tables`/`chain`; no I/O besides the key file and the given connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from hub.audit.chain import Damage
+from hub.audit.tables import audit_checkpoints, audit_head
+
+KEY_FILE = "audit-signing-ed25519.pem"
+KINDS = ("periodic", "purge", "export")
+
+
+def checkpoint_message(seq: int, hash_: str, ts: str, kind: str) -> bytes:
+    return f"spe-audit-checkpoint/1\n{int(seq)}\n{hash_}\n{ts}\n{kind}".encode("ascii")
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Signs checkpoints. `algorithm` is ed25519 (public verification) or hmac-sha256 (shared secret)."""
+
+    algorithm: str
+    key_id: str
+    public_key_hex: str  # Ed25519 raw public key; for HMAC, empty (the secret is never exported)
+    _private: object
+
+    def sign(self, message: bytes) -> str:
+        if self.algorithm == "ed25519":
+            return self._private.sign(message).hex()
+        return hmac.new(self._private, message, hashlib.sha256).hexdigest()
+
+    def verifier(self) -> "Verifier":
+        if self.algorithm == "ed25519":
+            return Verifier.ed25519(self.public_key_hex)
+        return Verifier("hmac-sha256", self.key_id, self._private)
+
+
+@dataclass(frozen=True)
+class Verifier:
+    algorithm: str
+    key_id: str
+    _key: object
+
+    @classmethod
+    def ed25519(cls, public_key_hex: str) -> "Verifier":
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        raw = bytes.fromhex(public_key_hex)
+        return cls("ed25519", key_id_of(raw), Ed25519PublicKey.from_public_bytes(raw))
+
+    @classmethod
+    def hmac_sha256(cls, secret: bytes) -> "Verifier":
+        return cls("hmac-sha256", key_id_of(secret), secret)
+
+    def check(self, message: bytes, signature_hex: str) -> bool:
+        try:
+            sig = bytes.fromhex(signature_hex)
+        except ValueError:
+            return False
+        if self.algorithm == "ed25519":
+            from cryptography.exceptions import InvalidSignature
+
+            try:
+                self._key.verify(sig, message)
+                return True
+            except InvalidSignature:
+                return False
+        return hmac.compare_digest(hmac.new(self._key, message, hashlib.sha256).digest(), sig)
+
+
+def key_id_of(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def load_or_create_signer(keys_dir: Path) -> Signer:
+    """The operator's Ed25519 key from `keys_dir`, created (mode 0600) on first use."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    keys_dir = Path(keys_dir)
+    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = keys_dir / KEY_FILE
+    if not path.exists():
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        try:
+            # O_EXCL: two processes creating the key at once must not overwrite each other's.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pem)
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    raw_pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return Signer("ed25519", key_id_of(raw_pub), raw_pub.hex(), key)
+
+
+def hmac_signer(secret: bytes) -> Signer:
+    if len(secret) < 32:
+        raise ValueError("an HMAC checkpoint key must be at least 32 bytes")
+    return Signer("hmac-sha256", key_id_of(secret), "", secret)
+
+
+def public_key_file(signer: Signer) -> str:
+    """Text of the exportable public key (what an auditor pins to verify evidence packs)."""
+    return f"spe-audit-ed25519 {signer.public_key_hex} key_id={signer.key_id}\n"
+
+
+def parse_public_key(text: str) -> Verifier:
+    parts = text.split()
+    hex_key = parts[1] if parts and parts[0] == "spe-audit-ed25519" and len(parts) > 1 else parts[0]
+    return Verifier.ed25519(hex_key)
+
+
+def make_checkpoint(conn: sa.Connection, signer: Signer, *, kind: str = "periodic",
+                    seq: int | None = None, hash_: str | None = None, ts: str) -> dict:
+    """Sign the chain head (or a given seq/hash) and store the checkpoint, in the caller's transaction."""
+    if kind not in KINDS:
+        raise ValueError(f"checkpoint kind must be one of {KINDS}")
+    if seq is None:
+        q = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+        if conn.dialect.name != "sqlite":
+            q = q.with_for_update()
+        head = conn.execute(q).one()
+        seq, hash_ = head.seq, head.hash
+    row = {"seq": int(seq), "hash": hash_, "ts": ts, "kind": kind, "algorithm": signer.algorithm,
+           "key_id": signer.key_id, "signature": signer.sign(checkpoint_message(seq, hash_, ts, kind))}
+    row["id"] = conn.execute(audit_checkpoints.insert().values(**row)).inserted_primary_key[0]
+    return row
+
+
+def load_checkpoints(conn: sa.Connection) -> list[dict]:
+    q = sa.select(audit_checkpoints).order_by(audit_checkpoints.c.seq, audit_checkpoints.c.id)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def check_signatures(checkpoints: list[dict], verifier: Verifier | None) -> Damage | None:
+    """The first checkpoint whose signature does not verify, as Damage; None if all do (or no verifier)."""
+    if verifier is None:
+        return None
+    for cp in checkpoints:
+        ok = (cp["algorithm"] == verifier.algorithm and cp["key_id"] == verifier.key_id
+              and verifier.check(checkpoint_message(cp["seq"], cp["hash"], cp["ts"], cp["kind"]), cp["signature"]))
+        if not ok:
+            return Damage(int(cp["seq"]), "bad_signature",
+                          f"checkpoint at event {cp['seq']} ({cp['kind']}, {cp['ts']}) does not carry a valid "
+                          f"signature of operator key {verifier.key_id}: forged or altered")
+    return None
+
+
+def chain_base(checkpoints: list[dict]) -> dict | None:
+    """The latest purge checkpoint: where the stored chain starts after retention purges."""
+    purges = [cp for cp in checkpoints if cp["kind"] == "purge"]
+    return max(purges, key=lambda cp: (cp["seq"], cp["id"] if "id" in cp else 0)) if purges else None

@@ -1,0 +1,97 @@
+"""The versioned audit event schema: every event type, who emits it and its required detail keys.
+
+Pure data (no I/O, no imports from the rest of `hub`). `record()` checks an event against this
+registry before appending it, so a caller that forgets a required key fails loudly at the
+source instead of leaving an auditor with a hole (EHDS Art. 73(1)(e)). An action that is not
+registered is still recorded (an unknown component must never lose its trail) but is logged
+as a warning; register it here.
+
+Bump `version` of an event type when its required keys change; the version is stored in each
+event's detail under `"v"` only when it differs from 1, so the existing hashes stay stable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EventType:
+    action: str
+    version: int
+    required: tuple[str, ...]
+    description: str
+    category: str
+
+
+def _t(action: str, required: tuple[str, ...], description: str, category: str, version: int = 1) -> EventType:
+    return EventType(action, version, required, description, category)
+
+
+# Required keys are the minimum an auditor needs; emitters add more (they are all stored).
+_TYPES = [
+    # identity and sessions (the hub; a failed login is auth.login with outcome "failed")
+    _t("auth.login", (), "a user logged in, or failed to (outcome failed, detail reason)", "access"),
+    _t("auth.logout", (), "a user logged out", "access"),
+    _t("workspace.spawn", ("server",), "a workspace was started or refused (detail ready_seconds, image)", "workspace"),
+    _t("workspace.stop", ("server",), "a workspace was stopped (detail user when the actor is not its owner)", "workspace"),
+    _t("workspace.cull", ("user", "server"), "an idle workspace was culled (actor: the culler)", "workspace"),
+    _t("workspace.terminate", ("user", "server", "reason"), "a workspace was stopped because its permit ended", "workspace"),
+    _t("workspace.volumes.delete", ("volumes",), "a permit's workspace volumes were deleted", "workspace"),
+    _t("session.cell", ("kernel_id", "code", "code_bytes"), "code sent to a kernel (recorded on the hub-side proxy)", "session"),
+    _t("session.cell_output", ("kernel_id", "output_bytes"), "size of a kernel's outputs (content not stored)", "session"),
+    _t("session.terminal", ("terminal", "command"), "a command typed into a workspace terminal", "session"),
+    _t("session.file_save", ("path", "size_bytes"), "a file saved through the contents API", "session"),
+    # datasets, permits, provisioning (the control plane)
+    _t("dataset.add", ("kind", "fingerprint"), "a source dataset was registered", "permit"),
+    _t("dataset.update", ("kind", "fingerprint"), "a source dataset changed", "permit"),
+    _t("permit.create", ("version", "sha256"), "a data permit was created", "permit"),
+    _t("permit.update", ("version", "sha256"), "a data permit was amended", "permit"),
+    *[_t(f"permit.{a}", ("from", "to"), "permit state change", "permit")
+      for a in ("activate", "suspend", "resume", "expire", "revoke")],
+    _t("extract.provision", ("rows", "seconds"), "a permit's extract was provisioned", "provisioning"),
+    _t("extract.delete", ("versions",), "a permit's extracts were deleted", "provisioning"),
+    _t("optout.import", ("lines", "added"), "opt-outs were imported", "permit"),
+    # egress (object_id: the request id; transitions carry from/to states)
+    _t("egress.create", ("kind",), "an output request was created", "egress"),
+    *[_t(f"egress.{a}", ("from", "to"), f"egress request transition: {a}", "egress")
+      for a in ("submit", "check", "review", "approve", "return", "reject", "release", "resubmit", "withdraw")],
+    _t("egress.download", (), "a released output was downloaded (or refused)", "egress"),
+    _t("dp.charge", ("epsilon",), "a differential-privacy query charged (or was refused) budget", "egress"),
+    _t("dp.query", (), "a differential-privacy query ran, failed or was refused", "egress"),
+    # the audit trail itself
+    _t("audit.verify", ("ok", "events"), "the audit trail was verified", "audit"),
+    _t("audit.checkpoint", ("seq", "hash"), "the chain head was signed", "audit"),
+    _t("audit.purge", ("before", "through_seq", "events"), "events older than the retention were purged", "audit"),
+    _t("audit.export", ("events", "format"), "an evidence pack was exported", "audit"),
+    _t("audit.view", ("path",), "an auditor read the audit trail (filters in detail)", "audit"),
+]
+
+# Families: every action with this prefix shares one type (operator CLI commands: cli.<command>).
+FAMILIES: dict[str, EventType] = {
+    "cli.": _t("cli.*", (), "an operator ran (or was refused) an SPE CLI command", "operator"),
+}
+
+EVENT_TYPES: dict[str, EventType] = {t.action: t for t in _TYPES}
+
+
+def event_type(action: str) -> EventType | None:
+    t = EVENT_TYPES.get(action)
+    if t is None:
+        for prefix, fam in FAMILIES.items():
+            if action.startswith(prefix):
+                return fam
+    return t
+
+
+def missing_keys(action: str, detail: dict | None) -> list[str]:
+    """Required detail keys that `detail` lacks for `action` ([] for unknown actions)."""
+    t = event_type(action)
+    if t is None:
+        return []
+    have = detail or {}
+    return [k for k in t.required if k not in have]
+
+
+def is_registered(action: str) -> bool:
+    return event_type(action) is not None

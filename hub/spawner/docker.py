@@ -1,0 +1,387 @@
+"""PermitSpawner: one isolated Docker container per (user, permit), as a JupyterHub named server.
+
+The server name is the permit id (`/user/<name>/<permit-id>`). Every start re-reads the
+permit from the registry and refuses (403, with an audit event) unless the user is a member
+of an active permit within its dates and the permit has a provisioned extract. The container
+is built from `hub.spawner.spec.make_workspace_spec` (pure): the permit's current extract
+read-only at /data, a per-(permit, user) volume for work, no capabilities, no new
+privileges, read-only root with a tmpfs /tmp, pids/memory/CPU limits, uid 1000, on the
+internal network (see `hub.netfw`). Every Docker call goes through DockerSpawner's `docker()`.
+
+Readiness: JupyterHub waits for a new server with an exponential backoff (0.2 s doubling to
+5 s, random jitter) that turns a container ready in 1 s into a 2-8 s spawn. `start()` here
+probes the server itself every `ready_poll_interval_seconds` and returns only when it
+answers, so the hub's first probe succeeds at once.
+
+Must not import `egress`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from dockerspawner import DockerSpawner
+from jupyterhub.spawner import SpawnException
+from jupyterhub.utils import url_path_join
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from traitlets import Float, Integer, Unicode, default, validate, TraitError
+
+from hub import audit
+from hub.db import make_engine
+from hub.exceptions import NotFound, Refused
+from hub.permits.store import PermitStore
+from hub.provision.extracts import current_extract_relpath
+from hub.settings import Settings
+from hub.spawner.servernames import permit_id_for_server, server_name_for
+from hub.spawner.slugs import safe_slug
+from hub.sessionlog.spawner import SessionRecordingMixin
+from hub.spawner.spec import SpawnSettings, WorkspaceSpec, check_can_open, make_workspace_spec, parse_bytes
+
+MAX_OPTION_CHARS = 128
+ALLOWED_OPTIONS = frozenset({"permit"})
+
+# Jupyter and IPython write state under $HOME, which is on the read-only root: point them
+# at tmpfs (runtime, caches) or at the persistent work volume (JupyterLab settings).
+_WRITABLE_ENV = {
+    "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
+    "JUPYTER_DATA_DIR": "/tmp/jupyter-data",  # notebook trust database (nbsignatures.db)
+    "IPYTHONDIR": "/tmp/ipython",
+    "XDG_CACHE_HOME": "/tmp/cache",
+    "MPLCONFIGDIR": "/tmp/matplotlib",
+    "JUPYTERLAB_SETTINGS_DIR": "/home/jovyan/work/.jupyter/lab/user-settings",
+    "JUPYTERLAB_WORKSPACES_DIR": "/home/jovyan/work/.jupyter/lab/workspaces",
+    "HOME": "/home/jovyan",
+}
+
+
+class PermitSpawner(DockerSpawner):
+    """DockerSpawner that runs a permit's workspace, or refuses with a reason."""
+
+    spe_home = Unicode(
+        help="""SPE state directory (holds `extracts/`). Set by the hub config from $SPE_HOME.
+        The extract of a permit is bind-mounted read-only from `<spe_home>/extracts/<permit>/<version>`.""",
+    ).tag(config=True)
+
+    spe_db_url = Unicode(
+        "",
+        help="""Registry database URL (permits, audit trail). Default: SQLite `registry.db` in `spe_home`.""",
+    ).tag(config=True)
+
+    egress_url = Unicode(
+        "",
+        help="""URL of the egress service as a workspace reaches it (on the internal network's gateway),
+        e.g. `http://172.18.0.1:8100/services/egress/`. Passed to the workspace as SPE_EGRESS_URL.""",
+    ).tag(config=True)
+
+    default_mem_limit = Unicode(
+        "2G",
+        help="""Memory limit of a workspace whose permit does not set one (bytes with K/M/G suffix).""",
+    ).tag(config=True)
+
+    max_mem_limit = Unicode(
+        "16G",
+        help="""Largest memory limit a permit may ask for; a permit asking more is refused at spawn.""",
+    ).tag(config=True)
+
+    default_cpu_limit = Float(
+        1.0,
+        help="""CPU limit (cores) of a workspace whose permit does not set one.""",
+    ).tag(config=True)
+
+    max_cpu_limit = Float(
+        8.0,
+        help="""Largest CPU limit (cores) a permit may ask for; a permit asking more is refused at spawn.""",
+    ).tag(config=True)
+
+    default_pids_limit = Integer(
+        512,
+        help="""Maximum number of processes in a workspace (fork-bomb guard) unless the permit sets one.""",
+    ).tag(config=True)
+
+    tmp_size = Unicode(
+        "512M",
+        help="""Size of the tmpfs mounted at /tmp (the only writable path besides the work volume).
+        Counts against the container's memory.""",
+    ).tag(config=True)
+
+    ready_poll_interval_seconds = Float(
+        0.1,
+        help="""How often `start()` probes a new workspace until it answers (seconds). Small values make
+        spawn-to-ready close to the container's own start time; each probe is one local HTTP request.""",
+    ).tag(config=True)
+
+    docker_threads = Integer(
+        4,
+        help="""Threads for Docker API calls. DockerSpawner uses one, which serialises every start and
+        stop of every user (a 10 s `docker stop` then delays all spawns).""",
+    ).tag(config=True)
+
+    stop_timeout_seconds = Integer(
+        5,
+        help="""Seconds a stopping workspace gets between SIGTERM and SIGKILL.""",
+    ).tag(config=True)
+
+    @validate("default_mem_limit", "max_mem_limit", "tmp_size")
+    def _check_bytes(self, proposal):
+        try:
+            parse_bytes(proposal.value)
+        except Refused as err:
+            raise TraitError(f"{proposal.trait.name}: {err}; use e.g. 512M or 2G") from None
+        return proposal.value
+
+    @validate("ready_poll_interval_seconds")
+    def _check_poll(self, proposal):
+        if not 0.01 <= proposal.value <= 5:
+            raise TraitError(f"ready_poll_interval_seconds must be between 0.01 and 5, not {proposal.value}")
+        return proposal.value
+
+    # --- DockerSpawner overrides ------------------------------------------------------------
+    _executors: dict = {}
+
+    @property
+    def executor(self):
+        cls = type(self)
+        if self.docker_threads not in cls._executors:
+            cls._executors[self.docker_threads] = ThreadPoolExecutor(self.docker_threads,
+                                                                     thread_name_prefix="spe-docker")
+        return cls._executors[self.docker_threads]
+
+    @default("object_name")
+    def _object_name_default(self):
+        # one slug function names every container (hub.spawner.slugs)
+        return safe_slug(self.user.name, self.name or "default")
+
+    @default("remove")
+    def _default_remove(self):
+        return True  # nothing of a workspace survives a stop except its work volume
+
+    @default("use_internal_ip")
+    def _default_use_internal_ip(self):
+        return True
+
+    @default("options_form")
+    def _default_options_form(self):
+        return self._permit_options_form
+
+    @default("options_from_form")
+    def _default_options_from_form(self):
+        return self._permit_options_from_form
+
+    # --- registry access --------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        home = Path(self.spe_home or ".spe").resolve()
+        return Settings(home=home, db_url=self.spe_db_url or f"sqlite:///{home / 'registry.db'}",
+                        actor="hub")
+
+    @property
+    def engine(self):
+        return make_engine(self.settings.db_url)
+
+    def spawn_settings(self) -> SpawnSettings:
+        return SpawnSettings(image=self.image, egress_url=self.egress_url,
+                             default_mem_limit=self.default_mem_limit, default_cpu_limit=self.default_cpu_limit,
+                             default_pids_limit=self.default_pids_limit, tmp_size=self.tmp_size,
+                             max_mem_limit=self.max_mem_limit, max_cpu_limit=self.max_cpu_limit)
+
+    def _requested_by(self) -> str | None:
+        """Who asked for this start (an operator may start a user's workspace), when the hub tells us."""
+        who = getattr(getattr(self, "handler", None), "current_user", None)
+        return getattr(who, "name", None)
+
+    def _audit(self, action: str, *, outcome: str = "ok", permit_id: str | None = None, detail: dict | None = None):
+        detail = dict(detail or {})
+        requester = self._requested_by()
+        if requester and requester != self.user.name:
+            detail["requested_by"] = requester
+        with self.engine.begin() as conn:
+            audit.record(conn, actor=self.user.name, role="researcher", action=action,
+                         permit_id=permit_id, object_id=self.object_name, outcome=outcome, detail=detail)
+
+    # --- the spawn form ---------------------------------------------------------------------
+    def _permit_options_form(self, spawner) -> str:
+        permits = PermitStore(self.engine).active_for_user(self.user.name)
+        if not permits:
+            return ("<p>You are not a member of any active data permit, so there is no workspace "
+                    "you can open. Ask your data permit's principal investigator.</p>")
+        rows = []
+        for p in permits:
+            selected = " selected" if server_name_for(p.id) == self.name else ""
+            rows.append(f'<option value="{html.escape(p.id)}"{selected}>{html.escape(p.id)} — '
+                        f"{html.escape(p.title)} (valid until {p.valid_until})</option>")
+        note = ""
+        if self.name and self.name not in {server_name_for(p.id) for p in permits}:
+            note = (f"<p class='text-danger'>{html.escape(self.name)} is not an active permit of yours; "
+                    "choose one below and open it under its own name.</p>")
+        return (note + '<label for="permit">Data permit</label>'
+                '<select class="form-control" name="permit" id="permit">' + "".join(rows) + "</select>"
+                "<p class='help-block'>The workspace shows only this permit's extract, read-only, at "
+                "/data. Results leave only through output checking.</p>")
+
+    @staticmethod
+    def _permit_options_from_form(form_data) -> dict:
+        values = form_data.get("permit") or []
+        if len(values) != 1:
+            return {"permit": ""}
+        return {"permit": str(values[0])[:MAX_OPTION_CHARS]}
+
+    def check_user_options(self) -> str:
+        """The permit this spawn is for; refuses unknown or mismatched options (hostile input)."""
+        options = self.user_options or {}
+        if not isinstance(options, dict):
+            raise SpawnException("spawn options must be an object", reason="options", status_code=400)
+        unknown = set(options) - ALLOWED_OPTIONS
+        if unknown:
+            shown = ", ".join(sorted(str(k)[:40] for k in unknown))
+            raise SpawnException(f"unknown spawn option(s): {shown}; only 'permit' is accepted",
+                                 reason="options", status_code=400)
+        if not self.name:
+            raise SpawnException(
+                f"open a workspace by its permit: /hub/spawn/{self.user.name}/<permit-id in lower case>",
+                reason="default-server", status_code=400)
+        requested = options.get("permit")
+        if requested is not None:
+            if not isinstance(requested, str) or not requested or len(requested) > MAX_OPTION_CHARS:
+                raise SpawnException("option 'permit' must be a permit id", reason="options", status_code=400)
+            if server_name_for(requested) != self.name:
+                raise SpawnException(
+                    f"this workspace is {self.name!r}; permit {requested!r} opens as "
+                    f"/hub/spawn/{self.user.name}/{server_name_for(requested)}", reason="options", status_code=400)
+        try:
+            return permit_id_for_server([p.id for p in PermitStore(self.engine).list()], self.name)
+        except Refused as err:
+            raise SpawnException(str(err), reason="permit", status_code=err.http_status) from None
+
+    # --- start / stop -----------------------------------------------------------------------
+    def make_spec(self) -> WorkspaceSpec:
+        """Check everything and build the container spec; raises SpawnException (audited) on refusal."""
+        permit_id = ""
+        try:
+            permit_id = self.check_user_options()
+            permit = PermitStore(self.engine).get(permit_id)
+            check_can_open(permit, self.user.name)
+            relpath = current_extract_relpath(self.engine, permit.id)
+            if relpath is None:
+                raise Refused(f"permit {permit.id} has no provisioned extract yet; ask an operator to run "
+                              f"`spe permit provision {permit.id}`")
+            return make_workspace_spec(permit, self.user.name, relpath, self.spawn_settings())
+        except SpawnException as err:
+            self._audit("workspace.spawn", outcome="refused", permit_id=permit_id or None,
+                        detail={"server": self.name[:MAX_OPTION_CHARS], "reason": err.log_message})
+            raise
+        except Refused as err:
+            status = 403 if not isinstance(err, NotFound) else 404
+            self._audit("workspace.spawn", outcome="refused", permit_id=permit_id or None,
+                        detail={"server": self.name[:MAX_OPTION_CHARS], "reason": str(err)})
+            raise SpawnException(str(err), reason="permit", status_code=status) from None
+
+    def apply_spec(self, spec: WorkspaceSpec) -> None:
+        """Set DockerSpawner's traits from the spec (pure mapping; no Docker calls)."""
+        self.object_name = spec.name
+        self.image = spec.image
+        self.mem_limit = spec.mem_limit_bytes
+        self.cpu_limit = spec.cpu_limit
+        extract_host = str(self.settings.extracts_dir.resolve() / spec.extract_relpath)
+        self.volumes = {
+            extract_host: {"bind": spec.data_target, "mode": "ro"},
+            spec.work_volume: {"bind": spec.work_target, "mode": "rw"},
+        }
+        labels = dict(spec.labels)
+        labels["spe.network"] = self.network_name
+        self.extra_create_kwargs = {"user": f"{spec.uid}:{spec.uid}", "labels": labels,
+                                    "working_dir": spec.work_target, "stop_signal": "SIGTERM"}
+        self.extra_host_config = {
+            "read_only": spec.read_only_root,
+            "cap_drop": list(spec.cap_drop),
+            "security_opt": ["no-new-privileges"] if spec.no_new_privileges else [],
+            "tmpfs": dict(spec.tmpfs),
+            "pids_limit": spec.pids_limit,
+            "network_mode": self.network_name,
+            "ipc_mode": "private",
+            # outside names never resolve (no route to any resolver); fail in 1 s, not 10
+            "dns_opt": ["timeout:1", "attempts:1"],
+        }
+        self._spe_spec = spec
+
+    def get_env(self):
+        env = super().get_env()
+        env.update(_WRITABLE_ENV)
+        spec = getattr(self, "_spe_spec", None)
+        if spec is not None:
+            env.update(spec.env)
+        return env
+
+    async def ensure_work_volume(self, spec: WorkspaceSpec) -> None:
+        labels = {**spec.labels, "spe.network": self.network_name, "app.kubernetes.io/component": "work"}
+        await self.docker("create_volume", name=spec.work_volume, labels=labels)
+
+    async def start(self):
+        spec = self.make_spec()
+        self.apply_spec(spec)
+        await self.ensure_work_volume(spec)
+        started = time.monotonic()
+        ip, port = await super().start()
+        url = self.workspace_url(ip, port)
+        await self.wait_until_ready(url)
+        self._audit("workspace.spawn", permit_id=spec.permit_id,
+                    detail={"permit_version": spec.permit_version, "extract": spec.extract_relpath,
+                            "image": spec.image, "container": spec.name, "work_volume": spec.work_volume,
+                            "ready_seconds": round(time.monotonic() - started, 3)})
+        return url
+
+    def workspace_url(self, ip: str, port: int) -> str:
+        """The one place that says where the hub and proxy reach a workspace (a recorder may sit here)."""
+        return f"http://{ip}:{port}"
+
+    async def wait_until_ready(self, url: str) -> None:
+        """Probe `<url><base_url>api` until it answers (any status below 500) or `http_timeout` passes."""
+        base = self.server.base_url if self.server else url_path_join("/user", self.user.name, self.name, "")
+        probe = url_path_join(url, base, "api")
+        # our own client: the shared one has 10 slots, which the hub needs for its proxy calls
+        client = AsyncHTTPClient(force_instance=True)
+        deadline = time.monotonic() + self.http_timeout
+        try:
+            while True:
+                try:
+                    resp = await client.fetch(HTTPRequest(probe, request_timeout=2, connect_timeout=1,
+                                                          follow_redirects=False), raise_error=False)
+                    if resp.code and resp.code < 500 and resp.code != 599:
+                        return
+                except (OSError, HTTPClientError):
+                    pass
+                if time.monotonic() > deadline:
+                    return  # the hub's own wait then reports the timeout and cleans up
+                await asyncio.sleep(self.ready_poll_interval_seconds)
+        finally:
+            client.close()
+
+    def _permit_id_or_none(self) -> str | None:
+        try:
+            return permit_id_for_server([p.id for p in PermitStore(self.engine).list()], self.name)
+        except Refused:
+            return None
+
+    async def stop_object(self):
+        if self.object_id:
+            try:
+                await self.docker("stop", self.object_id, timeout=self.stop_timeout_seconds)
+            except Exception as err:  # already gone
+                if getattr(getattr(err, "response", None), "status_code", None) != 404:
+                    raise
+
+    async def stop(self, now=False):
+        if not self.object_id:
+            self.clear_state()
+            return
+        container = self.object_name
+        await super().stop(now=now)
+        permit_id = getattr(getattr(self, "_spe_spec", None), "permit_id", None) or self._permit_id_or_none()
+        self._audit("workspace.stop", permit_id=permit_id, detail={"server": self.name, "container": container})
+
+
+class RecordedPermitSpawner(SessionRecordingMixin, PermitSpawner):
+    """PermitSpawner whose workspaces are reached through the hub-side session recorder."""

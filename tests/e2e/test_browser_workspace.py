@@ -1,0 +1,71 @@
+"""A researcher in headless Chromium: log in, start the permit's workspace, run DuckDB over /data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from playwright.sync_api import expect, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img" / "workspace-duckdb.png"
+
+QUERY = """import duckdb
+duckdb.sql(\"\"\"
+  SELECT year_of_birth, count(*) AS persons
+  FROM '/data/person.parquet' GROUP BY ALL ORDER BY year_of_birth LIMIT 5
+\"\"\").df()"""
+
+
+def notebook() -> dict:
+    return {"nbformat": 4, "nbformat_minor": 5,
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+            "cells": [{"cell_type": "code", "id": "duckdb-query", "metadata": {}, "execution_count": None,
+                       "outputs": [], "source": QUERY}]}
+
+
+def test_researcher_runs_duckdb_in_jupyterlab(spe_hub, tmp_path):
+    user, server = "bob", "demo-2026-001"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        try:
+            page.goto(f"{spe_hub.url}/hub/login")
+            page.fill("input[name=username]", user)
+            page.fill("input[name=password]", spe_hub.passwords[user])
+            page.click("#login_submit")
+            expect(page.locator("#spe-permits")).to_contain_text("DEMO-2026-001")
+            page.click("tr[data-permit='DEMO-2026-001'] a")  # Start workspace -> the spawn form
+            expect(page.locator("select[name=permit]")).to_have_value("DEMO-2026-001")
+            page.click("form input[type=submit], form button[type=submit]")
+            page.wait_for_url(f"**/user/{user}/{server}/lab**", timeout=120_000)
+
+            # put the notebook in the work directory through the contents API (as the Lab UI would)
+            api = spe_hub.client(user)
+            resp = api.session.put(api.user_url(user, server, "api/contents/duckdb.ipynb"),
+                                   headers={"Authorization": f"token {api.token}"},
+                                   data=json.dumps({"type": "notebook", "content": notebook()}))
+            assert resp.status_code in (200, 201), resp.text
+
+            page.goto(api.user_url(user, server, "lab/tree/duckdb.ipynb"))
+            cell = page.locator(".jp-Notebook .jp-Cell").first
+            expect(cell).to_be_visible(timeout=60_000)
+            expect(cell).to_contain_text("duckdb.sql", timeout=30_000)
+            expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(timeout=90_000)
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+            output = page.locator(".jp-OutputArea-output").first
+            expect(output).to_contain_text("persons", timeout=90_000)
+            expect(output).to_contain_text("year_of_birth")
+            text = output.inner_text()
+            shot = tmp_path / "workspace-duckdb.png"
+            page.screenshot(path=str(shot), full_page=False)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+    assert "Error" not in text and "Traceback" not in text
+    DOCS_IMG.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shot, DOCS_IMG)
+    api.stop_server(user, server)
