@@ -104,7 +104,7 @@ class EgressService:
             wf.check_can_submit(permit, actor, self._today)
             checks = self._check(permit, submission)
         except Refused as err:
-            self._audit_refusal(actor, wf.AUDIT_ACTION[wf.RESUBMIT], permit.id, request_id, err)
+            self._audit_refusal(actor, wf.AUDIT_ACTION[wf.RESUBMIT], permit.id, request_id, err, row["state"])
             raise
         self._put_blobs(checks)
         now = utc_now_iso()
@@ -160,7 +160,8 @@ class EgressService:
         try:
             return self._review(actor, request_id, version=version, decision=decision, comment=comment)
         except _Denied as denied:
-            self._audit_refusal(actor, wf.AUDIT_ACTION[wf.REVIEW], denied.permit_id, request_id, denied.err)
+            self._audit_refusal(actor, wf.AUDIT_ACTION[wf.REVIEW], denied.permit_id, request_id, denied.err,
+                                denied.state)
             raise denied.err from None
 
     def _review(self, actor: wf.Actor, request_id: str, *, version: int, decision: str, comment: str) -> dict:
@@ -200,7 +201,8 @@ class EgressService:
         try:
             return self._release(actor, request_id)
         except _Denied as denied:
-            self._audit_refusal(actor, wf.AUDIT_ACTION[wf.RELEASE], denied.permit_id, request_id, denied.err)
+            self._audit_refusal(actor, wf.AUDIT_ACTION[wf.RELEASE], denied.permit_id, request_id, denied.err,
+                                denied.state)
             raise denied.err from None
 
     def _release(self, actor: wf.Actor, request_id: str) -> dict:
@@ -400,7 +402,7 @@ class EgressService:
         try:
             check(facts, *args)
         except Forbidden as err:
-            raise _Denied(err, facts.permit_id) from None
+            raise _Denied(err, facts.permit_id, facts.state) from None
 
     def permit_for_server(self, server_name: str | None) -> str | None:
         """The permit whose workspace this named server is (server name = permit id, any case)."""
@@ -469,14 +471,16 @@ class EgressService:
         return out
 
     def _audit_refusal(self, actor: wf.Actor, action: str, permit_id: str | None, request_id: str | None,
-                       err: Refused) -> None:
+                       err: Refused, state: str | None = None) -> None:
         """A refused submission (a tampered table is flagged here) or a forbidden review or release
         leaves one audit event (outcome refused) and nothing else."""
         try:
             with transaction(self.engine) as conn:
                 audit.record(conn, actor=actor.username, role="researcher", action=action, permit_id=permit_id,
                              object_id=request_id, outcome="refused",
-                             detail={"reason": str(err)[:500], "refusal": type(err).__name__})
+                             # from/to: the transition's schema (hub.audit.events); refused, it stays put
+                             detail={"reason": str(err)[:500], "refusal": type(err).__name__,
+                                     "from": state, "to": state})
         except Exception:  # the refusal itself must still reach the user
             log.exception("could not audit a refused submission")
 
@@ -484,10 +488,11 @@ class EgressService:
 class _Denied(Exception):
     """Carries a Forbidden out of a rolled-back transaction so that it can be audited."""
 
-    def __init__(self, err: Forbidden, permit_id: str):
+    def __init__(self, err: Forbidden, permit_id: str, state: str):
         super().__init__(str(err))
         self.err = err
         self.permit_id = permit_id
+        self.state = state
 
 
 HIDDEN = "(shown inside the permit's workspace and to output checkers until released)"

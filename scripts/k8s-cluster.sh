@@ -184,6 +184,17 @@ down() {
   pkill_ours() { for p in $(pgrep -f "containerd-shim.*-address $RUN/containerd" || true); do kill -9 "$p" 2>/dev/null || true; done; }
   pkill_ours
   [ -x "$BIN/kube-proxy" ] && "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  # kubelet's and kube-proxy's own chains (KUBE-FIREWALL, canaries, marks) that --cleanup leaves
+  # behind: unhook them from the built-in chains by rule number, then flush and delete them.
+  for t in nat filter mangle; do
+    for base in INPUT OUTPUT FORWARD PREROUTING POSTROUTING; do
+      while n=$(iptables -t "$t" -L "$base" --line-numbers -n 2>/dev/null | awk '$2 ~ /^KUBE-/ {print $1; exit}') && [ -n "$n" ]; do
+        iptables -t "$t" -D "$base" "$n" || break
+      done
+    done
+    for c in $(iptables -t "$t" -S 2>/dev/null | awk '/^-N KUBE-/{print $2}'); do iptables -t "$t" -F "$c" 2>/dev/null || true; done
+    for c in $(iptables -t "$t" -S 2>/dev/null | awk '/^-N KUBE-/{print $2}'); do iptables -t "$t" -X "$c" 2>/dev/null || true; done
+  done
   iptables -D FORWARD -i spe-k8s0 -j ACCEPT 2>/dev/null || true
   iptables -D FORWARD -o spe-k8s0 -j ACCEPT 2>/dev/null || true
   ip link del spe-k8s0 2>/dev/null || true

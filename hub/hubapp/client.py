@@ -77,7 +77,9 @@ class HubClient:
         return (resp.json().get("servers") or {}).get(server)
 
     def start_server(self, user: str, server: str, options: dict | None = None) -> requests.Response:
-        return self.api("POST", f"/users/{_q(user)}/servers/{_q(server)}", json=options or {})
+        # explicit user_options: an empty body makes JupyterHub reuse the options of the last
+        # attempt (even a refused one) instead of none
+        return self.api("POST", f"/users/{_q(user)}/servers/{_q(server)}", json={"user_options": options or {}})
 
     def wait_ready(self, user: str, server: str, timeout_seconds: float = 120, poll_seconds: float = 0.05) -> dict:
         deadline = time.monotonic() + timeout_seconds

@@ -209,6 +209,7 @@ class PermitSpawner(DockerSpawner):
 
     def _audit(self, action: str, *, outcome: str = "ok", permit_id: str | None = None, detail: dict | None = None):
         detail = dict(detail or {})
+        detail.setdefault("server", self.name)  # the event schema (hub.audit.events) requires it
         requester = self._requested_by()
         if requester and requester != self.user.name:
             detail["requested_by"] = requester

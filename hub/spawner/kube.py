@@ -29,6 +29,12 @@ DATA_VOLUME = "data"
 WORK_VOLUME = "work"
 TMP_VOLUME = "tmp"
 NETLOCK_RUN_VOLUME = "netlock-run"
+READ_ONLY_ROOT_ENV = {
+    "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
+    "IPYTHONDIR": "/tmp/ipython",
+    "XDG_CACHE_HOME": "/tmp/cache",
+    "MPLCONFIGDIR": "/tmp/matplotlib",
+}
 NOTEBOOK_PORT = 8888
 
 
@@ -111,7 +117,9 @@ def make_kube_overrides(spec: WorkspaceSpec, *, extracts_claim: str, workspace_l
         "pod_name": spec.name,
         "pvc_name": spec.work_volume,
         "image": spec.image,
-        "environment": dict(spec.env),
+        # The root filesystem is read-only: Jupyter's and Python's per-user state goes to /tmp
+        # (images/workspace sets the same; this keeps any image working under the pod's policy).
+        "environment": {**READ_ONLY_ROOT_ENV, **spec.env},
         "mem_limit": spec.mem_limit_bytes,
         # Memory is requested in full (an OOM kill loses a researcher's session); CPU is
         # requested at a tenth of the limit so idle workspaces do not reserve whole cores.

@@ -73,7 +73,9 @@ def values_file(tmp_path: Path) -> Path:
                                           "services": [{"name": "tester", "api_token": TOKEN}],
                                           "load_roles": [{"name": "tester", "services": ["tester"],
                                                           "scopes": ["admin:users", "admin:servers", "access:servers"]}]},
-                           "Authenticator": {"allow_all": True}}},
+                           "Authenticator": {"allow_all": True},
+                           # a loaded 2-core test node starts jupyter-server slowly
+                           "KubeSpawner": {"http_timeout": 180, "start_timeout": 300}}},
         "workspace": {"image": {"name": ws_name, "tag": ws_tag, "pullPolicy": "Never"},
                       "storage": {"capacity": "1Gi", "storageClassName": "local-path"}},
         "registry": {"db": {"type": "sqlite", "pvc": {"storage": "1Gi", "storageClassName": "local-path"}}},
@@ -101,73 +103,104 @@ def hub_exec(tools, cluster, ns, *cmd, stdin=None):
     return kubectl(tools, cluster, "-n", ns, "exec", "-i", "deploy/spe-hub", "--", *cmd, stdin=stdin)
 
 
+def diagnostics(tools, cluster, namespace) -> str:
+    """What an operator would look at first: pods, the workspace pod's events, the hub's log."""
+    pods = kubectl(tools, cluster, "-n", namespace, "get", "pods", "-o", "wide", check=False).stdout
+    ws = kubectl(tools, cluster, "-n", namespace, "describe", "pod", "-l", "spe.io/role=workspace", check=False).stdout
+    hub = "\n".join(line for line in kubectl(tools, cluster, "-n", namespace, "logs", "deploy/spe-hub",
+                                               "--tail=3000", check=False).stdout.splitlines()
+                     if "GET /hub/api/users/bob" not in line)
+    events = kubectl(tools, cluster, "-n", namespace, "get", "events", "--sort-by=.lastTimestamp", check=False).stdout
+    return f"{pods}\n{ws[-3000:]}\nevents:\n{events[-4000:]}\nhub log:\n{hub[-6000:]}"
+
+
 def test_permit_workspace_is_isolated(tools, cluster, namespace, volumes, tmp_path):
+    try:
+        run_scenario(tools, cluster, namespace, tmp_path)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n--- diagnostics ---\n{diagnostics(tools, cluster, namespace)}") from None
+    finally:
+        khelm(tools, cluster, "uninstall", "spe", "-n", namespace, check=False)
+
+
+def run_scenario(tools, cluster, namespace, tmp_path):
     import_image(HUB_IMAGE)
     import_image(WS_IMAGE)
     khelm(tools, cluster, "install", "spe", str(CHART), "-n", namespace, "-f", str(values_file(tmp_path)))
+    for dep in ("spe-hub", "spe-proxy"):
+        out = kubectl(tools, cluster, "-n", namespace, "rollout", "status", f"deploy/{dep}", "--timeout=300s", check=False)
+        if out.returncode != 0:
+            logs = kubectl(tools, cluster, "-n", namespace, "logs", f"deploy/{dep}", "--tail=40", check=False)
+            raise AssertionError(f"{dep} not ready:\n{out.stderr}\n{logs.stdout}{logs.stderr}")
+    # the operator provisions inside the hub pod (registry, keys and extracts volumes)
+    hub_exec(tools, cluster, namespace, "spe", "dataset", "add-example")
+    hub_exec(tools, cluster, namespace, "sh", "-c", "cat > /tmp/permit.yaml",
+             stdin=(EXAMPLES / "demo-gibleed.yaml").read_text())
+    hub_exec(tools, cluster, namespace, "spe", "permit", "apply", "/tmp/permit.yaml")
+    hub_exec(tools, cluster, namespace, "spe", "permit", "provision", PERMIT)
+
+    proxy_ip = kubectl(tools, cluster, "-n", namespace, "get", "svc", "spe-proxy", "-o",
+                       "jsonpath={.spec.clusterIP}").stdout
+    hub_ip = kubectl(tools, cluster, "-n", namespace, "get", "svc", "spe-hub", "-o", "jsonpath={.spec.clusterIP}").stdout
+    api = f"http://{proxy_ip}/hub/api"
+    auth = {"Authorization": f"token {TOKEN}"}
+    requests.post(f"{api}/users/bob", headers=auth, timeout=30)
+    r = requests.post(f"{api}/users/bob/servers/{SERVER}", headers=auth, timeout=60)
+    assert r.status_code in (201, 202), r.text
+
+    seen = {}
+
+    def ready():
+        logs = kubectl(tools, cluster, "-n", namespace, "logs", "-l", "spe.io/role=workspace", "-c", "notebook",
+                       "--tail=40", check=False)
+        if logs.stdout.strip():
+            seen["notebook log"] = logs.stdout  # kept for the failure message: the pod is deleted on timeout
+        lock = kubectl(tools, cluster, "-n", namespace, "logs", "-l", "spe.io/role=workspace", "-c", "netlock",
+                       "--tail=40", check=False)
+        if lock.stdout.strip():
+            seen["netlock log"] = lock.stdout
+        user = requests.get(f"{api}/users/bob", headers=auth, timeout=30).json()
+        server = user.get("servers", {}).get(SERVER)
+        return server if server and server.get("ready") else None
+
     try:
-        for dep in ("spe-hub", "spe-proxy"):
-            out = kubectl(tools, cluster, "-n", namespace, "rollout", "status", f"deploy/{dep}", "--timeout=300s", check=False)
-            if out.returncode != 0:
-                logs = kubectl(tools, cluster, "-n", namespace, "logs", f"deploy/{dep}", "--tail=40", check=False)
-                raise AssertionError(f"{dep} not ready:\n{out.stderr}\n{logs.stdout}{logs.stderr}")
-        # the operator provisions inside the hub pod (registry, keys and extracts volumes)
-        hub_exec(tools, cluster, namespace, "spe", "dataset", "add-example")
-        hub_exec(tools, cluster, namespace, "sh", "-c", "cat > /tmp/permit.yaml",
-                 stdin=(EXAMPLES / "demo-gibleed.yaml").read_text())
-        hub_exec(tools, cluster, namespace, "spe", "permit", "apply", "/tmp/permit.yaml")
-        hub_exec(tools, cluster, namespace, "spe", "permit", "provision", PERMIT)
+        wait("workspace ready", 240, ready)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nnetlock log:\n{seen.get('netlock log', '(none)')}"
+                             f"\nnotebook log:\n{seen.get('notebook log', '(none)')}") from None
+    pod = kubectl(tools, cluster, "-n", namespace, "get", "pod", "-l", "spe.io/role=workspace",
+                  "-o", "jsonpath={.items[0].metadata.name}").stdout
 
-        proxy_ip = kubectl(tools, cluster, "-n", namespace, "get", "svc", "spe-proxy", "-o",
-                           "jsonpath={.spec.clusterIP}").stdout
-        hub_ip = kubectl(tools, cluster, "-n", namespace, "get", "svc", "spe-hub", "-o", "jsonpath={.spec.clusterIP}").stdout
-        api = f"http://{proxy_ip}/hub/api"
-        auth = {"Authorization": f"token {TOKEN}"}
-        requests.post(f"{api}/users/bob", headers=auth, timeout=30)
-        r = requests.post(f"{api}/users/bob/servers/{SERVER}", headers=auth, timeout=60)
-        assert r.status_code in (201, 202), r.text
+    def in_pod(script):
+        return kubectl(tools, cluster, "-n", namespace, "exec", pod, "-c", "notebook", "--",
+                       "python3", "-c", script).stdout.strip()
 
-        def ready():
-            user = requests.get(f"{api}/users/bob", headers=auth, timeout=30).json()
-            server = user.get("servers", {}).get(SERVER)
-            return server if server and server.get("ready") else None
+    # uid 1000, no capabilities at all
+    assert in_pod("import os; print(os.getuid(), os.getgid())") == "1000 1000"
+    assert in_pod("print([l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')][0])") == "0000000000000000"
+    # /data: this permit's extract only, read-only
+    files = json.loads(in_pod("import os, json; print(json.dumps(sorted(os.listdir('/data'))))"))
+    assert "manifest.json" in files and all(f.endswith(".parquet") or f == "manifest.json" for f in files)
+    assert in_pod("import os\ntry:\n open('/data/x','w')\nexcept OSError as e: print(e.errno)") == "30"  # EROFS
+    # the hub answers; everything else is refused by the lock (NetworkPolicy is not enforced here)
+    probe = ("import socket,sys\ns=socket.socket(); s.settimeout(5)\n"
+             "try:\n s.connect((sys.argv[1], int(sys.argv[2]))); print('open')\n"
+             "except OSError as e: print(type(e).__name__)")
 
-        wait("workspace ready", 300, ready)
-        pod = kubectl(tools, cluster, "-n", namespace, "get", "pod", "-l", "spe.io/role=workspace",
-                      "-o", "jsonpath={.items[0].metadata.name}").stdout
+    def connect(ip, port):
+        return kubectl(tools, cluster, "-n", namespace, "exec", pod, "-c", "notebook", "--",
+                       "python3", "-c", probe, ip, str(port)).stdout.strip()
 
-        def in_pod(script):
-            return kubectl(tools, cluster, "-n", namespace, "exec", pod, "-c", "notebook", "--",
-                           "python3", "-c", script).stdout.strip()
+    assert connect(hub_ip, 8081) == "open"
+    assert connect("10.254.0.1", 443) != "open"  # the Kubernetes API
+    assert connect(proxy_ip, 80) != "open"        # another service
+    proxy_pod_ip = kubectl(tools, cluster, "-n", namespace, "get", "pod", "-l", "app.kubernetes.io/component=proxy",
+                           "-o", "jsonpath={.items[0].status.podIP}").stdout
+    assert connect(proxy_pod_ip, 8000) != "open"  # another pod directly
+    host_ip = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()[0]
+    assert connect(host_ip, 16443) != "open"      # the node / outside world
 
-        # uid 1000, no capabilities at all
-        assert in_pod("import os; print(os.getuid(), os.getgid())") == "1000 1000"
-        assert in_pod("print([l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')][0])") == "0000000000000000"
-        # /data: this permit's extract only, read-only
-        files = json.loads(in_pod("import os, json; print(json.dumps(sorted(os.listdir('/data'))))"))
-        assert "manifest.json" in files and all(f.endswith(".parquet") or f == "manifest.json" for f in files)
-        assert in_pod("import os\ntry:\n open('/data/x','w')\nexcept OSError as e: print(e.errno)") == "30"  # EROFS
-        # the hub answers; everything else is refused by the lock (NetworkPolicy is not enforced here)
-        probe = ("import socket,sys\ns=socket.socket(); s.settimeout(5)\n"
-                 "try:\n s.connect((sys.argv[1], int(sys.argv[2]))); print('open')\n"
-                 "except OSError as e: print(type(e).__name__)")
-
-        def connect(ip, port):
-            return kubectl(tools, cluster, "-n", namespace, "exec", pod, "-c", "notebook", "--",
-                           "python3", "-c", probe, ip, str(port)).stdout.strip()
-
-        assert connect(hub_ip, 8081) == "open"
-        assert connect("10.254.0.1", 443) != "open"  # the Kubernetes API
-        assert connect(proxy_ip, 80) != "open"        # another service
-        proxy_pod_ip = kubectl(tools, cluster, "-n", namespace, "get", "pod", "-l", "app.kubernetes.io/component=proxy",
-                               "-o", "jsonpath={.items[0].status.podIP}").stdout
-        assert connect(proxy_pod_ip, 8000) != "open"  # another pod directly
-        host_ip = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()[0]
-        assert connect(host_ip, 16443) != "open"      # the node / outside world
-
-        r = requests.delete(f"{api}/users/bob/servers/{SERVER}", headers=auth, timeout=60)
-        assert r.status_code in (202, 204), r.text
-        wait("workspace pod gone", 180, lambda: kubectl(tools, cluster, "-n", namespace, "get", "pod", pod,
-                                                         check=False).returncode != 0)
-    finally:
-        khelm(tools, cluster, "uninstall", "spe", "-n", namespace, check=False)
+    r = requests.delete(f"{api}/users/bob/servers/{SERVER}", headers=auth, timeout=60)
+    assert r.status_code in (202, 204), r.text
+    wait("workspace pod gone", 180, lambda: kubectl(tools, cluster, "-n", namespace, "get", "pod", pod,
+                                                     check=False).returncode != 0)

@@ -64,6 +64,7 @@ async def test_labels_select_the_workspace_network_policy(kubeconfig):
     assert labels["spe.permit"] == "p-p-diab-01"
     env = {e["name"]: e.get("value") for e in container(pod)["env"]}
     assert env["SPE_PERMIT_ID"] == "p-diab-01" and env["SPE_DATA_DIR"] == "/data"
+    assert env["JUPYTER_RUNTIME_DIR"].startswith("/tmp/")  # the root filesystem is read-only
 
 
 async def test_init_container_locks_egress_with_only_net_admin(kubeconfig):

@@ -148,6 +148,9 @@ def quantiles(table: str, column: str, alphas: Iterable[float], where: Any = Non
 def quantile(table: str, column: str, alpha: float = 0.5, where: Any = None, *, epsilon: float) -> float:
     """One noisy quantile (the median by default), as a number."""
     answer = quantiles(table, column, [alpha], where, epsilon=epsilon)
+    if "values" not in answer:  # held for review (the permit does not auto-release DP answers)
+        raise SpeRefused(f"the DP answer is held for output review as request {answer.get('request_id')}; "
+                         f"follow it with spe.requests()", status=202, reason="held_for_review")
     return next(iter(answer["values"].values()))
 
 
