@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from hub.hubapp.auth import make_demo_users
 from hub.hubapp.client import HubClient
 from hub.hubapp.process import hub_env, remove_run_resources, start_hub, stop_pid, wait_for_hub
 from hub.settings import Settings
+from hub.hubapp.config import free_loopback_port as free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "permits"
@@ -48,10 +48,6 @@ valid_until: "2030-12-31"
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

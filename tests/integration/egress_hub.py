@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from hub.hubapp.config import free_loopback_port as free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 PERMIT = "DEMO-2026-001"
@@ -39,10 +39,6 @@ COUNT_SQL = ("SELECT gender_concept_id, year_of_birth, count(*) AS n FROM person
              "GROUP BY gender_concept_id, year_of_birth ORDER BY gender_concept_id, year_of_birth")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

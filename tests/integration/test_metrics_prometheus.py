@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -26,14 +25,11 @@ from hub.audit.store import utc_now_iso
 from hub.metrics import install_hub_metrics, metrics_handlers
 from hub.permits.store import PermitStore
 from tests.conftest import copy_example
+from hub.hubapp.config import free_loopback_port as free_port  # noqa: E402
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fill_registry(engine, tmp_path) -> str:

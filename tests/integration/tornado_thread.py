@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
+from hub.hubapp.config import free_loopback_port as free_port  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class TornadoThread:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -18,14 +17,11 @@ from pathlib import Path
 import pytest
 
 from hub.db import dispose_engines, make_engine
+from hub.hubapp.config import free_loopback_port as free_port  # noqa: E402
 
 PG_BIN = Path(os.environ.get("SPE_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _as_pg(cmd: list[str]) -> list[str]:
