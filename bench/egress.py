@@ -81,10 +81,12 @@ def write_extract(events: pa.Table, directory: Path) -> Path:
     ids = pa.array(np.arange(events.num_rows) % persons)
     visits = events.set_column(0, "person_id", pc.binary_join_element_wise("p", pc.cast(ids, pa.string()), ""))
     pq.write_table(visits, extract / "visits.parquet")
+    # as provisioning writes it: rows and distinct persons per table (hub/provision/run.py)
+    table_persons = {"events": events.num_rows, "visits": persons}
     (extract / "manifest.json").write_text(json.dumps({
         "persons": events.num_rows,
-        "tables": {name: {"file": f"{name}.parquet", "rows": events.num_rows, "columns": events.column_names}
-                   for name in ("events", "visits")}}))
+        "tables": {name: {"file": f"{name}.parquet", "rows": events.num_rows, "persons": table_persons[name],
+                          "columns": events.column_names} for name in ("events", "visits")}}))
     return extract
 
 
