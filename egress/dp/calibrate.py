@@ -98,9 +98,9 @@ def gaussian_to_approx(measurement, delta: float):
     return dp.c.make_fix_delta(dp.c.make_zCDP_to_approxDP(measurement), delta)
 
 
-def _calibrated(make, d_in: int, budget: float):
+def _calibrated(make, d_in: int, budget: float, start: float | None = None):
     """Smallest scale (from the analytic start, nudged up) with make(scale).map(d_in) <= budget."""
-    scale = float(d_in) / budget
+    scale = float(d_in) / budget if start is None else start
     for i in range(200):
         meas = make(scale)
         if meas.map(d_in) <= budget:
@@ -112,13 +112,7 @@ def _calibrated(make, d_in: int, budget: float):
 
 def _gaussian_scale_for_rho(rho: float, d_in: int):
     """Gaussian scale with map(d_in) = d_in^2 / (2 scale^2) <= rho."""
-    scale = d_in / math.sqrt(2 * rho)
-    for i in range(200):
-        meas = int_vector_gaussian(scale)
-        if meas.map(d_in) <= rho:
-            return meas, scale
-        scale = math.nextafter(scale, math.inf) if i < 32 else scale * (1 + 1e-12)
-    raise RuntimeError("calibration did not converge")  # pragma: no cover
+    return _calibrated(int_vector_gaussian, d_in, rho, start=d_in / math.sqrt(2 * rho))
 
 
 def total_rho(epsilon: float, delta: float) -> float:
