@@ -32,17 +32,13 @@ from pathlib import Path
 
 import duckdb
 
+from hub.datasets.source import quote_ident  # names were matched against the descriptor; quoting is the second fence
 from hub.exceptions import Failure, InvalidInput
 
 from egress.dp.calibrate import I64_SAFE, Plan, grid_bounds
 from egress.dp.spec import NUMERIC_TYPE_RE, STRING_TYPE_RE, TEMPORAL_TYPE_RE, DpQuery
 
 _SAFE_TYPE_RE = re.compile(r"^[A-Z0-9_ (),]+$")
-
-
-def quote_ident(name: str) -> str:
-    # Names were matched against the descriptor already; quoting is the second fence.
-    return '"' + name.replace('"', '""') + '"'
 
 
 def table_path(extract_dir: Path, table: str) -> Path:
