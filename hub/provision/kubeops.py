@@ -261,18 +261,22 @@ def follow_job(api: KubeApi, req: ProvisionRequest, name: str, say: Callable[[st
     started = time.monotonic()
     deadline = started + req.timeout_seconds + WAIT_GRACE_SECONDS
     last_phase = None
-    while True:
-        progress = kubejob.job_progress(api.read_job(req.namespace, name), api.job_pods(req.namespace, name))
-        if progress.phase != last_phase:
-            say(f"job {name}: {progress.phase}")
-            last_phase = progress.phase
-        if progress.done:
-            break
-        if time.monotonic() > deadline:
-            progress = kubejob.Progress("timed out", done=True, failed=True, pod=progress.pod,
-                                        reason=f"no result within {req.timeout_seconds + WAIT_GRACE_SECONDS} s")
-            break
-        time.sleep(poll_seconds)
+    try:
+        while True:
+            progress = kubejob.job_progress(api.read_job(req.namespace, name), api.job_pods(req.namespace, name))
+            if progress.phase != last_phase:
+                say(f"job {name}: {progress.phase}")
+                last_phase = progress.phase
+            if progress.done:
+                break
+            if time.monotonic() > deadline:
+                progress = kubejob.Progress("timed out", done=True, failed=True, pod=progress.pod,
+                                            reason=f"no result within {req.timeout_seconds + WAIT_GRACE_SECONDS} s")
+                break
+            time.sleep(poll_seconds)
+    except KeyboardInterrupt:  # the Job does not depend on this process: say where to follow it
+        say(f"stopped waiting; the Job goes on: kubectl -n {req.namespace} logs -f job/{name}")
+        raise
     seconds = time.monotonic() - started
     tail = ""
     if progress.pod:

@@ -4,6 +4,7 @@ source package (scripts/k8s-build.sh) and started by scripts/k8s-cluster.sh. Not
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -51,3 +52,23 @@ def namespace(tools, cluster):  # noqa: F811
 
 def khelm(tools, kubeconfig, *args, check=True):  # noqa: F811
     return helm(tools, "--kubeconfig", str(kubeconfig), *args, check=check)
+
+
+@pytest.fixture
+def volumes(tools, cluster, namespace):
+    """Static hostPath PVs (the test cluster has no provisioner), owned by uid 1000."""
+    names = []
+    for i in range(8):
+        path = RUN / "pv" / namespace / str(i)
+        path.mkdir(parents=True)
+        os.chown(path, 1000, 1000)
+        name = f"{namespace}-pv{i}"
+        pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+              "spec": {"capacity": {"storage": "20Gi"}, "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
+                       "storageClassName": "local-path", "persistentVolumeReclaimPolicy": "Delete",
+                       "hostPath": {"path": str(path), "type": "Directory"}}}
+        kubectl(tools, cluster, "apply", "-f", "-", stdin=json.dumps(pv))
+        names.append(name)
+    yield
+    for name in names:
+        kubectl(tools, cluster, "delete", "pv", name, "--wait=false", check=False)

@@ -44,26 +44,6 @@ def split(image):
     return name, tag
 
 
-@pytest.fixture
-def volumes(tools, cluster, namespace):
-    """Static hostPath PVs (the test cluster has no provisioner), owned by uid 1000."""
-    names = []
-    for i in range(8):
-        path = RUN / "pv" / namespace / str(i)
-        path.mkdir(parents=True)
-        os.chown(path, 1000, 1000)
-        name = f"{namespace}-pv{i}"
-        pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
-              "spec": {"capacity": {"storage": "20Gi"}, "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
-                       "storageClassName": "local-path", "persistentVolumeReclaimPolicy": "Delete",
-                       "hostPath": {"path": str(path), "type": "Directory"}}}
-        kubectl(tools, cluster, "apply", "-f", "-", stdin=json.dumps(pv))
-        names.append(name)
-    yield
-    for name in names:
-        kubectl(tools, cluster, "delete", "pv", name, "--wait=false", check=False)
-
-
 def values_file(tmp_path: Path) -> Path:
     hub_name, hub_tag = split(HUB_IMAGE)
     ws_name, ws_tag = split(WS_IMAGE)
