@@ -10,6 +10,7 @@ cluster's registry; this side has no registry access and records nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -65,7 +66,7 @@ def cmd_provision(args, settings) -> int:
     check_request(req)  # before touching the kubeconfig: bad input fails the same everywhere
     api = KubeApi(args.kubeconfig or os.environ.get("KUBECONFIG"), args.context)
     if not args.namespace:
-        req = ProvisionRequest(**{**req.__dict__, "namespace": api.default_namespace()})
+        req = dataclasses.replace(req, namespace=api.default_namespace())
 
     def say(message: str) -> None:
         print(f"provision {req.permit_id}: {message}", file=sys.stderr, flush=True)

@@ -26,6 +26,7 @@ from hub.yamlio import load_yaml_text
 
 log = logging.getLogger("spe.kube")
 POLL_SECONDS = 2.0
+REQUEST_TIMEOUT_SECONDS = 30
 LOG_TAIL_LINES = 60
 WAIT_GRACE_SECONDS = 60  # beyond the Job's own deadline, for the Job controller to mark it failed
 TTL_SECONDS_AFTER_FINISHED = 7 * 24 * 3600  # a kept Job goes away after a week (clusters ≥ 1.21)
@@ -49,24 +50,22 @@ class KubeApi:
         self._kubeconfig, self._context = kubeconfig, context
 
     def default_namespace(self) -> str:
+        """The namespace of the kubeconfig context in use, else `default` (as kubectl does)."""
         from kubernetes import config
 
         try:
-            _, active = config.list_kube_config_contexts(config_file=self._kubeconfig)
-        except Exception:  # noqa: BLE001 - no contexts: fall back like kubectl does
+            contexts, active = config.list_kube_config_contexts(config_file=self._kubeconfig)
+        except config.ConfigException:
             return "default"
         if self._context:
-            try:
-                contexts, _ = config.list_kube_config_contexts(config_file=self._kubeconfig)
-                active = next(c for c in contexts if c["name"] == self._context)
-            except (StopIteration, Exception):  # noqa: BLE001
-                return "default"
-        return (active or {}).get("context", {}).get("namespace") or "default"
+            active = next((c for c in contexts or [] if c.get("name") == self._context), None)
+        return ((active or {}).get("context") or {}).get("namespace") or "default"
 
     def _call(self, what: str, fn, *args, **kwargs):
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT_SECONDS)  # never hang on a dead API server
         try:
             result = fn(*args, **kwargs)
         except ApiException as err:
