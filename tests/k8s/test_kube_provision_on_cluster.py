@@ -3,16 +3,13 @@ admin kubeconfig) runs a provisioning Job derived from the installed chart's hub
 
 One chart install, then: bad input that creates nothing; a provisioning with a permit file
 (Job kept and checked); a second one that makes extract version 2 (Job deleted); a permit the
-registry refuses inside the Job (one clear line, Job kept). The hub image comes from
-SPE_K8S_HUB_IMAGE or `python -m hub.images --hub` of this tree, imported into the cluster's
-containerd when it is not there yet.
+registry refuses inside the Job (one clear line, Job kept). The hub image is this tree's
+(the `images` fixture).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -21,31 +18,10 @@ import yaml
 from hub.cli import main as spe_main
 from tests.conftest import EXAMPLES
 from tests.helm.conftest import CHART
-from tests.k8s.conftest import RUN, khelm, kubectl
+from tests.k8s.conftest import khelm, kubectl
 
 PERMIT = "DEMO-2026-001"
 ACTOR = "olga-k8s-test"
-CTR = ["ctr", "--address", str(RUN / "containerd" / "containerd.sock"), "-n", "k8s.io"]
-
-
-def hub_image() -> str:
-    if os.environ.get("SPE_K8S_HUB_IMAGE"):
-        return os.environ["SPE_K8S_HUB_IMAGE"]
-    from hub.images import ensure_images, workspace_tag
-
-    return workspace_tag(ensure_images(hub=True), "spe/hub")
-
-
-def ensure_in_cluster(image: str) -> None:
-    """docker save | ctr import, skipped when the node already has this (content-hashed) tag."""
-    listed = subprocess.run([*CTR, "images", "ls", "-q"], capture_output=True, text=True)
-    assert listed.returncode == 0, listed.stderr
-    if f"docker.io/{image}" in listed.stdout.split():
-        return
-    save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
-    out = subprocess.run([*CTR, "images", "import", "-"], stdin=save.stdout, capture_output=True, text=True)
-    save.wait()
-    assert out.returncode == 0 and save.returncode == 0, out.stderr
 
 
 def values_file(tmp_path: Path, image: str) -> Path:
@@ -91,10 +67,10 @@ EVENTS = ("from hub.settings import Settings; from hub.db import make_engine; im
           f".where(events.c.actor == {ACTOR!r}).order_by(events.c.seq))]))")
 
 
-def test_operator_provisions_through_the_kubernetes_client(tools, cluster, namespace, volumes, tmp_path, capsys):
+def test_operator_provisions_through_the_kubernetes_client(tools, cluster, images, namespace, volumes, tmp_path,
+                                                          capsys):
     started = time.monotonic()
-    image = hub_image()
-    ensure_in_cluster(image)
+    image = images["hub"]
     ns, kc = namespace, str(cluster)
     try:
         khelm(tools, cluster, "install", "spe", str(CHART), "-n", ns, "-f", str(values_file(tmp_path, image)))
