@@ -333,6 +333,22 @@ def job_progress(job: dict, pods: list[dict]) -> Progress:
     return Progress(phase.lower(), pod=name)
 
 
+def permit_selector(release: str, permit_id: str) -> str:
+    """Label selector of the provisioning Jobs of one permit in one release."""
+    labels = labels_for(release, permit_id)
+    return ",".join(f"{k}={labels[k]}" for k in ("app.kubernetes.io/instance", "app.kubernetes.io/component",
+                                                 PERMIT_LABEL))
+
+
+def active_jobs(jobs: list[dict]) -> list[str]:
+    """Names of the Jobs (API JSON) that have not finished: one provisioning per permit at a time."""
+    def finished(job: dict) -> bool:
+        return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                   for c in job.get("status", {}).get("conditions") or [])
+
+    return sorted(j["metadata"]["name"] for j in jobs if not finished(j))
+
+
 def last_error_line(log_text: str) -> str | None:
     """The `spe: error: …` / `spe: failed: …` line the CLI inside the Job printed, if any."""
     for line in reversed((log_text or "").splitlines()):

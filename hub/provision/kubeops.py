@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from hub.exceptions import Failure, Forbidden, InvalidInput, NotFound, Refused, SpeError
+from hub.exceptions import Conflict, Failure, Forbidden, InvalidInput, NotFound, Refused, SpeError
 from hub.permits.model import parse_permit
 from hub.provision import kubejob
 from hub.yamlio import load_yaml_text
@@ -119,6 +119,10 @@ class KubeApi:
 
     def read_job(self, namespace: str, name: str) -> dict:
         return self._call(f"Job {namespace}/{name}", self.batch.read_namespaced_job, name, namespace)
+
+    def list_jobs(self, namespace: str, selector: str) -> list[dict]:
+        return self._call(f"Jobs in {namespace}", self.batch.list_namespaced_job, namespace,
+                          label_selector=selector).get("items") or []
 
     def delete_job(self, namespace: str, name: str) -> None:
         self._call(f"delete Job {namespace}/{name}", self.batch.delete_namespaced_job, name, namespace,
@@ -222,6 +226,10 @@ def provision_on_cluster(api: KubeApi, req: ProvisionRequest, say: Callable[[str
         raise NotFound(f"no SPE release {req.release!r} in namespace {req.namespace!r} (deployment {deployment} "
                        f"not found); pass --namespace/--release of the installed chart") from None
     template = hub["spec"]["template"]
+    running = kubejob.active_jobs(api.list_jobs(req.namespace, kubejob.permit_selector(req.release, req.permit_id)))
+    if running:  # two provisionings of one permit would race for the next extract version
+        raise Conflict(f"a provisioning of {req.permit_id} is still running: job {running[0]} "
+                       f"(wait for it, or: kubectl -n {req.namespace} delete job {running[0]})")
     pvcs = ensure_extracts_volume(api, req, template, say)
     major, minor = api.server_version()
     suffix = new_suffix()

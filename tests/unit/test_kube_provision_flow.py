@@ -8,7 +8,7 @@ import copy
 
 import pytest
 
-from hub.exceptions import Failure, Forbidden, NotFound, Refused
+from hub.exceptions import Conflict, Failure, Forbidden, NotFound, Refused
 from hub.provision.kubeops import KubeApi, ProvisionRequest, provision_on_cluster
 from tests.conftest import EXAMPLES
 
@@ -101,6 +101,10 @@ class MemoryKubeApi(KubeApi):
     def pod_log(self, namespace, pod, tail_lines=60):
         return self.log
 
+    def list_jobs(self, namespace, selector):
+        self.calls.append(f"list Jobs {selector}")
+        return [copy.deepcopy(o) for (k, _), o in self.objects.items() if k == "Job"]
+
     def delete_job(self, namespace, name):
         self.calls.append("delete Job")
         del self.objects[("Job", name)]
@@ -127,7 +131,7 @@ def kinds(api):
 def test_success_creates_configmap_then_job_then_owns_it_and_deletes_the_job():
     api = MemoryKubeApi()
     outcome, lines = run(api, request())
-    assert [c for c in api.calls if not c.startswith("get")] == [
+    assert [c for c in api.calls if not c.startswith(("get", "list"))] == [
         "create ConfigMap", "create Job", "own ConfigMap", "delete Job"]
     assert [line.split(": ", 1)[1] for line in lines[1:]] == ["running", "succeeded"]
     assert lines[0] == f"job {outcome.job} created in namespace spe"
@@ -216,3 +220,18 @@ def test_cli_bad_input_is_one_line_and_touches_no_registry(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("spe: error: kubeconfig: cannot load the kubeconfig") and err.count("\n") == 1
     assert not (home / "registry.db").exists()
+
+
+def test_one_provisioning_per_permit_at_a_time():
+    api = MemoryKubeApi()
+    api.objects[("Job", "spe-provision-demo-old")] = {"metadata": {"name": "spe-provision-demo-old"},
+                                                      "status": {"active": 1}}
+    with pytest.raises(Conflict, match="a provisioning of DEMO-2026-001 is still running: job spe-provision-demo-old"):
+        run(api, request())
+    assert "create ConfigMap" not in api.calls
+    assert "list Jobs app.kubernetes.io/instance=spe,app.kubernetes.io/component=provision,spe.io/permit=DEMO-2026-001" \
+        in api.calls
+    api.objects[("Job", "spe-provision-demo-old")]["status"] = {"failed": 1, "conditions": [
+        {"type": "Failed", "status": "True"}]}
+    outcome, _ = run(api, request())  # a finished (kept) Job does not block
+    assert outcome.job != "spe-provision-demo-old"
