@@ -8,17 +8,14 @@ read-only at /data, a per-(permit, user) volume for work, no capabilities, no ne
 privileges, read-only root with a tmpfs /tmp, pids/memory/CPU limits, uid 1000, on the
 internal network (see `hub.netfw`). Every Docker call goes through DockerSpawner's `docker()`.
 
-Readiness: JupyterHub waits for a new server with an exponential backoff (0.2 s doubling to
-5 s, random jitter) that turns a container ready in 1 s into a 2-8 s spawn. `start()` here
-probes the server itself every `ready_poll_interval_seconds` and returns only when it
-answers, so the hub's first probe succeeds at once.
+Readiness: `start()` returns only when the server answers (hub.spawner.readiness), so the
+hub's first probe succeeds at once instead of after its exponential backoff.
 
 Must not import `egress`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import re
 import html
@@ -28,8 +25,6 @@ from pathlib import Path
 
 from dockerspawner import DockerSpawner
 from jupyterhub.spawner import SpawnException
-from jupyterhub.utils import url_path_join
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Float, Integer, Unicode, default, validate, TraitError
 
 from hub.db import make_engine
@@ -41,6 +36,7 @@ from hub.spawner.servernames import permit_id_for_server, server_name_for
 from hub.spawner.slugs import safe_slug
 from hub.sessionlog.spawner import SessionRecordingMixin
 from hub.spawner.auditing import SpawnAuditMixin
+from hub.spawner.readiness import ReadinessMixin
 from hub.spawner.spec import SpawnSettings, WorkspaceSpec, check_can_open, make_workspace_spec, parse_bytes
 
 MAX_OPTION_CHARS = 128
@@ -60,7 +56,7 @@ _WRITABLE_ENV = {
 }
 
 
-class PermitSpawner(SpawnAuditMixin, DockerSpawner):
+class PermitSpawner(SpawnAuditMixin, ReadinessMixin, DockerSpawner):
     """DockerSpawner that runs a permit's workspace, or refuses with a reason."""
 
     spe_home = Unicode(
@@ -110,12 +106,6 @@ class PermitSpawner(SpawnAuditMixin, DockerSpawner):
         Counts against the container's memory.""",
     ).tag(config=True)
 
-    ready_poll_interval_seconds = Float(
-        0.1,
-        help="""How often `start()` probes a new workspace until it answers (seconds). Small values make
-        spawn-to-ready close to the container's own start time; each probe is one local HTTP request.""",
-    ).tag(config=True)
-
     docker_threads = Integer(
         4,
         help="""Threads for Docker API calls. DockerSpawner uses one, which serialises every start and
@@ -145,12 +135,6 @@ class PermitSpawner(SpawnAuditMixin, DockerSpawner):
             parse_bytes(proposal.value)
         except Refused as err:
             raise TraitError(f"{proposal.trait.name}: {err}; use e.g. 512M or 2G") from None
-        return proposal.value
-
-    @validate("ready_poll_interval_seconds")
-    def _check_poll(self, proposal):
-        if not 0.01 <= proposal.value <= 5:
-            raise TraitError(f"ready_poll_interval_seconds must be between 0.01 and 5, not {proposal.value}")
         return proposal.value
 
     # --- DockerSpawner overrides ------------------------------------------------------------
@@ -346,28 +330,6 @@ class PermitSpawner(SpawnAuditMixin, DockerSpawner):
     def workspace_url(self, ip: str, port: int) -> str:
         """The one place that says where the hub and proxy reach a workspace (a recorder may sit here)."""
         return f"http://{ip}:{port}"
-
-    async def wait_until_ready(self, url: str) -> None:
-        """Probe `<url><base_url>api` until it answers (any status below 500) or `http_timeout` passes."""
-        base = self.server.base_url if self.server else url_path_join("/user", self.user.name, self.name, "")
-        probe = url_path_join(url, base, "api")
-        # our own client: the shared one has 10 slots, which the hub needs for its proxy calls
-        client = AsyncHTTPClient(force_instance=True)
-        deadline = time.monotonic() + self.http_timeout
-        try:
-            while True:
-                try:
-                    resp = await client.fetch(HTTPRequest(probe, request_timeout=2, connect_timeout=1,
-                                                          follow_redirects=False), raise_error=False)
-                    if resp.code and resp.code < 500 and resp.code != 599:
-                        return
-                except (OSError, HTTPClientError):
-                    pass
-                if time.monotonic() > deadline:
-                    return  # the hub's own wait then reports the timeout and cleans up
-                await asyncio.sleep(self.ready_poll_interval_seconds)
-        finally:
-            client.close()
 
     def _permit_id_or_none(self) -> str | None:
         try:

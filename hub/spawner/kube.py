@@ -5,7 +5,8 @@ that permit's extract (a read-only subPath `<permit>/<version>` of the extracts 
 a per-(permit, user) work PVC, the permit's resource limits, the labels the chart's workspace
 NetworkPolicy selects, no service-account token, and an init container that locks the pod's
 network namespace with iptables (hub.spawner.netlock) so isolation holds even where the
-network plugin ignores NetworkPolicy.
+network plugin ignores NetworkPolicy. Like the Docker spawner, `start()` returns only when the
+server answers (hub.spawner.readiness), and spawns, refusals and stops are audited.
 
 `make_kube_overrides()` is pure (spec in, KubeSpawner trait values out); the spawner class only
 gathers inputs (registry, extracts directory, DNS) through its three `load_*`/`resolve_*` doors.
@@ -24,6 +25,7 @@ from traitlets import Bool, Dict, Float, Unicode
 from hub.exceptions import Forbidden, InvalidInput, NotFound, Refused
 from hub.spawner import netlock
 from hub.spawner.auditing import SpawnAuditMixin
+from hub.spawner.readiness import ReadinessMixin
 from hub.spawner.servernames import permit_id_for_server
 from hub.spawner.spec import DATA_DIR, WORK_DIR, SpawnSettings, WorkspaceSpec, make_workspace_spec
 
@@ -178,7 +180,7 @@ def check_user_options(options: dict) -> None:
     raise Refused(f"workspace options are fixed by the permit; refusing {', '.join(which)}")
 
 
-class PermitKubeSpawner(SpawnAuditMixin, KubeSpawner):
+class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
     """KubeSpawner that builds each workspace pod from the permit named by the server name."""
 
     spe_home = Unicode("/srv/spe", config=True,
@@ -281,6 +283,7 @@ class PermitKubeSpawner(SpawnAuditMixin, KubeSpawner):
     async def _start(self):
         started = time.monotonic()
         url = await super()._start()
+        await self.wait_until_ready(url)  # the hub's first probe then succeeds at once
         spec = self._spe_spec
         self._audit("workspace.spawn", permit_id=spec.permit_id,
                     detail={"server": self.name, "permit_version": spec.permit_version,
