@@ -6,7 +6,7 @@ import importlib
 import subprocess
 import sys
 
-BENCHMARKS = ["synth", "provision", "audit", "egress", "egress_service", "dp", "spawn"]
+BENCHMARKS = ["synth", "provision", "audit", "egress", "egress_service", "dp", "spawn", "k8s_spawn"]
 
 
 def main() -> int:

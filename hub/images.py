@@ -6,7 +6,10 @@ and the benchmarks. It returns ``{tag: image id}`` for
 * the base image: ``BASE_IMAGE`` from a registry, or ``spe/base:bookworm-<hash>`` built from
   Debian by `images/base/build-base.sh` where no registry can be reached;
 * ``spe/workspace:<input hash>`` and ``spe/workspace:latest`` (same id): the researcher image
-  of `images/workspace/Dockerfile`, with the workspace client from `egress/client/`.
+  of `images/workspace/Dockerfile`, with the workspace client from `egress/client/`;
+* with ``hub=True`` (``--hub``), also ``spe/hub:<input hash>`` and ``spe/hub:latest``: the
+  control-plane image of `images/hub/Dockerfile` that the Helm chart runs (hub, proxy, egress
+  service, netlock init container), built on the same base.
 
 The input hash covers every file of the staged build context, the build arguments and the
 base image's id, and is stored as the ``spe.input-hash`` label: an image whose label matches
@@ -37,10 +40,7 @@ from pathlib import Path
 from hub.exceptions import Failure
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DOCKERFILE = "images/workspace/Dockerfile"
 BUILD_BASE_SCRIPT = REPO_ROOT / "images" / "base" / "build-base.sh"
-# Parts of the repository that make up the workspace build context (relative to REPO_ROOT).
-CONTEXT_DIRS = ("images/workspace", "egress/client")
 # Never part of the context: build debris that would change the hash without changing the image.
 IGNORED_NAMES = frozenset({"__pycache__", ".pytest_cache", "build", "dist", ".mypy_cache"})
 IGNORED_SUFFIXES = (".pyc", ".egg-info")
@@ -59,6 +59,7 @@ class BuildOptions:
     base_tag: str = "spe/base:bookworm"
     base_mode: str = "auto"  # auto | pull | debootstrap (see build-base.sh)
     workspace_repo: str = "spe/workspace"
+    hub_repo: str = "spe/hub"
     jupyterhub_version: str = DEFAULT_JUPYTERHUB_VERSION
     extra_ca_bundle: Path | None = None
     pip_index_url: str = ""
@@ -70,15 +71,33 @@ class BuildOptions:
     force: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class ImageKind:
+    """One image SPE builds: its Dockerfile and the parts of the repository in its context."""
+
+    name: str
+    dockerfile: str
+    context: tuple[str, ...]  # directories or files, relative to REPO_ROOT
+    first_build: str  # what a first build costs, for the progress line
+
+
+WORKSPACE = ImageKind("workspace", "images/workspace/Dockerfile", ("images/workspace", "egress/client"), "5-15 min")
+HUB = ImageKind("hub", "images/hub/Dockerfile", ("images/hub", "hub", "egress", "pyproject.toml", "README.md"),
+                "5-12 min")
+
+
 # ---------------------------------------------------------------- pure helpers
 
 
-def iter_context_files(repo_root: Path) -> Iterator[tuple[str, Path]]:
-    """Yield (path inside the context, file on disk) for the workspace build context, sorted."""
-    for top in CONTEXT_DIRS:
+def iter_context_files(repo_root: Path, kind: ImageKind = WORKSPACE) -> Iterator[tuple[str, Path]]:
+    """Yield (path inside the context, file on disk) for the image's build context, sorted."""
+    for top in kind.context:
         base = repo_root / top
+        if base.is_file():
+            yield top, base
+            continue
         if not base.is_dir():
-            raise Failure(f"workspace image: build context directory {base} is missing")
+            raise Failure(f"{kind.name} image: build context directory {base} is missing")
         for path in sorted(base.rglob("*")):
             rel = path.relative_to(repo_root)
             if any(part in IGNORED_NAMES or part.endswith(IGNORED_SUFFIXES) for part in rel.parts):
@@ -88,7 +107,7 @@ def iter_context_files(repo_root: Path) -> Iterator[tuple[str, Path]]:
 
 
 def make_build_args(options: BuildOptions, base_ref: str) -> dict[str, str]:
-    """The `--build-arg`s of the workspace build (without the input hash itself)."""
+    """The `--build-arg`s of an image build (without the input hash itself)."""
     args = {"BASE_IMAGE": base_ref, "JUPYTERHUB_VERSION": options.jupyterhub_version}
     if options.extra_ca_bundle is not None:
         args["EXTRA_CA_BUNDLE"] = STAGED_CA_NAME
@@ -171,9 +190,9 @@ def options_from_environ(environ: Mapping[str, str] | None = None, *, force: boo
     try:
         from importlib.metadata import version
 
-        hub_version = version("jupyterhub")
+        jupyterhub_version = version("jupyterhub")
     except Exception:  # the hub is not installed where this runs: use the tested default
-        hub_version = DEFAULT_JUPYTERHUB_VERSION
+        jupyterhub_version = DEFAULT_JUPYTERHUB_VERSION
     proxies = tuple(
         (name, env[name])
         for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
@@ -184,7 +203,8 @@ def options_from_environ(environ: Mapping[str, str] | None = None, *, force: boo
         base_tag=env.get("SPE_BASE_TAG", BuildOptions.base_tag),
         base_mode=env.get("SPE_BASE_MODE", BuildOptions.base_mode),
         workspace_repo=env.get("SPE_WORKSPACE_REPO", BuildOptions.workspace_repo),
-        jupyterhub_version=env.get("SPE_JUPYTERHUB_VERSION", hub_version),
+        hub_repo=env.get("SPE_HUB_REPO", BuildOptions.hub_repo),
+        jupyterhub_version=env.get("SPE_JUPYTERHUB_VERSION", jupyterhub_version),
         extra_ca_bundle=find_extra_ca_bundle(env),
         pip_index_url=_reachable_url(env.get("PIP_INDEX_URL") or read_pip_config(PIP_CONFIG_FILES, "index-url")),
         pip_extra_index_url=_reachable_url(
@@ -267,10 +287,10 @@ def ensure_base(options: BuildOptions, verbose: bool = False) -> tuple[str, str]
     return ref, found[0]
 
 
-def _stage_context(options: BuildOptions, directory: Path) -> dict[str, bytes]:
+def _stage_context(options: BuildOptions, kind: ImageKind, directory: Path) -> dict[str, bytes]:
     """Copy the context into `directory`; return {name: content} of everything staged."""
     files: dict[str, bytes] = {}
-    for name, source in iter_context_files(REPO_ROOT):
+    for name, source in iter_context_files(REPO_ROOT, kind):
         target = directory / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
@@ -284,7 +304,7 @@ def _stage_context(options: BuildOptions, directory: Path) -> dict[str, bytes]:
     return files
 
 
-def _run_build(command: list[str], log_path: Path, verbose: bool) -> None:
+def _run_build(kind: ImageKind, command: list[str], log_path: Path, verbose: bool) -> None:
     """Run `docker build`, everything to the log, the `Step n/m` lines to stderr if verbose."""
     tail: list[str] = []
     with open(log_path, "w") as log:
@@ -299,26 +319,27 @@ def _run_build(command: list[str], log_path: Path, verbose: bool) -> None:
         code = process.wait()
     if code != 0:
         errors = [t for t in tail if "ERROR" in t or "error" in t.lower()] or tail or ["(no output)"]
-        raise Failure(f"workspace image build failed: {errors[-1][:300]} (log: {log_path})")
+        raise Failure(f"{kind.name} image build failed: {errors[-1][:300]} (log: {log_path})")
 
 
-def ensure_workspace(options: BuildOptions, base_ref: str, base_id: str, verbose: bool = False) -> dict[str, str]:
-    """Build spe/workspace:<hash> unless an image with that input hash exists; tag it :latest."""
+def ensure_image(kind: ImageKind, repo: str, options: BuildOptions, base_ref: str, base_id: str,
+                 verbose: bool = False) -> dict[str, str]:
+    """Build <repo>:<hash> unless an image with that input hash exists; tag it :latest."""
     options.log_dir.mkdir(parents=True, exist_ok=True)
     build_args = make_build_args(options, base_ref)
-    with tempfile.TemporaryDirectory(prefix="spe-workspace-context.") as staging:
+    with tempfile.TemporaryDirectory(prefix=f"spe-{kind.name}-context.") as staging:
         context = Path(staging)
-        files = _stage_context(options, context)
+        files = _stage_context(options, kind, context)
         input_hash = make_input_hash(files, build_args, base_id)
-        tag = f"{options.workspace_repo}:{input_hash}"
-        latest = f"{options.workspace_repo}:latest"
+        tag = f"{repo}:{input_hash}"
+        latest = f"{repo}:latest"
         found = _image_label(tag, "spe.input-hash")
         if found is not None and found[1] == input_hash and not options.force:
             _say(verbose, f"{tag} is up to date")
         else:
-            log_path = options.log_dir / "build-workspace.log"
-            _say(verbose, f"building {tag} from {base_ref} (log: {log_path}; first build 5-15 min)")
-            command = ["docker", "build", "-f", DOCKERFILE, "-t", tag, "--build-arg", f"SPE_INPUT_HASH={input_hash}"]
+            log_path = options.log_dir / f"build-{kind.name}.log"
+            _say(verbose, f"building {tag} from {base_ref} (log: {log_path}; first build {kind.first_build})")
+            command = ["docker", "build", "-f", kind.dockerfile, "-t", tag, "--build-arg", f"SPE_INPUT_HASH={input_hash}"]
             for key, value in [*build_args.items(), *options.proxies]:
                 command += ["--build-arg", f"{key}={value}"]
             if options.network:
@@ -327,17 +348,18 @@ def ensure_workspace(options: BuildOptions, base_ref: str, base_id: str, verbose
                 command.append("--no-cache")
             command.append(str(context))
             start = time.monotonic()
-            _run_build(command, log_path, verbose)
+            _run_build(kind, command, log_path, verbose)
             found = _image_label(tag, "spe.input-hash")
             if found is None or found[1] != input_hash:
-                raise Failure(f"workspace image: built {tag} but its spe.input-hash label is not {input_hash}")
+                raise Failure(f"{kind.name} image: built {tag} but its spe.input-hash label is not {input_hash}")
             _say(verbose, f"built {tag} in {time.monotonic() - start:.0f} s")
     _docker("tag", tag, latest)
     return {tag: found[0], latest: found[0]}
 
 
-def ensure_images(verbose: bool = False, options: BuildOptions | None = None) -> dict[str, str]:
-    """Make sure the base and workspace images exist for the current tree; return {tag: id}.
+def ensure_images(verbose: bool = False, options: BuildOptions | None = None, *, hub: bool = False) -> dict[str, str]:
+    """Make sure the base and workspace images (and with `hub`, the hub image) exist for the
+    current tree; return {tag: id}.
 
     Rebuilds only what changed; safe to call concurrently (a host-wide lock serialises builds).
     Raises `hub.exceptions.Failure` with one line naming the failed step and its log.
@@ -346,13 +368,16 @@ def ensure_images(verbose: bool = False, options: BuildOptions | None = None) ->
     with _build_lock():
         base_ref, base_id = ensure_base(options, verbose)
         images = {base_ref: base_id}
-        images.update(ensure_workspace(options, base_ref, base_id, verbose))
+        images.update(ensure_image(WORKSPACE, options.workspace_repo, options, base_ref, base_id, verbose))
+        if hub:
+            images.update(ensure_image(HUB, options.hub_repo, options, base_ref, base_id, verbose))
     return images
 
 
 def workspace_tag(images: Mapping[str, str], repo: str = BuildOptions.workspace_repo) -> str:
     """The input-hash tag among `ensure_images()`'s result: pin spawns to it, not to :latest,
-    which a build of another source tree on the same engine may move."""
+    which a build of another source tree on the same engine may move. (`repo` = the hub's
+    repository for the hub image.)"""
     tags = [t for t in images if t.startswith(f"{repo}:") and t != f"{repo}:latest"]
     if len(tags) != 1:
         raise Failure(f"expected one {repo}:<hash> tag among {sorted(images)}")
@@ -361,12 +386,13 @@ def workspace_tag(images: Mapping[str, str], repo: str = BuildOptions.workspace_
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hub.images", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--force", action="store_true", help="rebuild both images without cache")
+    parser.add_argument("--force", action="store_true", help="rebuild the images without cache")
+    parser.add_argument("--hub", action="store_true", help="also build the hub image (Kubernetes)")
     parser.add_argument("--quiet", action="store_true", help="print only the resulting tags")
     args = parser.parse_args(argv)
     start = time.monotonic()
     try:
-        images = ensure_images(verbose=not args.quiet, options=options_from_environ(force=args.force))
+        images = ensure_images(verbose=not args.quiet, options=options_from_environ(force=args.force), hub=args.hub)
     except Failure as err:
         print(f"images: error: {err}", file=sys.stderr)
         return err.exit_code

@@ -131,6 +131,7 @@ class AuditFold:
     check_failures: dict = field(default_factory=dict)  # rule -> count
     dp_spent: dict = field(default_factory=dict)  # permit -> epsilon
     last_verify: tuple[bool, float] | None = None
+    networkpolicy: str | None = None  # last kube.networkpolicy_check result
 
     def apply(self, ev: dict) -> None:
         action = ev["action"]
@@ -171,6 +172,8 @@ class AuditFold:
                 self.dp_spent[permit] = self.dp_spent.get(permit, 0.0) + float(d["epsilon"])
             except (KeyError, TypeError, ValueError):
                 pass
+        elif action == "kube.networkpolicy_check":
+            self.networkpolicy = str(d.get("result"))
         elif action == "audit.verify":
             self.last_verify = (bool(d.get("ok")) and ev["outcome"] == "ok", _ts_seconds(ev["ts"]))
 
@@ -217,6 +220,12 @@ class SpeCollector(Collector):
                 active.add_metric([permit], n)
             yield active
             yield f.spawn.family("spe_workspace_spawn_duration_seconds", "Time from spawn request to a running workspace")
+            if f.networkpolicy is not None:  # Kubernetes only: the hub's start-up self-check
+                enforced = GaugeMetricFamily("spe_networkpolicy_enforced",
+                                             "1 if the cluster enforces the workspace NetworkPolicy, 0 if not, "
+                                             "-1 if the hub's self-check could not tell")
+                enforced.add_metric([], {"enforced": 1, "not-enforced": 0}.get(f.networkpolicy, -1))
+                yield enforced
         if "provisioning" in g:
             yield f.provision.family("spe_provisioning_duration_seconds", "Time to provision a permit's extract")
             rows = CounterMetricFamily("spe_provisioned_rows", "Rows written into permit extracts", labels=["permit"])

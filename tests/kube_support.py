@@ -4,7 +4,9 @@ dummy kubeconfig. Shared by tests/unit and tests/helm."""
 
 from __future__ import annotations
 
+import tempfile
 from datetime import date, timedelta
+from pathlib import Path
 
 import kubernetes_asyncio.config.kube_config
 import pytest
@@ -85,9 +87,13 @@ def kubeconfig(tmp_path, monkeypatch):
     return path
 
 
+# The audit trail the spawners write to (a real SQLite registry; one per test process).
+AUDIT_DB_URL = f"sqlite:///{Path(tempfile.mkdtemp(prefix='spe-kube-test.')) / 'registry.db'}"
+
+
 def make_spawner(permit: Permit, username="bob", server=None, user_options=None, **traits):
     RegistrySpawner.permits = {permit.id: permit}
-    config = dict(namespace="spe", image="spe/workspace:0.1.0", extracts_claim="spe-extracts",
+    config = dict(namespace="spe", spe_db_url=AUDIT_DB_URL, image="spe/workspace:0.1.0", extracts_claim="spe-extracts",
                   workspace_labels={"spe.io/role": "workspace", "spe.io/release": "spe"},
                   hub_service="spe-hub:8081", egress_service="spe-egress:8090",
                   netlock_image="spe/hub:0.1.0", netlock_image_pull_policy="Never")

@@ -32,7 +32,6 @@ from jupyterhub.utils import url_path_join
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Float, Integer, Unicode, default, validate, TraitError
 
-from hub import audit
 from hub.db import make_engine
 from hub.exceptions import NotFound, Refused
 from hub.permits.store import PermitStore
@@ -41,6 +40,7 @@ from hub.settings import Settings
 from hub.spawner.servernames import permit_id_for_server, server_name_for
 from hub.spawner.slugs import safe_slug
 from hub.sessionlog.spawner import SessionRecordingMixin
+from hub.spawner.auditing import SpawnAuditMixin
 from hub.spawner.spec import SpawnSettings, WorkspaceSpec, check_can_open, make_workspace_spec, parse_bytes
 
 MAX_OPTION_CHARS = 128
@@ -60,7 +60,7 @@ _WRITABLE_ENV = {
 }
 
 
-class PermitSpawner(DockerSpawner):
+class PermitSpawner(SpawnAuditMixin, DockerSpawner):
     """DockerSpawner that runs a permit's workspace, or refuses with a reason."""
 
     spe_home = Unicode(
@@ -202,20 +202,11 @@ class PermitSpawner(DockerSpawner):
                              default_pids_limit=self.default_pids_limit, tmp_size=self.tmp_size,
                              max_mem_limit=self.max_mem_limit, max_cpu_limit=self.max_cpu_limit)
 
-    def _requested_by(self) -> str | None:
-        """Who asked for this start (an operator may start a user's workspace), when the hub tells us."""
-        who = getattr(getattr(self, "handler", None), "current_user", None)
-        return getattr(who, "name", None)
+    def spawner_engine(self):
+        return self.engine
 
-    def _audit(self, action: str, *, outcome: str = "ok", permit_id: str | None = None, detail: dict | None = None):
-        detail = dict(detail or {})
-        detail.setdefault("server", self.name)  # the event schema (hub.audit.events) requires it
-        requester = self._requested_by()
-        if requester and requester != self.user.name:
-            detail["requested_by"] = requester
-        with self.engine.begin() as conn:
-            audit.record(conn, actor=self.user.name, role="researcher", action=action,
-                         permit_id=permit_id, object_id=self.object_name, outcome=outcome, detail=detail)
+    def audit_object_name(self) -> str | None:
+        return self.object_name
 
     # --- the spawn form ---------------------------------------------------------------------
     def _permit_options_form(self, spawner) -> str:

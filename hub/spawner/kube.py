@@ -15,6 +15,7 @@ Must not import egress or docker.
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path, PurePosixPath
 
 from kubespawner import KubeSpawner
@@ -22,6 +23,7 @@ from traitlets import Bool, Dict, Float, Unicode
 
 from hub.exceptions import Forbidden, InvalidInput, NotFound, Refused
 from hub.spawner import netlock
+from hub.spawner.auditing import SpawnAuditMixin
 from hub.spawner.servernames import permit_id_for_server
 from hub.spawner.spec import DATA_DIR, WORK_DIR, SpawnSettings, WorkspaceSpec, make_workspace_spec
 
@@ -176,7 +178,7 @@ def check_user_options(options: dict) -> None:
     raise Refused(f"workspace options are fixed by the permit; refusing {', '.join(which)}")
 
 
-class PermitKubeSpawner(KubeSpawner):
+class PermitKubeSpawner(SpawnAuditMixin, KubeSpawner):
     """KubeSpawner that builds each workspace pod from the permit named by the server name."""
 
     spe_home = Unicode("/srv/spe", config=True,
@@ -211,6 +213,12 @@ class PermitKubeSpawner(KubeSpawner):
 
         settings = Settings.from_env(home=self.spe_home, db_url=self.spe_db_url or None, env={})
         return make_engine(settings.db_url)
+
+    def spawner_engine(self):
+        return self._engine()
+
+    def audit_object_name(self) -> str | None:
+        return self.pod_name
 
     def load_permit(self, server_name: str):
         """The permit whose workspace (server) name this is: JupyterHub only accepts lower-case
@@ -260,7 +268,40 @@ class PermitKubeSpawner(KubeSpawner):
         return netlock.make_lock_script(netlock.make_lock_rules(list(services.values()), self.allow_dns, dns))
 
     async def load_user_options(self):
-        """Apply the permit instead of profiles: the only source of the pod's shape."""
+        """Apply the permit instead of profiles: the only source of the pod's shape. A refusal
+        is audited (`workspace.spawn`, outcome refused) before it reaches the user."""
+        try:
+            self._spe_spec = await self._apply_permit()
+        except Refused as err:
+            permit_id = getattr(self, "_spe_permit_id", None)
+            self._audit("workspace.spawn", outcome="refused", permit_id=permit_id,
+                        detail={"server": (self.name or "")[:128], "reason": str(err)})
+            raise
+
+    async def _start(self):
+        started = time.monotonic()
+        url = await super()._start()
+        spec = self._spe_spec
+        self._audit("workspace.spawn", permit_id=spec.permit_id,
+                    detail={"server": self.name, "permit_version": spec.permit_version,
+                            "extract": spec.extract_relpath, "image": spec.image, "pod": self.pod_name,
+                            "work_volume": self.pvc_name, "ready_seconds": round(time.monotonic() - started, 3)})
+        return url
+
+    async def stop(self, now=False):
+        pod = self.pod_name
+        await super().stop(now=now)
+        spec = getattr(self, "_spe_spec", None)
+        self._audit("workspace.stop", permit_id=spec.permit_id if spec else self._permit_id_or_none(),
+                    detail={"server": self.name, "pod": pod})
+
+    def _permit_id_or_none(self) -> str | None:
+        try:
+            return self.load_permit(self.name).id
+        except Refused:
+            return None
+
+    async def _apply_permit(self) -> WorkspaceSpec:
         check_user_options(self.user_options or {})
         server_name = self.name
         if not server_name:
@@ -271,6 +312,7 @@ class PermitKubeSpawner(KubeSpawner):
             permit = self.load_permit(server_name)
         except NotFound:
             raise Forbidden(f"no permit opens as workspace {server_name[:64]!r}") from None
+        self._spe_permit_id = permit.id
         relpath = self.load_extract_relpath(permit)
         settings = SpawnSettings(image=self.image, egress_url=f"http://{self.egress_service}" if self.egress_service else "",
                                  max_mem_limit=self.max_mem_limit, max_cpu_limit=self.max_cpu_limit)
@@ -287,3 +329,4 @@ class PermitKubeSpawner(KubeSpawner):
         for name, value in overrides.items():
             setattr(self, name, value)
         self.dns_name = self.dns_name_template.format(namespace=self.namespace, name=self.pod_name)
+        return spec

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import subprocess
 import sys
 
 import kubernetes_validate
 import pytest
+import sqlalchemy as sa
 import yaml
+
+from hub.audit.tables import audit_events
+from hub.db import make_engine
 
 from tests.helm.conftest import (CHART, CI_DIR, CI_FILES, KUBE_VERSIONS, NAMESPACE, RELEASE, ROOT, find,
                                  helm, pod_specs, render)
@@ -244,9 +250,16 @@ def test_hub_config_passthrough_reaches_jupyterhub(rendered, tmp_path, monkeypat
     (cm,) = find(docs, "ConfigMap", f"{RELEASE}-hub")
     monkeypatch.setenv("SPE_HUB_VALUES", str(values_file))
     monkeypatch.setenv("CONFIGPROXY_AUTH_TOKEN", "t0ken")
-    monkeypatch.setenv("SPE_DB_URL", "postgresql://x@y/z")
+    db_url = f"sqlite:///{tmp_path / 'registry.db'}"  # the chart's Secret would give PostgreSQL's URL
+    monkeypatch.setenv("SPE_DB_URL", db_url)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     c = Config()
-    exec(compile(cm["data"]["jupyterhub_config.py"], "jupyterhub_config.py", "exec"), {"c": c})
+
+    async def load_config_as_the_hub_does():  # JupyterHub loads it inside its running event loop
+        exec(compile(cm["data"]["jupyterhub_config.py"], "jupyterhub_config.py", "exec"), {"c": c})
+        await asyncio.gather(*(asyncio.all_tasks() - {asyncio.current_task()}))
+
+    asyncio.run(load_config_as_the_hub_does())
     assert c.JupyterHub.admin_access is False
     assert c.Authenticator.admin_users == ["operator"]
     assert c.JupyterHub.spawner_class == "hub.spawner.kube.PermitKubeSpawner"
@@ -258,6 +271,15 @@ def test_hub_config_passthrough_reaches_jupyterhub(rendered, tmp_path, monkeypat
     assert c.PermitKubeSpawner.allow_dns is True
     assert c.PermitKubeSpawner.netlock_image == "spe/hub:0.1.0"
     assert c.ConfigurableHTTPProxy.auth_token == "t0ken"
+    # logins and service deletions (the culler) reach the audit trail, as with the Docker hub
+    assert callable(c.Authenticator.post_auth_hook)
+    assert callable(c.JupyterHub.tornado_settings["log_function"])
+    # the start-up self-check ran; outside a cluster it cannot tell, and says so in the trail
+    with make_engine(db_url).connect() as conn:
+        (check,) = conn.execute(sa.select(audit_events).where(
+            audit_events.c.action == "kube.networkpolicy_check")).mappings().all()
+    detail = json.loads(check["detail"])
+    assert detail["result"] == "unknown" and "KUBERNETES_SERVICE_HOST" in detail["reason"]
 
 
 BAD_VALUES = [

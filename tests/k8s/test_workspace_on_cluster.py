@@ -1,42 +1,27 @@
 """A permit workspace spawned through JupyterHub with the permit spawner on a real cluster.
 
 The cluster's network plugin (CNI bridge) does NOT enforce NetworkPolicy, so every "blocked"
-below is the netlock init container's doing. Images come from the local Docker engine
-(SPE_K8S_HUB_IMAGE, SPE_K8S_WORKSPACE_IMAGE) and are imported into the cluster's containerd.
+below is the netlock init container's doing. Images: this tree's own (the `images` fixture).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import requests
 import yaml
 
 from tests.conftest import EXAMPLES
 from tests.helm.conftest import CHART
-from tests.k8s.conftest import RUN, khelm, kubectl
+from tests.k8s.conftest import khelm, kubectl
 
-HUB_IMAGE = os.environ.get("SPE_K8S_HUB_IMAGE", "spe/hub:0.1.0")
-WS_IMAGE = os.environ.get("SPE_K8S_WORKSPACE_IMAGE", "spe/workspace:0.1.0")
 PERMIT = "DEMO-2026-001"
 SERVER = "demo-2026-001"  # JupyterHub server names are lower-case slugs (hub.spawner.servernames)
 TOKEN = secrets.token_hex(16)
-
-
-def import_image(image: str) -> None:
-    have = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
-    assert have.returncode == 0, f"image {image} is not in the local Docker engine: build it first (docs/operator-kubernetes.md)"
-    save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
-    out = subprocess.run(["ctr", "--address", str(RUN / "containerd" / "containerd.sock"), "-n", "k8s.io",
-                          "images", "import", "-"], stdin=save.stdout, capture_output=True, text=True)
-    save.wait()
-    assert out.returncode == 0 and save.returncode == 0, out.stderr
 
 
 def split(image):
@@ -44,29 +29,9 @@ def split(image):
     return name, tag
 
 
-@pytest.fixture
-def volumes(tools, cluster, namespace):
-    """Static hostPath PVs (the test cluster has no provisioner), owned by uid 1000."""
-    names = []
-    for i in range(8):
-        path = RUN / "pv" / namespace / str(i)
-        path.mkdir(parents=True)
-        os.chown(path, 1000, 1000)
-        name = f"{namespace}-pv{i}"
-        pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
-              "spec": {"capacity": {"storage": "20Gi"}, "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
-                       "storageClassName": "local-path", "persistentVolumeReclaimPolicy": "Delete",
-                       "hostPath": {"path": str(path), "type": "Directory"}}}
-        kubectl(tools, cluster, "apply", "-f", "-", stdin=json.dumps(pv))
-        names.append(name)
-    yield
-    for name in names:
-        kubectl(tools, cluster, "delete", "pv", name, "--wait=false", check=False)
-
-
-def values_file(tmp_path: Path) -> Path:
-    hub_name, hub_tag = split(HUB_IMAGE)
-    ws_name, ws_tag = split(WS_IMAGE)
+def values_file(tmp_path: Path, images: dict) -> Path:
+    hub_name, hub_tag = split(images["hub"])
+    ws_name, ws_tag = split(images["workspace"])
     values = {
         "hub": {"image": {"name": hub_name, "tag": hub_tag, "pullPolicy": "Never"},
                 "config": {"JupyterHub": {"authenticator_class": "dummy",
@@ -114,24 +79,25 @@ def diagnostics(tools, cluster, namespace) -> str:
     return f"{pods}\n{ws[-3000:]}\nevents:\n{events[-4000:]}\nhub log:\n{hub[-6000:]}"
 
 
-def test_permit_workspace_is_isolated(tools, cluster, namespace, volumes, tmp_path):
+def test_permit_workspace_is_isolated(tools, cluster, images, namespace, volumes, tmp_path):
     try:
-        run_scenario(tools, cluster, namespace, tmp_path)
+        run_scenario(tools, cluster, namespace, tmp_path, images)
     except AssertionError as e:
         raise AssertionError(f"{e}\n--- diagnostics ---\n{diagnostics(tools, cluster, namespace)}") from None
     finally:
         khelm(tools, cluster, "uninstall", "spe", "-n", namespace, check=False)
 
 
-def run_scenario(tools, cluster, namespace, tmp_path):
-    import_image(HUB_IMAGE)
-    import_image(WS_IMAGE)
-    khelm(tools, cluster, "install", "spe", str(CHART), "-n", namespace, "-f", str(values_file(tmp_path)))
+def run_scenario(tools, cluster, namespace, tmp_path, images):
+    khelm(tools, cluster, "install", "spe", str(CHART), "-n", namespace, "-f", str(values_file(tmp_path, images)))
     for dep in ("spe-hub", "spe-proxy"):
         out = kubectl(tools, cluster, "-n", namespace, "rollout", "status", f"deploy/{dep}", "--timeout=300s", check=False)
         if out.returncode != 0:
             logs = kubectl(tools, cluster, "-n", namespace, "logs", f"deploy/{dep}", "--tail=40", check=False)
             raise AssertionError(f"{dep} not ready:\n{out.stderr}\n{logs.stdout}{logs.stderr}")
+    # the hub's start-up self-check finds what we know of this cluster: NetworkPolicy is ignored
+    wait("the hub's NetworkPolicy self-check", 240, lambda: "NetworkPolicy is NOT enforced" in kubectl(
+        tools, cluster, "-n", namespace, "logs", "deploy/spe-hub", check=False).stdout)
     # the operator provisions inside the hub pod (registry, keys and extracts volumes)
     hub_exec(tools, cluster, namespace, "spe", "dataset", "add-example")
     hub_exec(tools, cluster, namespace, "sh", "-c", "cat > /tmp/permit.yaml",
@@ -204,3 +170,17 @@ def run_scenario(tools, cluster, namespace, tmp_path):
     assert r.status_code in (202, 204), r.text
     wait("workspace pod gone", 180, lambda: kubectl(tools, cluster, "-n", namespace, "get", "pod", pod,
                                                      check=False).returncode != 0)
+    # the trail holds the self-check, the spawn and the stop; the probe pod is gone
+    events = [json.loads(line) for line in hub_exec(tools, cluster, namespace, "spe", "audit", "export").stdout.splitlines()
+              if line.strip()]
+    by_action = {}
+    for ev in events:
+        ev["detail"] = json.loads(ev["detail"]) if isinstance(ev.get("detail"), str) else ev.get("detail") or {}
+        by_action.setdefault(ev.get("action"), []).append(ev)
+    (check,) = by_action["kube.networkpolicy_check"]
+    assert check["detail"]["result"] == "not-enforced" and check["detail"]["netlock"] is True
+    spawned = [e for e in by_action.get("workspace.spawn", []) if e["outcome"] == "ok"]
+    assert [(e["actor"], e["permit_id"], e["detail"]["pod"]) for e in spawned] == [("bob", PERMIT, pod)]
+    assert [(e["actor"], e["detail"]["pod"]) for e in by_action.get("workspace.stop", [])] == [("bob", pod)]
+    probes = kubectl(tools, cluster, "-n", namespace, "get", "pods", "-l", "spe.io/probe", "-o", "name").stdout
+    assert not probes.strip()

@@ -10,6 +10,7 @@ from hub.images import (
     REPO_ROOT,
     BuildOptions,
     find_extra_ca_bundle,
+    HUB,
     iter_context_files,
     make_build_args,
     make_input_hash,
@@ -100,6 +101,16 @@ def test_context_holds_the_dockerfile_config_and_client_but_no_debris(tmp_path):
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     with pytest.raises(Failure, match="missing"):
         list(iter_context_files(tmp_path))
+
+
+def test_hub_context_holds_the_package_and_its_dockerfile_only():
+    names = {name for name, _ in iter_context_files(REPO_ROOT, HUB)}
+    assert {"images/hub/Dockerfile", "pyproject.toml", "README.md", "hub/cli/__init__.py",
+            "egress/app.py", "hub/jupyterhub_config.py"} <= names
+    # nothing outside the package: tests, benchmarks and the workspace image stay out
+    assert not [n for n in names if n.split("/")[0] in ("tests", "bench", "docs", "helm")
+                or n.startswith("images/workspace")]
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
 def test_apt_sources_reads_deb822_and_one_line_files(tmp_path):

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import sqlalchemy as sa
 from jupyterhub import orm
 
 from hub.exceptions import Forbidden, Refused
 from hub.spawner.kube import check_subpath, make_kube_overrides
 from hub.spawner.spec import SpawnSettings, make_workspace_spec
-from tests.kube_support import Hub, RegistrySpawner, User, kubeconfig, make_permit, make_spawner, pod_for  # noqa: F401
+from hub.audit.tables import audit_events
+from hub.db import make_engine
+from tests.kube_support import AUDIT_DB_URL, Hub, RegistrySpawner, User, kubeconfig, make_permit, make_spawner, pod_for  # noqa: F401
 
 
 def container(pod, name="notebook"):
@@ -116,6 +121,11 @@ async def test_user_options_refused(kubeconfig, options, message):
     with pytest.raises(Refused, match=message):
         await sp.load_user_options()
     assert not sp.volumes and not sp.init_containers  # nothing applied
+    # and the refusal is in the audit trail, with its reason
+    with make_engine(AUDIT_DB_URL).connect() as conn:
+        last = conn.execute(sa.select(audit_events).order_by(audit_events.c.seq.desc()).limit(1)).mappings().one()
+    assert (last["action"], last["outcome"], last["actor"]) == ("workspace.spawn", "refused", "bob")
+    assert message in json.loads(last["detail"])["reason"]
 
 
 async def test_permit_naming_escaping_extract_refused(kubeconfig):
@@ -127,7 +137,7 @@ async def test_permit_naming_escaping_extract_refused(kubeconfig):
 
     RegistrySpawner.permits = {permit.id: permit}
     sp = Escaping(user=User("bob"), hub=Hub(), orm_spawner=orm.Spawner(name=permit.id), namespace="spe",
-                  extracts_claim="spe-extracts", hub_service="spe-hub:8081",
+                  spe_db_url=AUDIT_DB_URL, extracts_claim="spe-extracts", hub_service="spe-hub:8081",
                   egress_service="spe-egress:8090", netlock_image="i:1")
     with pytest.raises(Forbidden, match="does not belong to permit"):
         await sp.load_user_options()

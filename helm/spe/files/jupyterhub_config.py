@@ -7,6 +7,7 @@ the workspace settings, and `hub.config`, the traitlets passed through as
 This is the entry point: the only place that reads the environment.
 """
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -51,6 +52,31 @@ c.PermitKubeSpawner.allow_dns = ws["allowDNS"]
 c.PermitKubeSpawner.netlock_enabled = ws["netlock"]["enabled"]
 c.PermitKubeSpawner.netlock_image = ws["netlock"]["image"]
 c.PermitKubeSpawner.netlock_image_pull_policy = ws["netlock"]["pullPolicy"]
+
+# The audit trail: logins (any authenticator), server deletions by services (the idle culler);
+# spawns and stops are audited by the permit spawner. SPE metrics join /hub/metrics.
+from hub.db import make_engine  # noqa: E402
+from hub.hubapp.audit_log import make_log_function  # noqa: E402
+from hub.hubapp.auth import make_audit_login_hook  # noqa: E402
+from hub.metrics import install_hub_metrics  # noqa: E402
+
+c.Authenticator.post_auth_hook = make_audit_login_hook(os.environ["SPE_DB_URL"])
+c.JupyterHub.tornado_settings = {"log_function": make_log_function(os.environ["SPE_DB_URL"])}
+install_hub_metrics(make_engine(os.environ["SPE_DB_URL"]))
+
+# Start-up self-check: does the network plugin enforce the workspace NetworkPolicy?
+# (hub.spawner.netpolcheck: a probe pod under the policy without the netlock; the answer goes
+# to this log, the audit trail and the spe_networkpolicy_enforced metric.) JupyterHub loads
+# this file inside its running event loop, so the probe runs beside the hub's own start.
+if ws.get("networkPolicySelfCheck"):
+    from hub.spawner.netpolcheck import start_self_check  # noqa: E402
+
+    start_self_check(
+        asyncio.get_running_loop(), db_url=os.environ["SPE_DB_URL"], namespace=values["namespace"],
+        image=ws["image"], pull_policy=ws["pullPolicy"], workspace_labels=ws["labels"],
+        allowed=(names["hub"], 8081),
+        denied=(os.environ.get("KUBERNETES_SERVICE_HOST", ""), int(os.environ.get("KUBERNETES_SERVICE_PORT", "443"))),
+        netlock_enabled=ws["netlock"]["enabled"])
 
 # The egress service is a JupyterHub service, proxied under /services/egress/ for checkers.
 c.JupyterHub.services = [{"name": "egress", "url": f"http://{names['egress']}:{values['egressPort']}"}]

@@ -21,6 +21,7 @@ workspace:
   storageClassName: {{ .Values.workspace.storage.storageClassName | quote }}
   startTimeoutSeconds: {{ .Values.workspace.startTimeoutSeconds }}
   allowDNS: {{ .Values.workspace.networkPolicy.allowDNS }}
+  networkPolicySelfCheck: {{ and .Values.workspace.networkPolicy.enabled .Values.workspace.networkPolicy.selfCheck }}
   labels:
     {{- include "spe.workspace.selector" . | nindent 4 }}
   netlock:
