@@ -255,13 +255,13 @@ def dropped_rows(con, path: Path, person_key: str, m: int) -> tuple[str, int]:
     st = path.stat()
     ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{person_key}|{int(m)}"
     name = "dropped_" + hashlib.sha256(ident.encode()).hexdigest()[:20]
+    state = _state_of(con)
+    if state is not None and name in state:  # this database already holds the table
+        return name, state[name]
     pid = quote_ident(person_key)
     columns = list(column_types(con, path))
     heavy = (f"(SELECT * FROM read_parquet($p, file_row_number = true) WHERE {pid} IN (SELECT {pid} FROM "
              f"read_parquet($p) WHERE {pid} IS NOT NULL GROUP BY {pid} HAVING count(*) > {int(m)}))")
-    state = _state_of(con)
-    if state is not None and name in state:  # this database already holds the table
-        return name, state[name]
     with _stats_lock:  # one builder per process; other cursors see the finished table
         exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = $n", {"n": name}).fetchone()[0]
         if not exists:
@@ -288,21 +288,26 @@ def _used(sql: str, params: dict) -> dict:
 # Exact sums without 128-bit accumulation.
 #
 # A sum runs on the integer grid: each row contributes k = round_half_even(clamp(v) * 10^d),
-# an integer in [lo_i, hi_i] (`grid_bounds`). DuckDB sums BIGINTs into a 128-bit HUGEINT, about
-# twice the cost of a DOUBLE sum, so the grid values are summed as DOUBLEs instead, centred
-# on c = (lo_i + hi_i) // 2 - and only where that is provably exact:
+# an integer in [lo_i, hi_i] (`grid_bounds`). DuckDB sums BIGINTs into a 128-bit HUGEINT
+# (10 M rows: about 16 ms of CPU more than a DOUBLE sum on this machine), so the grid values
+# are summed as DOUBLEs instead, centred on c = (lo_i + hi_i) // 2 - only where that is
+# provably exact:
 #
 # 1. y = clamp(v) * 10^d satisfies |y| <= max(|lo|, |hi|) * 10^d <= 2^62 / ROW_CAP < 2^33
 #    (`sum_decimals`). For |y| < 2^51, y + M with M = 1.5 * 2^52 lies in [2^52, 2^53), where
-#    doubles are exactly the integers, so IEEE round-to-nearest-even gives M + k with
+#    the doubles are exactly the integers, so IEEE round-to-nearest-even gives M + k with
 #    k = round_half_even(y) (M is even, so ties go the way DuckDB's DOUBLE -> BIGINT cast
 #    goes); (M + k) - (M + c) is a difference of two integers below 2^53: exactly k - c.
-# 2. Each term t = k - c is an integer with |t| <= B = max(hi_i - c, c - lo_i).
+# 2. k stays in [lo_i, hi_i]: with bounds on the grid, lo * 10^d and hi * 10^d round to lo_i
+#    and hi_i and rounding is monotone; with a bound off the grid, k - c is clamped again to
+#    [lo_i - c, hi_i - c]. So each term t = k - c is an integer with |t| <= B =
+#    max(hi_i - c, c - lo_i).
 # 3. In any order of addition (threads, partial aggregates) every intermediate is the sum of
 #    a subset of one group's terms, so |intermediate| <= n * B for the group's n rows. If
 #    n * B < 2^53, every intermediate is an integer a double represents exactly, so every
-#    addition is exact and the DOUBLE result is exactly sum(k) - n * c. No overflow, no
-#    rounding: the released integer is the same as the BIGINT sum.
+#    addition is exact and the DOUBLE result is exactly sum(k) - n * c: no overflow, no
+#    rounding, the same integer as the BIGINT sum. (No int64 is involved; the BIGINT path
+#    below sums in 128 bits, and `I64_SAFE` bounds the result for OpenDP's i64 input.)
 # 4. n comes from count(*) over the same rows in the same statement, so the condition is
 #    checked on the rows actually summed; when it fails (or the result is not an integer
 #    below 2^53, which cannot happen but is checked), the statement is run again with the
