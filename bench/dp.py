@@ -7,7 +7,10 @@ SQLite ledger charge and audit events, DuckDB with per-person truncation, noise.
 have 100 "heavy" persons far above the declared bound (1 % of the rows): truncation removes
 their excess rows, found once per file ("cold" is the first query on a file); a count or sum
 is then the aggregate over the file minus the aggregate over the removed rows. "forced
-truncation" runs the truncation window inside the query instead, for comparison.
+truncation" runs the truncation window inside the query instead, for comparison. The mean is
+measured on a dictionary-encoded column (the goal) and, for information, on a column of
+distinct values stored PLAIN ("mean_plain_column"): DuckDB runs the bare query's clamp once per
+dictionary entry, the DP grid's arithmetic per row (see docs/benchmarks.md).
 
 Also the large statistical audit: the tight tail event of the released count, sampled
 200 k times per dataset (2 M with --full), Clopper-Pearson lower bound vs the claimed epsilon.
