@@ -9,10 +9,11 @@ chart twice in turn, in fresh namespaces, with this tree's hub and workspace ima
 * `plain`: the same chart and image with `hub.config.JupyterHub.spawner_class` set to
   `kubespawner.KubeSpawner` and the same resource limits (no permit, no PVC, no init container).
 
-For each it measures, through the hub REST API, the time from `POST
-/users/bob/servers/<name>` to the server being ready, `rounds` times (stopping the server and
-waiting for the pod to go between rounds). The first spawn of each is reported apart (it binds
-the work PVC). Reports p50/p95 and the ratio permit/plain of the p50 (goal ≤ 1.2). JSON to
+Both stay installed while it measures, through each hub's REST API, the time from `POST
+/users/bob/servers/<name>` to the server being ready, alternating permit and plain spawns
+(one at a time; the server is stopped and its pod gone before the next), so that a change in the
+machine's load falls on both alike. The first spawn of each is reported apart (it binds the
+work PVC and may unpack the image on the node). Reports p50/p95 and the ratio permit/plain of the p50 (goal ≤ 1.2). JSON to
 stdout and bench/results/k8s_spawn.json.
 
 The cluster plumbing (images into containerd, kubectl, helm, static volumes) is the cluster
@@ -63,6 +64,7 @@ def cluster_up() -> tuple[Path, Path, bool]:
 
 def install(tools, kubeconfig, namespace: str, images: dict, variant: str, tmp: Path) -> str:
     """Install the chart for `variant`; return the hub API URL (through the proxy's ClusterIP)."""
+    tmp.mkdir(parents=True, exist_ok=True)
     path = values_file(tmp, images)
     if variant == "plain":
         values = yaml.safe_load(path.read_text())
@@ -88,53 +90,65 @@ def install(tools, kubeconfig, namespace: str, images: dict, variant: str, tmp: 
     return f"http://{proxy_ip}/hub/api"
 
 
-def spawn_rounds(api: str, rounds: int, tools, kubeconfig, namespace: str) -> list[float]:
-    """Seconds from the start request to `ready`, one server at a time."""
+def spawn_once(api: str, tools, kubeconfig, namespace: str) -> float:
+    """Seconds from the start request to `ready`; then stop it and wait for the pod to go."""
     auth = {"Authorization": f"token {TOKEN}"}
-    requests.post(f"{api}/users/bob", headers=auth, timeout=30)
-    seconds = []
-    for i in range(rounds):
-        started = time.monotonic()
-        r = requests.post(f"{api}/users/bob/servers/{SERVER}", headers=auth, timeout=120)
-        if r.status_code not in (201, 202):
-            raise RuntimeError(f"spawn {i + 1} refused: {r.status_code} {r.text[:300]}")
-        while True:
-            server = requests.get(f"{api}/users/bob", headers=auth, timeout=30).json().get("servers", {}).get(SERVER)
-            if server and server.get("ready"):
-                break
-            if server is None and time.monotonic() - started > 5:
-                raise RuntimeError(f"spawn {i + 1} failed (the server is gone; see the hub log)")
-            if time.monotonic() - started > 600:
-                raise RuntimeError(f"spawn {i + 1} not ready after 600 s")
-            time.sleep(0.1)
-        seconds.append(time.monotonic() - started)
-        say(f"  spawn {i + 1}/{rounds}: {seconds[-1]:.2f} s")
-        requests.delete(f"{api}/users/bob/servers/{SERVER}", headers=auth, timeout=120)
-        wait("server stopped", 300, lambda: SERVER not in requests.get(
-            f"{api}/users/bob", headers=auth, timeout=30).json().get("servers", {}))
-        wait("workspace pod gone", 300, lambda: not kubectl(
-            tools, kubeconfig, "-n", namespace, "get", "pods", "-l", "component=singleuser-server",
-            "-o", "name", check=False).stdout.strip())
+    started = time.monotonic()
+    r = requests.post(f"{api}/users/bob/servers/{SERVER}", headers=auth, timeout=120)
+    if r.status_code not in (201, 202):
+        raise RuntimeError(f"{namespace}: spawn refused: {r.status_code} {r.text[:300]}")
+    while True:
+        server = requests.get(f"{api}/users/bob", headers=auth, timeout=30).json().get("servers", {}).get(SERVER)
+        if server and server.get("ready"):
+            break
+        if server is None and time.monotonic() - started > 5:
+            raise RuntimeError(f"{namespace}: spawn failed (the server is gone; see the hub log)")
+        if time.monotonic() - started > 600:
+            raise RuntimeError(f"{namespace}: spawn not ready after 600 s")
+        time.sleep(0.1)
+    seconds = time.monotonic() - started
+    requests.delete(f"{api}/users/bob/servers/{SERVER}", headers=auth, timeout=120)
+    wait("server stopped", 300, lambda: SERVER not in requests.get(
+        f"{api}/users/bob", headers=auth, timeout=30).json().get("servers", {}))
+    wait("workspace pod gone", 300, lambda: not kubectl(
+        tools, kubeconfig, "-n", namespace, "get", "pods", "-l", "component=singleuser-server",
+        "-o", "name", check=False).stdout.strip())
     return seconds
 
 
-def measure(variant: str, rounds: int, tools, kubeconfig, images: dict) -> dict:
-    namespace = f"spe-bench-{variant}-{uuid.uuid4().hex[:6]}"
-    kubectl(tools, kubeconfig, "create", "namespace", namespace)
-    pvs = make_volumes(tools, kubeconfig, namespace)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            say(f"{variant}: installing the chart in {namespace}")
-            api = install(tools, kubeconfig, namespace, images, variant, Path(tmp))
-            seconds = spawn_rounds(api, rounds + 1, tools, kubeconfig, namespace)
-    finally:
-        khelm(tools, kubeconfig, "uninstall", "spe", "-n", namespace, check=False)
-        kubectl(tools, kubeconfig, "delete", "namespace", namespace, "--wait=false", check=False)
-        for pv in pvs:
-            kubectl(tools, kubeconfig, "delete", "pv", pv, "--wait=false", check=False)
+def summary(seconds: list[float]) -> dict:
     first, rest = seconds[0], seconds[1:]
     return {"first_spawn_seconds": round(first, 3), "rounds": len(rest), "seconds": [round(s, 3) for s in rest],
             "p50_seconds": round(statistics.median(rest), 3), "p95_seconds": round(percentile(rest, 95), 3)}
+
+
+def measure(rounds: int, tools, kubeconfig, images: dict) -> dict:
+    variants = ("permit", "plain")
+    namespaces = {v: f"spe-bench-{v}-{uuid.uuid4().hex[:6]}" for v in variants}
+    pvs: list[str] = []
+    try:
+        apis = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for variant, namespace in namespaces.items():
+                kubectl(tools, kubeconfig, "create", "namespace", namespace)
+                pvs += make_volumes(tools, kubeconfig, namespace)
+                say(f"{variant}: installing the chart in {namespace}")
+                apis[variant] = install(tools, kubeconfig, namespace, images, variant, Path(tmp) / variant)
+        auth = {"Authorization": f"token {TOKEN}"}
+        for api in apis.values():
+            requests.post(f"{api}/users/bob", headers=auth, timeout=30)
+        seconds: dict[str, list[float]] = {v: [] for v in variants}
+        for i in range(rounds + 1):
+            for variant in variants:
+                seconds[variant].append(spawn_once(apis[variant], tools, kubeconfig, namespaces[variant]))
+            say(f"  round {i + 1}/{rounds + 1}: " + ", ".join(f"{v} {seconds[v][-1]:.2f} s" for v in variants))
+    finally:
+        for namespace in namespaces.values():
+            khelm(tools, kubeconfig, "uninstall", "spe", "-n", namespace, check=False)
+            kubectl(tools, kubeconfig, "delete", "namespace", namespace, "--wait=false", check=False)
+        for pv in pvs:
+            kubectl(tools, kubeconfig, "delete", "pv", pv, "--wait=false", check=False)
+    return {v: summary(seconds[v]) for v in variants}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         images = {"hub": workspace_tag(built, options.hub_repo), "workspace": workspace_tag(built, options.workspace_repo)}
         for image in images.values():
             import_image(image)
-        results = {variant: measure(variant, rounds, tools, kubeconfig, images) for variant in ("permit", "plain")}
+        results = measure(rounds, tools, kubeconfig, images)
     finally:
         if started and not os.environ.get("SPE_K8S_KEEP"):
             subprocess.run(["bash", str(SCRIPTS / "k8s-cluster.sh"), "down"], capture_output=True)

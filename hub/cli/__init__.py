@@ -23,6 +23,7 @@ COMMANDS = [
     "hub.cli.audit",
     "hub.cli.synth",
     "hub.cli.hub",
+    "hub.cli.kube",
 ]
 
 log = logging.getLogger("spe")
@@ -57,7 +58,8 @@ def _command_name(args) -> str:
 def _audit_refusal(settings: Settings, args, err: SpeError) -> None:
     """A refused operator action is itself evidence (who tried what); best effort, never masks the error."""
     name = _command_name(args)
-    if name.split(".")[-1] in READ_ONLY or args.command == "synth":
+    # `kube` runs on an operator machine without the cluster's registry: a local one would mislead.
+    if name.split(".")[-1] in READ_ONLY or args.command in ("synth", "kube"):
         return
     try:
         from hub import audit

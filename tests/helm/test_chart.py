@@ -154,7 +154,7 @@ def test_workspace_dns_only_when_allowed(rendered):
 
 def test_each_component_has_its_own_network_policy(rendered):
     names = {d["metadata"]["name"] for d in find(rendered["default-values.yaml"], "NetworkPolicy")}
-    assert names == {f"{RELEASE}-{c}" for c in ("hub", "proxy", "egress", "workspace")}
+    assert names == {f"{RELEASE}-{c}" for c in ("hub", "proxy", "egress", "workspace", "provision")}
     for f in CHART.joinpath("templates").iterdir():
         if f.is_dir():
             assert (f / "netpol.yaml").is_file(), f.name
@@ -300,3 +300,21 @@ def test_bad_values_fail_with_schema_message(tools, tmp_path, text, message):
     # `helm install` runs the same schema check before rendering, but needs a reachable cluster
     # even with --dry-run=client (helm 3.17), so it is exercised in the cluster tier only.
     assert out.returncode != 0 and message in out.stderr, out.stderr
+
+
+def test_provisioning_jobs_are_selected_by_their_own_closed_policy(rendered):
+    from hub.provision.kubejob import make_provision_job
+
+    docs = rendered["postgres-values.yaml"]
+    (policy,) = find(docs, "NetworkPolicy", f"{RELEASE}-provision")
+    (hub,) = find(docs, "Deployment", f"{RELEASE}-hub")
+    job = make_provision_job(hub["spec"]["template"], "DEMO-2026-001", release=RELEASE, namespace=NAMESPACE,
+                             suffix="abc12", actor="olga")
+    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and policy["spec"]["ingress"] == []
+    # egress: DNS and the hub's extra rules (the PostgreSQL registry), never the workspaces or the world
+    (hub_policy,) = find(docs, "NetworkPolicy", f"{RELEASE}-hub")
+    extra = [r for r in policy["spec"]["egress"] if not any(p.get("port") == 53 for p in r.get("ports", []))]
+    assert extra and all(r in hub_policy["spec"]["egress"] for r in extra)
+    assert not any(not r.get("to") for r in policy["spec"]["egress"])  # no rule without a destination
