@@ -24,6 +24,7 @@ import re
 import shutil
 import tempfile
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -55,7 +56,10 @@ def table_path(extract_dir: Path, table: str) -> Path:
 
 
 _pool_lock = threading.Lock()
-_pool: OrderedDict[tuple, duckdb.DuckDBPyConnection] = OrderedDict()
+_pool: OrderedDict[tuple, tuple[duckdb.DuckDBPyConnection, dict]] = OrderedDict()
+# cursor -> its database's state (`{dropped table name: rows}`): what the database already
+# holds is known without asking it (two statements saved per query)
+_cursor_state: "weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, dict]" = weakref.WeakKeyDictionary()
 MAX_POOLED_DATABASES = 8
 # Each pooled database caps its own memory (DuckDB's default is 80 % of RAM per database).
 DEFAULT_MEMORY_LIMIT = "2GB"
@@ -102,16 +106,18 @@ def connect(extract_dir: Path, *, memory_limit: str | None = None, threads: int 
     root = Path(extract_dir).resolve()
     key = (str(root), memory_limit, threads)
     with _pool_lock:
-        base = _pool.get(key)
-        if base is None:
-            base = _new_database(root, memory_limit, threads)
-            _pool[key] = base
+        entry = _pool.get(key)
+        if entry is None:
+            entry = (_new_database(root, memory_limit, threads), {})
+            _pool[key] = entry
             if len(_pool) > MAX_POOLED_DATABASES:
                 # dropped, not closed: a cursor in use elsewhere keeps the database alive
                 _pool.popitem(last=False)
         else:
             _pool.move_to_end(key)
-        return base.cursor()
+        cursor = entry[0].cursor()
+        _cursor_state[cursor] = entry[1]
+        return cursor
 
 
 _types_lock = threading.Lock()
@@ -210,8 +216,16 @@ def has_null_keys(con, path: Path, person_key: str) -> bool:
     with _stats_lock:
         if key in _null_keys_cache:
             return _null_keys_cache[key]
-    n = con.execute(f"SELECT count(*) FROM read_parquet($p) WHERE {quote_ident(person_key)} IS NULL",
-                    {"p": str(path)}).fetchone()[0]
+    # The file's own statistics answer without a scan when every row group records its null
+    # count (DuckDB and Arrow always write it); DuckDB itself trusts the same statistics to skip
+    # an `IS NOT NULL` filter, so reading them is no weaker than the scan.
+    counts = [r[0] for r in con.execute("SELECT stats_null_count FROM parquet_metadata($p) WHERE path_in_schema = $c",
+                                        {"p": str(path), "c": person_key}).fetchall()]
+    if counts and all(c is not None for c in counts):
+        n = sum(counts)
+    else:
+        n = con.execute(f"SELECT count(*) FROM read_parquet($p) WHERE {quote_ident(person_key)} IS NULL",
+                        {"p": str(path)}).fetchone()[0]
     with _stats_lock:
         _null_keys_cache[key] = n > 0
     return n > 0
@@ -241,6 +255,9 @@ def dropped_rows(con, path: Path, person_key: str, m: int) -> tuple[str, int]:
     st = path.stat()
     ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{person_key}|{int(m)}"
     name = "dropped_" + hashlib.sha256(ident.encode()).hexdigest()[:20]
+    state = _state_of(con)
+    if state is not None and name in state:  # this database already holds the table
+        return name, state[name]
     pid = quote_ident(person_key)
     columns = list(column_types(con, path))
     heavy = (f"(SELECT * FROM read_parquet($p, file_row_number = true) WHERE {pid} IN (SELECT {pid} FROM "
@@ -249,13 +266,89 @@ def dropped_rows(con, path: Path, person_key: str, m: int) -> tuple[str, int]:
         exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = $n", {"n": name}).fetchone()[0]
         if not exists:
             con.execute(f"CREATE TABLE {name} AS {_rank_sql(pid, columns, f'> {int(m)}', heavy)}", {"p": str(path)})
-    n = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-    return name, int(n)
+        n = int(con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+        if state is not None:
+            state[name] = n
+    return name, n
+
+
+def _state_of(con) -> dict | None:
+    """The per-database state of a cursor from `connect` (None for any other connection)."""
+    try:
+        return _cursor_state.get(con)
+    except TypeError:  # not weak-referenceable: not one of ours
+        return None
 
 
 def _used(sql: str, params: dict) -> dict:
     """Only the parameters the statement names (DuckDB refuses unused ones; `$p` vs `$pp`)."""
     return {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}\b", sql)}
+
+
+# Exact sums without 128-bit accumulation.
+#
+# A sum runs on the integer grid: each row contributes k = round_half_even(clamp(v) * 10^d),
+# an integer in [lo_i, hi_i] (`grid_bounds`). DuckDB sums BIGINTs into a 128-bit HUGEINT
+# (10 M rows: about 16 ms of CPU more than a DOUBLE sum on this machine), so the grid values
+# are summed as DOUBLEs instead, centred on c = (lo_i + hi_i) // 2 - only where that is
+# provably exact:
+#
+# 1. y = clamp(v) * 10^d satisfies |y| <= max(|lo|, |hi|) * 10^d <= 2^62 / ROW_CAP < 2^33
+#    (`sum_decimals`). For |y| < 2^51, y + M with M = 1.5 * 2^52 lies in [2^52, 2^53), where
+#    the doubles are exactly the integers, so IEEE round-to-nearest-even gives M + k with
+#    k = round_half_even(y) (M is even, so ties go the way DuckDB's DOUBLE -> BIGINT cast
+#    goes); (M + k) - (M + c) is a difference of two integers below 2^53: exactly k - c.
+# 2. k stays in [lo_i, hi_i]: with bounds on the grid, lo * 10^d and hi * 10^d round to lo_i
+#    and hi_i and rounding is monotone; with a bound off the grid, k - c is clamped again to
+#    [lo_i - c, hi_i - c]. So each term t = k - c is an integer with |t| <= B =
+#    max(hi_i - c, c - lo_i).
+# 3. In any order of addition (threads, partial aggregates) every intermediate is the sum of
+#    a subset of one group's terms, so |intermediate| <= n * B for the group's n rows. If
+#    n * B < 2^53, every intermediate is an integer a double represents exactly, so every
+#    addition is exact and the DOUBLE result is exactly sum(k) - n * c: no overflow, no
+#    rounding, the same integer as the BIGINT sum. (No int64 is involved; the BIGINT path
+#    below sums in 128 bits, and `I64_SAFE` bounds the result for OpenDP's i64 input.)
+# 4. n comes from count(*) over the same rows in the same statement, so the condition is
+#    checked on the rows actually summed; when it fails (or the result is not an integer
+#    below 2^53, which cannot happen but is checked), the statement is run again with the
+#    BIGINT grid summed in 128 bits.
+_ROUND_MAGIC = 3 * 2**51  # 1.5 * 2^52
+_DOUBLE_EXACT = 2**53
+
+
+@dataclass(frozen=True)
+class _SumTerms:
+    double_sql: str  # k - c as an exact DOUBLE
+    bigint_sql: str  # k as BIGINT (summed by DuckDB in 128 bits)
+    center: int  # c
+    max_abs_term: int  # B
+
+    def exact_in_double(self, rows, total) -> bool:
+        """Whether a DOUBLE sum over `rows` terms is exact (point 3), and its result sane."""
+        if int(rows or 0) * self.max_abs_term >= _DOUBLE_EXACT:
+            return False
+        return total is None or (float(total).is_integer() and abs(total) < _DOUBLE_EXACT)
+
+
+def _sum_terms(q: DpQuery, plan: Plan, params: dict) -> _SumTerms:
+    scale = 10**plan.decimals
+    lo_i, hi_i = grid_bounds(q.bounds, plan.decimals)
+    center = (lo_i + hi_i) // 2
+    params.update(lo=q.bounds[0], hi=q.bounds[1], lo_i=lo_i, hi_i=hi_i, scale=float(scale),
+                  magic=float(_ROUND_MAGIC), magic_c=float(_ROUND_MAGIC + center),
+                  lo_t=float(lo_i - center), hi_t=float(hi_i - center))
+    # clamp in DOUBLE first (tames inf/NaN; on dictionary-encoded columns it runs once per
+    # distinct value), then onto the grid
+    y = f"least(greatest(CAST({quote_ident(q.column)} AS DOUBLE), $lo), $hi) * $scale"
+    bigint = f"CAST({y} AS BIGINT)"  # DuckDB's DOUBLE -> BIGINT cast rounds half to even
+    double = f"(({y} + $magic) - $magic_c)"
+    if Fraction(Decimal(repr(q.bounds[0]))) * scale != lo_i or Fraction(Decimal(repr(q.bounds[1]))) * scale != hi_i:
+        # a bound off the grid: clamp again on the grid so rounding never leaves [lo_i, hi_i]
+        bigint = f"least(greatest({bigint}, $lo_i), $hi_i)"
+        double = f"least(greatest({double}, $lo_t), $hi_t)"
+    if max(abs(lo_i), abs(hi_i)) >= 2**51:  # excluded by `sum_decimals`; point 1 needs it
+        raise Failure("the sum's integer grid is too fine for its bounds")
+    return _SumTerms(double, bigint, center, max(hi_i - center, center - lo_i))
 
 
 @dataclass(frozen=True)
@@ -338,26 +431,35 @@ def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, type
             arr = con.execute(sql, _used(sql, params)).fetchnumpy()
             values = next(iter(arr.values())).tolist() if arr else []
             return Exact(values=[float(v) for v in values], truncated=truncate)
-        aggs = ["count(*)"]
-        if q.kind in ("sum", "mean"):
-            lo_i, hi_i = grid_bounds(q.bounds, plan.decimals)
-            params.update(lo=q.bounds[0], hi=q.bounds[1], lo_i=lo_i, hi_i=hi_i, scale=float(10**plan.decimals))
-            # clamp in DOUBLE (tames inf/NaN), onto the integer grid (DuckDB's DOUBLE -> BIGINT cast
-            # rounds to nearest); when a bound is not on the grid, clamp again on the grid so
-            # rounding can never leave [lo_i, hi_i]. The mean's shift is applied exactly in Python.
-            grid = f"CAST(least(greatest(CAST({quote_ident(q.column)} AS DOUBLE), $lo), $hi) * $scale AS BIGINT)"
-            scale = 10**plan.decimals
-            if Fraction(Decimal(repr(q.bounds[0]))) * scale != lo_i or Fraction(Decimal(repr(q.bounds[1]))) * scale != hi_i:
-                grid = f"least(greatest({grid}, $lo_i), $hi_i)"
-            aggs.append(f"sum({grid})")
-        found: dict[tuple, list[int]] = {}
         ng = len(groups)
-        for base, sign in bases:
-            sql = f"SELECT {', '.join(groups + aggs)} FROM ({base})" + (f" GROUP BY {', '.join(groups)}" if groups else "")
-            for r in con.execute(sql, _used(sql, params)).fetchall():
-                acc = found.setdefault(_cell_key(r[:ng]), [0] * (len(r) - ng))
-                for j, v in enumerate(r[ng:]):
-                    acc[j] += sign * int(v or 0)
+        summing = q.kind in ("sum", "mean")
+        terms = _sum_terms(q, plan, params) if summing else None
+
+        def statement(sum_sql: str | None) -> str:
+            # the whole table and the rows truncation removed (or the truncated table alone) in
+            # one statement, each part aggregated on its own and tagged with its sign
+            aggs = ["count(*)"] + ([f"sum({sum_sql})"] if sum_sql else [])
+            return " UNION ALL ".join(
+                f"SELECT {sign} AS __sign, {', '.join(groups + aggs)} FROM ({base})"
+                + (f" GROUP BY {', '.join(groups)}" if groups else "") for base, sign in bases)
+
+        sql = statement(terms.double_sql if summing else None)
+        rows = con.execute(sql, _used(sql, params)).fetchall()
+        center = 0
+        if summing:
+            if all(terms.exact_in_double(r[ng + 1], r[ng + 2]) for r in rows):
+                center = terms.center
+            else:  # too many rows for an exact DOUBLE sum: the BIGINT grid, summed in 128 bits
+                sql = statement(terms.bigint_sql)
+                rows = con.execute(sql, _used(sql, params)).fetchall()
+        found: dict[tuple, list[int]] = {}
+        for r in rows:
+            sign, cell, values = r[0], r[1:ng + 1], r[ng + 1:]
+            acc = found.setdefault(_cell_key(cell), [0] * len(values))
+            n = int(values[0] or 0)
+            acc[0] += sign * n
+            if summing:  # the DOUBLE path summed k - c: add n * c back, in Python integers
+                acc[1] += sign * (int(values[1] or 0) + center * n)
     except duckdb.Error as err:
         raise Failure(f"the DP query failed in DuckDB: {str(err).splitlines()[0]}") from err
     finally:

@@ -8,7 +8,8 @@ the budget. A charge is ONE conditional UPDATE
 whose row count says accepted (1) or refused (0). The database serialises concurrent
 updates of the row (SQLite: BEGIN IMMEDIATE; PostgreSQL: the row lock of UPDATE), so
 concurrent queries can never both pass the check on a stale `spent`: no lost update, no
-overspend. The charge row and its audit event commit in the same transaction; a refusal
+overspend. (When the budget row exists, that UPDATE also writes the permit's current totals
+and returns the row, so an accepted charge is one statement plus its audit event.) The charge row and its audit event commit in the same transaction; a refusal
 commits only its audit event and raises `BudgetExhausted` with what is left.
 
 If the computation fails after the charge, the charge stays: conservative, because a value
@@ -127,21 +128,39 @@ def charge(engine: sa.Engine, permit_id: str, member: str, epsilon: float, delta
     for attempt in range(3):
         try:
             with engine.begin() as conn:
+                b = dp_budgets.c
+                row = None
                 if budget is not None:
                     scope = _scope_for(budget, member)
-                    _ensure_budget(conn, permit_id, scope, budget)
-                else:
-                    scope = _existing_scope(conn, permit_id, member)
-                b = dp_budgets.c
-                res = conn.execute(
-                    dp_budgets.update()
-                    .where(_budget_key(permit_id, scope),
-                           b.epsilon_spent_units + e_units <= b.epsilon_total_units,
-                           b.delta_spent_units + d_units <= b.delta_total_units)
-                    .values(epsilon_spent_units=b.epsilon_spent_units + e_units,
-                            delta_spent_units=b.delta_spent_units + d_units, updated_at=utc_now_iso()))
-                accepted = res.rowcount == 1
-                view = _view(conn.execute(sa.select(dp_budgets).where(_budget_key(permit_id, scope))).one()._mapping)
+                    # the usual case in one statement: the row exists and the charge fits the
+                    # permit's current totals, which the same UPDATE writes (what
+                    # `_ensure_budget` would do first) and returns with the new spent amounts
+                    e_total, d_total = epsilon_units(budget.epsilon), delta_units(budget.delta)
+                    row = conn.execute(
+                        dp_budgets.update()
+                        .where(_budget_key(permit_id, scope),
+                               b.epsilon_spent_units + e_units <= e_total,
+                               b.delta_spent_units + d_units <= d_total)
+                        .values(epsilon_spent_units=b.epsilon_spent_units + e_units,
+                                delta_spent_units=b.delta_spent_units + d_units, updated_at=utc_now_iso(),
+                                epsilon_total_units=e_total, delta_total_units=d_total)
+                        .returning(*dp_budgets.c)).first()
+                if row is not None:
+                    accepted, view = True, _view(row._mapping)
+                else:  # a first charge, a refusal, or no budget at hand: the full path
+                    if budget is not None:
+                        _ensure_budget(conn, permit_id, scope, budget)
+                    else:
+                        scope = _existing_scope(conn, permit_id, member)
+                    res = conn.execute(
+                        dp_budgets.update()
+                        .where(_budget_key(permit_id, scope),
+                               b.epsilon_spent_units + e_units <= b.epsilon_total_units,
+                               b.delta_spent_units + d_units <= b.delta_total_units)
+                        .values(epsilon_spent_units=b.epsilon_spent_units + e_units,
+                                delta_spent_units=b.delta_spent_units + d_units, updated_at=utc_now_iso()))
+                    accepted = res.rowcount == 1
+                    view = _view(conn.execute(sa.select(dp_budgets).where(_budget_key(permit_id, scope))).one()._mapping)
                 detail = {"epsilon": units_to_float(e_units, EPSILON_UNITS_PER_1),
                           "delta": units_to_float(d_units, DELTA_UNITS_PER_1), "scope": scope, "kind": kind,
                           "epsilon_remaining": view["epsilon_remaining"], "delta_remaining": view["delta_remaining"]}

@@ -153,6 +153,25 @@ def test_a_new_permit_version_changes_the_total_not_the_spending(db_url):
     assert view["epsilon_spent"] == 1.5 and view["epsilon_remaining"] == 0
 
 
+def test_an_accepted_charge_writes_the_permits_current_totals(db_url):
+    # an accepted charge on an existing row is one UPDATE that also writes the totals: a
+    # larger budget takes effect in that same charge, a smaller one refuses and is written too
+    engine = make_engine(db_url)
+    ledger.charge(engine, PERMIT, "alice", 0.5, 0.0, "q1", budget=DpBudget(epsilon=1.0, delta=1e-6))
+    c = ledger.charge(engine, PERMIT, "alice", 0.7, 0.0, "q2", budget=DpBudget(epsilon=2.0, delta=2e-6))
+    assert c.epsilon_remaining == pytest.approx(0.8) and c.delta_remaining == pytest.approx(2e-6)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(ledger.dp_budgets)).one()._mapping
+    assert row["epsilon_total_units"] == 2 * 10**12 and row["delta_total_units"] == 2 * 10**12
+    assert row["epsilon_spent_units"] == 12 * 10**11
+    with pytest.raises(BudgetExhausted):
+        ledger.charge(engine, PERMIT, "alice", 0.1, 0.0, "q3", budget=DpBudget(epsilon=1.0, delta=1e-6))
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(ledger.dp_budgets)).one()._mapping
+    assert row["epsilon_total_units"] == 10**12 and row["epsilon_spent_units"] == 12 * 10**11
+    assert [c["query_hash"] for c in ledger.list_charges(engine, PERMIT)] == ["q1", "q2"]
+
+
 def test_twenty_concurrent_threads_accept_exactly_two(db_url):
     engine = make_engine(db_url)
     budget = DpBudget(epsilon=1.0, delta=0.0)
