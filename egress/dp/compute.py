@@ -483,7 +483,7 @@ def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, type
 def check_extract(q: DpQuery, extract_dir: Path, *, con=None) -> dict[str, str]:
     """Check the query against the extract's actual columns and types (before any charge)."""
     extract_dir = Path(extract_dir)
-    path = table_path(extract_dir, q.table)
+    table_path(extract_dir, q.table)  # refuses a table the extract does not hold
     own = con is None
     if own:
         con = connect(extract_dir)

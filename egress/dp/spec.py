@@ -204,7 +204,7 @@ def parse_query(spec: Any, schema: Any, *, available: dict | None = None) -> DpQ
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
     table = _name(spec.get("table"), "table")
-    tdef = schema.table(table)
+    schema.table(table)  # refuses a table the descriptor does not declare
     if available is not None and table not in available:
         raise InvalidInput(f"table {table!r} is not in this permit's extract", field="table")
 
