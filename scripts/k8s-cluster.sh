@@ -10,6 +10,8 @@
 # install/upgrade/uninstall, RBAC checks). The node uses its own containerd (own socket and
 # root, restrict_oom_score_adj), the CNI bridge plugin, and accepts forwarding on the pod
 # bridge because Docker sets FORWARD to DROP. The bridge plugin does NOT enforce NetworkPolicy.
+# Image garbage collection is off: images are imported (imagePullPolicy Never), so an image the
+# kubelet removed on a fuller disk could not come back.
 set -euo pipefail
 CACHE="${SPE_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spe/k8s-1.20.2}"
 BIN="$CACHE/bin"
@@ -145,6 +147,7 @@ CNI
     --anonymous-auth=false --client-ca-file "$d/ca.crt" --authorization-mode AlwaysAllow \
     --read-only-port 0 --pod-infra-container-image k8s.gcr.io/pause:3.2 \
     --eviction-hard 'nodefs.available<1%,imagefs.available<1%,memory.available<100Mi' \
+    --image-gc-high-threshold 100 \
     --cgroups-per-qos=false --enforce-node-allocatable= --pod-max-pids 1024 \
     --cluster-dns "$DNS_IP" --cluster-domain cluster.local
   wait_for node 90 sh -c "kubectl --kubeconfig '$RUN/admin.kubeconfig' get node localhost -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True"
