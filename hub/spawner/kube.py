@@ -15,6 +15,7 @@ Must not import egress or docker.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from pathlib import Path, PurePosixPath
@@ -141,8 +142,11 @@ def make_kube_overrides(spec: WorkspaceSpec, *, extracts_claim: str, workspace_l
         "allow_privilege_escalation": False,
         "privileged": False,
         "container_security_context": restricted_container_context(spec.uid),
+        # fsGroup ownership is fixed only when the volume's root does not match (a large work
+        # volume is not walked at every start; beta and on by default from 1.20)
         "pod_security_context": {"runAsNonRoot": True, "runAsUser": spec.uid, "runAsGroup": spec.uid,
-                                 "fsGroup": spec.uid, "seccompProfile": {"type": "RuntimeDefault"}},
+                                 "fsGroup": spec.uid, "fsGroupChangePolicy": "OnRootMismatch",
+                                 "seccompProfile": {"type": "RuntimeDefault"}},
         "volumes": volumes,
         "volume_mounts": {
             DATA_VOLUME: {"name": DATA_VOLUME, "mountPath": DATA_DIR, "subPath": subpath, "readOnly": True},
@@ -207,6 +211,9 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
     netlock_image_pull_policy = Unicode("IfNotPresent", config=True, help="imagePullPolicy of the init container.")
     max_mem_limit = Unicode("16G", config=True, help="Largest memory limit a permit may ask for.")
     max_cpu_limit = Float(8.0, config=True, help="Largest CPU limit a permit may ask for.")
+    pod_poll_interval_seconds = Float(0.05, config=True,
+                                      help="How often start() looks at the pod reflector for the new pod running "
+                                           "(KubeSpawner's own wait backs off to 5 s steps).")
 
     # --- the doors to the outside (a test subclass replaces these, nothing else) ----------
     def _engine(self):
@@ -282,7 +289,7 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
 
     async def _start(self):
         started = time.monotonic()
-        url = await super()._start()
+        url = await self._start_pod_watched_closely()
         await self.wait_until_ready(url)  # the hub's first probe then succeeds at once
         spec = self._spe_spec
         self._audit("workspace.spawn", permit_id=spec.permit_id,
@@ -290,6 +297,35 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
                             "extract": spec.extract_relpath, "image": spec.image, "pod": self.pod_name,
                             "work_volume": self.pvc_name, "ready_seconds": round(time.monotonic() - started, 3)})
         return url
+
+    async def _start_pod_watched_closely(self) -> str:
+        """KubeSpawner's start, with the running pod noticed within `pod_poll_interval_seconds`.
+
+        KubeSpawner waits for the pod with a jittered exponential backoff (0.2 s doubling to 5 s),
+        so a pod running after 2 s is typically seen a second later; the init container that
+        locks the network makes a workspace pod start about 1 s later than a bare one, and the
+        backoff would stretch that. The pod reflector is updated by a watch, so looking at it
+        is free: once this spawn's pod (not an older one of the same name) runs, KubeSpawner's
+        wait is cancelled and its last two steps (pod id, URL) are done here."""
+        inner = asyncio.ensure_future(super()._start())
+        key = f"{self.namespace}/{self.pod_name}"
+        reflector = self.pod_reflector
+        old = (reflector.pods.get(key) or {}).get("metadata", {}).get("uid") if reflector else None
+        try:
+            while not inner.done():
+                await asyncio.wait({inner}, timeout=self.pod_poll_interval_seconds)
+                pod = self.pod_reflector.pods.get(key) if self.pod_reflector else None
+                if inner.done() or pod is None or pod["metadata"].get("uid") == old or not self.is_pod_running(pod):
+                    continue
+                inner.cancel()
+                await asyncio.wait({inner})  # returns whether it was cancelled or had just finished
+                if inner.cancelled():
+                    self.pod_id = pod["metadata"]["uid"]
+                    return self._get_pod_url(pod)
+        except asyncio.CancelledError:  # the hub gave up on this start: so does KubeSpawner's part
+            inner.cancel()
+            raise
+        return inner.result()
 
     async def stop(self, now=False):
         pod = self.pod_name
