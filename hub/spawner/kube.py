@@ -212,7 +212,7 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
     max_mem_limit = Unicode("16G", config=True, help="Largest memory limit a permit may ask for.")
     max_cpu_limit = Float(8.0, config=True, help="Largest CPU limit a permit may ask for.")
     pod_poll_interval_seconds = Float(0.05, config=True,
-                                      help="How often start() looks at the pod reflector for the new pod running "
+                                      help="How often start() looks at the new pod and probes its server "
                                            "(KubeSpawner's own wait backs off to 5 s steps).")
 
     # --- the doors to the outside (a test subclass replaces these, nothing else) ----------
@@ -290,7 +290,7 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
     async def _start(self):
         started = time.monotonic()
         url = await self._start_pod_watched_closely()
-        await self.wait_until_ready(url)  # the hub's first probe then succeeds at once
+        await self.wait_until_ready(url)  # at once, unless KubeSpawner's own wait ended first
         spec = self._spe_spec
         self._audit("workspace.spawn", permit_id=spec.permit_id,
                     detail={"server": self.name, "permit_version": spec.permit_version,
@@ -299,32 +299,43 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
         return url
 
     async def _start_pod_watched_closely(self) -> str:
-        """KubeSpawner's start, with the running pod noticed within `pod_poll_interval_seconds`.
+        """KubeSpawner's start, returning as soon as the new pod's server answers.
 
-        KubeSpawner waits for the pod with a jittered exponential backoff (0.2 s doubling to 5 s),
-        so a pod running after 2 s is typically seen a second later; the init container that
-        locks the network makes a workspace pod start about 1 s later than a bare one, and the
-        backoff would stretch that. The pod reflector is updated by a watch, so looking at it
-        is free: once this spawn's pod (not an older one of the same name) runs, KubeSpawner's
-        wait is cancelled and its last two steps (pod id, URL) are done here."""
+        KubeSpawner waits until the API reports the pod Running, and with a jittered
+        exponential backoff (0.2 s doubling to 5 s); the kubelet reports a container start
+        only at its next relist (up to 1 s), which the init container that locks the network
+        makes happen twice. The pod has its IP from the start, and the pod reflector is
+        updated by a watch, so looking at both costs nothing: once this spawn's pod (not an
+        older one of the same name) answers HTTP at its IP, KubeSpawner's wait is cancelled
+        and its last two steps (pod id, URL) are done here."""
+        from tornado.httpclient import AsyncHTTPClient
+
         inner = asyncio.ensure_future(super()._start())
         key = f"{self.namespace}/{self.pod_name}"
         reflector = self.pod_reflector
         old = (reflector.pods.get(key) or {}).get("metadata", {}).get("uid") if reflector else None
+        client = AsyncHTTPClient(force_instance=True)
         try:
             while not inner.done():
                 await asyncio.wait({inner}, timeout=self.pod_poll_interval_seconds)
                 pod = self.pod_reflector.pods.get(key) if self.pod_reflector else None
-                if inner.done() or pod is None or pod["metadata"].get("uid") == old or not self.is_pod_running(pod):
+                if inner.done() or pod is None or pod["metadata"].get("uid") == old:
+                    continue
+                if "deletionTimestamp" in pod["metadata"] or not (pod.get("status") or {}).get("podIP"):
+                    continue
+                url = self._get_pod_url(pod)
+                if not await self.answers(url, client):
                     continue
                 inner.cancel()
                 await asyncio.wait({inner})  # returns whether it was cancelled or had just finished
                 if inner.cancelled():
                     self.pod_id = pod["metadata"]["uid"]
-                    return self._get_pod_url(pod)
+                    return url
         except asyncio.CancelledError:  # the hub gave up on this start: so does KubeSpawner's part
             inner.cancel()
             raise
+        finally:
+            client.close()
         return inner.result()
 
     async def stop(self, now=False):

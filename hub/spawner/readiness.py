@@ -33,22 +33,26 @@ class ReadinessMixin(Configurable):
             raise TraitError(f"ready_poll_interval_seconds must be between 0.01 and 5, not {proposal.value}")
         return proposal.value
 
-    async def wait_until_ready(self, url: str) -> None:
-        """Probe `<url><base_url>api` until it answers (any status below 500) or `http_timeout` passes."""
+    def _api_url(self, url: str) -> str:
         base = self.server.base_url if self.server else url_path_join("/user", self.user.name, self.name, "")
-        probe = url_path_join(url, base, "api")
+        return url_path_join(url, base, "api")
+
+    async def answers(self, url: str, client: AsyncHTTPClient) -> bool:
+        """One probe: does the server at `url` answer (any status below 500)?"""
+        try:
+            resp = await client.fetch(HTTPRequest(self._api_url(url), request_timeout=2, connect_timeout=1,
+                                                  follow_redirects=False), raise_error=False)
+        except (OSError, HTTPClientError):
+            return False
+        return bool(resp.code) and resp.code < 500 and resp.code != 599
+
+    async def wait_until_ready(self, url: str) -> None:
+        """Probe `<url><base_url>api` until it answers or `http_timeout` passes."""
         # our own client: the shared one has 10 slots, which the hub needs for its proxy calls
         client = AsyncHTTPClient(force_instance=True)
         deadline = time.monotonic() + self.http_timeout
         try:
-            while True:
-                try:
-                    resp = await client.fetch(HTTPRequest(probe, request_timeout=2, connect_timeout=1,
-                                                          follow_redirects=False), raise_error=False)
-                    if resp.code and resp.code < 500 and resp.code != 599:
-                        return
-                except (OSError, HTTPClientError):
-                    pass
+            while not await self.answers(url, client):
                 if time.monotonic() > deadline:
                     return  # the hub's own wait then reports the timeout and cleans up
                 await asyncio.sleep(self.ready_poll_interval_seconds)
