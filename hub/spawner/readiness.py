@@ -40,7 +40,9 @@ class ReadinessMixin(Configurable):
     async def answers(self, url: str, client: AsyncHTTPClient) -> bool:
         """One probe: does the server at `url` answer (any status below 500)?"""
         try:
-            resp = await client.fetch(HTTPRequest(self._api_url(url), request_timeout=2, connect_timeout=1,
+            # a short connect timeout: a SYN lost while the pod network is set up is retried by
+            # the next probe, not by the kernel a second later
+            resp = await client.fetch(HTTPRequest(self._api_url(url), request_timeout=2, connect_timeout=0.5,
                                                   follow_redirects=False), raise_error=False)
         except (OSError, HTTPClientError):
             return False
