@@ -170,13 +170,22 @@ def run_scenario(tools, cluster, namespace, tmp_path, images):
     assert r.status_code in (202, 204), r.text
     wait("workspace pod gone", 180, lambda: kubectl(tools, cluster, "-n", namespace, "get", "pod", pod,
                                                      check=False).returncode != 0)
+    # the hub records the stop once KubeSpawner's stop returns, which can be after the pod left the API
+    wait("server stopped", 120, lambda: SERVER not in requests.get(
+        f"{api}/users/bob", headers=auth, timeout=30).json().get("servers", {}))
+
     # the trail holds the self-check, the spawn and the stop; the probe pod is gone
-    events = [json.loads(line) for line in hub_exec(tools, cluster, namespace, "spe", "audit", "export").stdout.splitlines()
-              if line.strip()]
-    by_action = {}
-    for ev in events:
-        ev["detail"] = json.loads(ev["detail"]) if isinstance(ev.get("detail"), str) else ev.get("detail") or {}
-        by_action.setdefault(ev.get("action"), []).append(ev)
+    def audit_by_action():
+        out = {}
+        for line in hub_exec(tools, cluster, namespace, "spe", "audit", "export").stdout.splitlines():
+            if line.strip():
+                ev = json.loads(line)
+                ev["detail"] = json.loads(ev["detail"]) if isinstance(ev.get("detail"), str) else ev.get("detail") or {}
+                out.setdefault(ev.get("action"), []).append(ev)
+        return out
+
+    by_action = wait("the stop in the audit trail", 60, lambda: (lambda a: a if "workspace.stop" in a else None)(
+        audit_by_action()))
     (check,) = by_action["kube.networkpolicy_check"]
     assert check["detail"]["result"] == "not-enforced" and check["detail"]["netlock"] is True
     spawned = [e for e in by_action.get("workspace.spawn", []) if e["outcome"] == "ok"]
