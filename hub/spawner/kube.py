@@ -310,16 +310,24 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
         and its last two steps (pod id, URL) are done here."""
         from tornado.httpclient import AsyncHTTPClient
 
+        self._spe_spec = None
         inner = asyncio.ensure_future(super()._start())
-        key = f"{self.namespace}/{self.pod_name}"
-        reflector = self.pod_reflector
-        old = (reflector.pods.get(key) or {}).get("metadata", {}).get("uid") if reflector else None
+        key = old = None
         client = AsyncHTTPClient(force_instance=True)
         try:
             while not inner.done():
                 await asyncio.wait({inner}, timeout=self.pod_poll_interval_seconds)
-                pod = self.pod_reflector.pods.get(key) if self.pod_reflector else None
-                if inner.done() or pod is None or pod["metadata"].get("uid") == old:
+                if inner.done() or self.pod_reflector is None:
+                    continue
+                if key is None:
+                    # the pod's name is final once the permit is applied (load_user_options)
+                    if self._spe_spec is None:
+                        continue
+                    key = f"{self.namespace}/{self.pod_name}"
+                    old = (self.pod_reflector.pods.get(key) or {}).get("metadata", {}).get("uid")
+                    continue
+                pod = self.pod_reflector.pods.get(key)
+                if pod is None or pod["metadata"].get("uid") == old:
                     continue
                 if "deletionTimestamp" in pod["metadata"] or not (pod.get("status") or {}).get("podIP"):
                     continue
@@ -329,6 +337,7 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
                 inner.cancel()
                 await asyncio.wait({inner})  # returns whether it was cancelled or had just finished
                 if inner.cancelled():
+                    self.log.info("workspace %s answered at %s before the kubelet reported it running", key, url)
                     self.pod_id = pod["metadata"]["uid"]
                     return url
         except asyncio.CancelledError:  # the hub gave up on this start: so does KubeSpawner's part
