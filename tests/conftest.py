@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,16 @@ def eunomia(engine):
     ds, _ = add_dataset(engine, name="eunomia", kind="omop-duckdb", source=eunomia_path(),
                         descriptor_path=DESCRIPTOR, actor="tester")
     return ds
+
+
+def stop_process(proc: subprocess.Popen, timeout_seconds: float = 20) -> None:
+    """Terminate a server a test started; kill it if it does not stop in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout_seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def copy_example(name: str, dest: Path) -> Path:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path, PurePosixPath
 
 from kubespawner import KubeSpawner
+from tornado.httpclient import AsyncHTTPClient
 from traitlets import Bool, Dict, Float, Unicode
 
 from hub.exceptions import Forbidden, InvalidInput, NotFound, Refused
@@ -308,8 +309,6 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
         updated by a watch, so looking at both costs nothing: once this spawn's pod (not an
         older one of the same name) answers HTTP at its IP, KubeSpawner's wait is cancelled
         and its last two steps (pod id, URL) are done here."""
-        from tornado.httpclient import AsyncHTTPClient
-
         self._spe_spec = None
         inner = asyncio.ensure_future(super()._start())
         key = old = None

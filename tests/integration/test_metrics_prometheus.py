@@ -24,7 +24,7 @@ from hub.audit import record
 from hub.audit.store import utc_now_iso
 from hub.metrics import install_hub_metrics, metrics_handlers
 from hub.permits.store import PermitStore
-from tests.conftest import copy_example
+from tests.conftest import stop_process, copy_example
 from hub.hubapp.config import free_loopback_port as free_port  # noqa: E402
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -98,11 +98,7 @@ def prometheus(tmp_path):
     try:
         yield ports
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
         if os.environ.get("SPE_TEST_VERBOSE"):
             print((tmp_path / "prometheus.log").read_text())

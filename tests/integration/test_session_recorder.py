@@ -25,6 +25,7 @@ from hub.sessionlog.protocol import V1_PROTOCOL
 from hub.sessionlog.proxy import make_app
 from hub.sessionlog.routes import register_target
 from tests.integration.tornado_thread import TornadoThread, free_port
+from tests.conftest import stop_process
 
 PREFIX = "/user/alice/P-1/"
 TOKEN = uuid.uuid4().hex
@@ -58,11 +59,7 @@ def workspace(tmp_path):
     try:
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
 
 
