@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+import uuid
 from pathlib import Path, PurePosixPath
 
 from kubespawner import KubeSpawner
@@ -185,6 +186,21 @@ def check_user_options(options: dict) -> None:
     raise Refused(f"workspace options are fixed by the permit; refusing {', '.join(which)}")
 
 
+SPAWN_ID_ANNOTATION = "spe.io/spawn-id"
+
+
+def is_spawned_pod(pod: dict | None, spawn_id: str) -> bool:
+    """Whether `pod` (as the pod reflector holds it) is the pod of the spawn `spawn_id`, alive
+    and with its IP (pure). A pod of the same name left by an earlier spawn, or still being
+    deleted, carries another id (or none) and is never probed."""
+    if not pod or not spawn_id:
+        return False
+    meta = pod.get("metadata") or {}
+    if (meta.get("annotations") or {}).get(SPAWN_ID_ANNOTATION) != spawn_id or meta.get("deletionTimestamp"):
+        return False
+    return bool((pod.get("status") or {}).get("podIP"))
+
+
 class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
     """KubeSpawner that builds each workspace pod from the permit named by the server name."""
 
@@ -212,6 +228,8 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
     netlock_image_pull_policy = Unicode("IfNotPresent", config=True, help="imagePullPolicy of the init container.")
     max_mem_limit = Unicode("16G", config=True, help="Largest memory limit a permit may ask for.")
     max_cpu_limit = Float(8.0, config=True, help="Largest CPU limit a permit may ask for.")
+    _spe_spawn_id = ""  # the id the current start's pod carries (SPAWN_ID_ANNOTATION)
+
     pod_poll_interval_seconds = Float(0.05, config=True,
                                       help="How often start() looks at the new pod and probes its server "
                                            "(KubeSpawner's own wait backs off to 5 s steps).")
@@ -299,36 +317,35 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
                             "work_volume": self.pvc_name, "ready_seconds": round(time.monotonic() - started, 3)})
         return url
 
+    async def get_pod_manifest(self):
+        """KubeSpawner's manifest, tagged with a fresh spawn id (see `is_spawned_pod`). Built
+        once per start, after the permit gave the pod its name."""
+        pod = await super().get_pod_manifest()
+        self._spe_spawn_id = uuid.uuid4().hex
+        pod.metadata.annotations = {**(pod.metadata.annotations or {}), SPAWN_ID_ANNOTATION: self._spe_spawn_id}
+        return pod
+
     async def _start_pod_watched_closely(self) -> str:
         """KubeSpawner's start, returning as soon as the new pod's server answers.
 
         KubeSpawner waits until the API reports the pod Running, and with a jittered
         exponential backoff (0.2 s doubling to 5 s); the kubelet reports a container start
         only at its next relist (up to 1 s), which the init container that locks the network
-        makes happen twice. The pod has its IP from the start, and the pod reflector is
-        updated by a watch, so looking at both costs nothing: once this spawn's pod (not an
-        older one of the same name) answers HTTP at its IP, KubeSpawner's wait is cancelled
-        and its last two steps (pod id, URL) are done here."""
+        makes happen twice. The pod has its IP from the first relist, and the pod reflector is
+        updated by a watch, so looking at both costs nothing: once this spawn's pod (tagged
+        with a fresh id, so never an older pod of the same name) answers HTTP at its IP,
+        KubeSpawner's wait is cancelled and its last two steps (pod id, URL) are done here."""
         self._spe_spec = None
+        self._spe_spawn_id = ""  # set with the manifest
         inner = asyncio.ensure_future(super()._start())
-        key = old = None
         client = AsyncHTTPClient(force_instance=True)
         try:
             while not inner.done():
                 await asyncio.wait({inner}, timeout=self.pod_poll_interval_seconds)
-                if inner.done() or self.pod_reflector is None:
+                if inner.done() or self.pod_reflector is None or not self._spe_spawn_id:
                     continue
-                if key is None:
-                    # the pod's name is final once the permit is applied (load_user_options)
-                    if self._spe_spec is None:
-                        continue
-                    key = f"{self.namespace}/{self.pod_name}"
-                    old = (self.pod_reflector.pods.get(key) or {}).get("metadata", {}).get("uid")
-                    continue
-                pod = self.pod_reflector.pods.get(key)
-                if pod is None or pod["metadata"].get("uid") == old:
-                    continue
-                if "deletionTimestamp" in pod["metadata"] or not (pod.get("status") or {}).get("podIP"):
+                pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
+                if not is_spawned_pod(pod, self._spe_spawn_id):
                     continue
                 url = self._get_pod_url(pod)
                 if not await self.answers(url, client):
@@ -336,7 +353,8 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
                 inner.cancel()
                 await asyncio.wait({inner})  # returns whether it was cancelled or had just finished
                 if inner.cancelled():
-                    self.log.info("workspace %s answered at %s before the kubelet reported it running", key, url)
+                    self.log.info("workspace %s answered at %s before the kubelet reported it running",
+                                  self.pod_name, url)
                     self.pod_id = pod["metadata"]["uid"]
                     return url
         except asyncio.CancelledError:  # the hub gave up on this start: so does KubeSpawner's part

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from jupyterhub import orm
 
 from hub.exceptions import Forbidden, Refused
-from hub.spawner.kube import check_subpath, make_kube_overrides
+from hub.spawner.kube import SPAWN_ID_ANNOTATION, check_subpath, is_spawned_pod, make_kube_overrides
 from hub.spawner.spec import SpawnSettings, make_workspace_spec
 from hub.audit.tables import audit_events
 from hub.db import make_engine
@@ -173,3 +173,31 @@ def test_overrides_without_lock_have_no_init_container():
     o = make_kube_overrides(spec, extracts_claim="c", workspace_labels={}, lock_script=None)
     assert o["init_containers"] == {} and "netlock-run" not in o["volumes"]
     assert o["volume_mounts"]["data"]["readOnly"] is True
+
+
+async def test_each_manifest_carries_a_fresh_spawn_id(kubeconfig):
+    sp, pod = await pod_for(make_permit())
+    first = pod["metadata"]["annotations"][SPAWN_ID_ANNOTATION]
+    assert first == sp._spe_spawn_id and len(first) == 32
+    again = await sp.get_pod_manifest()
+    assert again.metadata.annotations[SPAWN_ID_ANNOTATION] not in ("", first)
+
+
+def _pod(spawn_id=None, ip="10.1.2.3", deleting=False):
+    meta = {"name": "spe-bob-p", "uid": "u1", "annotations": {SPAWN_ID_ANNOTATION: spawn_id} if spawn_id else {}}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-11-23T17:00:00Z"
+    return {"metadata": meta, "status": {"podIP": ip} if ip else {}}
+
+
+@pytest.mark.parametrize("pod, expected", [
+    (_pod("s1"), True),
+    (_pod("s0"), False),  # the pod an earlier spawn left under the same name
+    (_pod(None), False),  # a pod nobody tagged
+    (_pod("s1", ip=None), False),  # no IP yet: nothing to probe
+    (_pod("s1", deleting=True), False),
+    (None, False),
+])
+def test_only_this_spawns_live_pod_is_probed(pod, expected):
+    assert is_spawned_pod(pod, "s1") is expected
+    assert is_spawned_pod(pod, "") is False  # before the manifest exists, no pod is ours

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from hub.exceptions import InvalidInput
-from hub.spawner.netlock import make_lock_rules, make_lock_rules_v6, make_lock_script
+from hub.spawner.netlock import make_lock_rules, make_lock_rules_v6, make_lock_script, restore_input
 
 HUB = ("10.96.0.10", 8081)
 EGRESS = ("10.96.0.11", 8090)
@@ -57,7 +57,20 @@ def test_v6_allows_nothing_but_loopback():
 def test_script_is_valid_shell_and_fails_closed():
     script = make_lock_script(make_lock_rules([HUB, EGRESS], allow_dns=False))
     assert script.startswith("set -eu\n")
-    assert "iptables -w -P OUTPUT DROP" in script
-    assert "iptables -w -A OUTPUT -d 10.96.0.11/32 -p tcp --dport 8090 -j ACCEPT" in script
+    assert "':OUTPUT DROP [0:0]'" in script and "| iptables-restore -w\n" in script
+    assert "'-A OUTPUT -d 10.96.0.11/32 -p tcp --dport 8090 -j ACCEPT'" in script
     checked = subprocess.run(["sh", "-n", "-c", script], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
+
+
+def test_restore_input_is_one_filter_table_commit():
+    lines = restore_input(make_lock_rules([HUB], allow_dns=False))
+    assert lines[:2] == ["*filter", ":OUTPUT DROP [0:0]"] and lines[-1] == "COMMIT"
+    assert "-A OUTPUT -d 10.96.0.10/32 -p tcp --dport 8081 -j ACCEPT" in lines
+    assert not any(line.startswith("-F") for line in lines)  # restore replaces the table
+
+
+@pytest.mark.parametrize("token", ["x'; reboot; '", "a b", "", "$(id)", "\n-A OUTPUT -j ACCEPT"])
+def test_restore_input_refuses_anything_but_plain_words(token):
+    with pytest.raises(InvalidInput, match="not a plain word"):
+        restore_input([["-A", "OUTPUT", "-d", token, "-j", "ACCEPT"]])
