@@ -1,4 +1,6 @@
-"""`spe kube provision PERMIT_ID`: provision a permit on a Kubernetes release of the SPE chart
+"""`spe kube ...`: operate an SPE release on Kubernetes.
+
+`spe kube provision PERMIT_ID`: provision a permit on a Kubernetes release of the SPE chart
 from the operator's machine, through the `kubernetes` Python client and the operator's own
 kubeconfig (not the hub's service account).
 
@@ -6,6 +8,12 @@ It checks the input locally, ensures the extracts volume, starts one provisionin
 from the hub Deployment (hub.provision.kubejob) and follows it with one line per phase change.
 The Job itself runs `spe permit apply` / `spe permit provision`, which audit inside the
 cluster's registry; this side has no registry access and records nothing.
+
+`spe kube netpol-check`: re-run the hub's start-up NetworkPolicy self-check
+(hub.spawner.netpolcheck) inside the hub pod (`kubectl exec deploy/<release>-hub -- spe kube
+netpol-check`), with the hub's values file, service account and registry; the verdict is
+printed, audited as the operator and given as the exit code (0 enforced, 20 not enforced,
+21 unknown; 1-3 are the usual errors).
 """
 
 from __future__ import annotations
@@ -20,6 +28,9 @@ from hub.exceptions import InvalidInput, NotFound
 from hub.provision.kubejob import DEFAULT_DEADLINE_SECONDS, MAX_PERMIT_FILE_BYTES
 
 log = logging.getLogger("spe.kube")
+HUB_VALUES = "/usr/local/etc/spe/values.yaml"  # where the chart mounts them in the hub pod
+# netpol-check's exit code per verdict, apart from the error codes 1-3 (hub.exceptions)
+VERDICT_EXIT_CODES = {"enforced": 0, "not-enforced": 20, "unknown": 21}
 
 
 def register(sub) -> None:
@@ -41,6 +52,12 @@ def register(sub) -> None:
                       help="create the extracts PVC with this size (e.g. 20Gi) if it is missing; without it a missing PVC is an error")
     prov.add_argument("--storage-class", help="storage class for a created extracts PVC (default the cluster's)")
     prov.set_defaults(func=cmd_provision)
+    check = s.add_parser("netpol-check", help="re-run the NetworkPolicy self-check (inside the hub pod)",
+                         description="Start the probe pod the hub starts at start-up (workspace labels, no netlock), "
+                                     "print whether the cluster enforces the workspace NetworkPolicy, audit it. "
+                                     "Exit code 0: enforced, 20: not enforced, 21: unknown (1-3: the usual errors).")
+    check.add_argument("--values", metavar="YAML", help=f"the hub's chart values (default $SPE_HUB_VALUES or {HUB_VALUES})")
+    check.set_defaults(func=cmd_netpol_check)
 
 
 def _read_permit_file(path: str) -> str:
@@ -79,3 +96,36 @@ def cmd_provision(args, settings) -> int:
     if extract:
         print(extract)
     return 0
+
+
+def _hub_values(path: str) -> dict:
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise NotFound(f"no chart values at {p}: run this inside the hub pod "
+                       "(kubectl exec deploy/<release>-hub -- spe kube netpol-check)")
+    try:
+        values = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise InvalidInput(f"{p} is not valid YAML: {str(err).splitlines()[0]}", field="--values") from None
+    missing = [k for k in ("namespace", "names", "workspace") if not isinstance(values, dict) or k not in values]
+    if missing:
+        raise InvalidInput(f"{p} is not the hub's chart values (missing {', '.join(missing)})", field="--values")
+    return values
+
+
+def cmd_netpol_check(args, settings) -> int:
+    import asyncio
+
+    from hub.spawner.netpolcheck import check_args, self_check
+
+    values = _hub_values(args.values or os.environ.get("SPE_HUB_VALUES") or HUB_VALUES)
+    host = os.environ.get("KUBERNETES_SERVICE_HOST", "")
+    if not host:
+        raise InvalidInput("KUBERNETES_SERVICE_HOST is not set: run this inside the hub pod", field="environment")
+    kwargs = check_args(values, db_url=settings.db_url, kube_api=(host, int(os.environ.get("KUBERNETES_SERVICE_PORT", "443"))))
+    print(f"netpol-check: starting a probe pod in {kwargs['namespace']} (up to 4 min)", file=sys.stderr, flush=True)
+    verdict = asyncio.run(self_check(**kwargs, actor=settings.actor, role="operator"))
+    print(verdict.message)
+    return VERDICT_EXIT_CODES[verdict.result]

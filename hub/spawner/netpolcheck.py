@@ -14,7 +14,7 @@ to two endpoints:
 
 The probe reports through its exit code and termination message (no `pods/log` right needed).
 
-`make_probe_pod()` and `verdict_of()` are pure; `run_check()` does the Kubernetes I/O through
+`make_probe_pod()`, `verdict_of()` and `check_args()` are pure; `run_check()` does the Kubernetes I/O through
 kubernetes_asyncio (the client KubeSpawner already uses); `record_verdict()` writes the audit
 event that the metrics fold into `spe_networkpolicy_enforced`. Must not import egress.
 """
@@ -178,20 +178,35 @@ async def run_check(*, namespace: str, image: str, pull_policy: str, workspace_l
                 log.debug("probe pod %s: delete: %s", name, err)
 
 
-def record_verdict(db_url: str, verdict: Verdict, *, namespace: str, netlock_enabled: bool) -> None:
+def check_args(values: dict, *, db_url: str, kube_api: tuple[str, int]) -> dict:
+    """`self_check` keyword arguments from the chart's rendered values (the hub's values file)
+    (pure). The hub config and `spe kube netpol-check` both build the check here, so a re-run
+    probes exactly what the start-up check probed. `kube_api`: the Kubernetes API service
+    (KUBERNETES_SERVICE_HOST/PORT of the hub pod), the endpoint the policy must deny."""
+    ws = values["workspace"]
+    return {"db_url": db_url, "namespace": values["namespace"], "image": ws["image"],
+            "pull_policy": ws["pullPolicy"], "workspace_labels": ws["labels"],
+            "allowed": (values["names"]["hub"], 8081), "denied": kube_api,
+            "netlock_enabled": ws["netlock"]["enabled"]}
+
+
+def record_verdict(db_url: str, verdict: Verdict, *, namespace: str, netlock_enabled: bool,
+                   actor: str = "hub", role: str = "system") -> None:
     """One audit event per check (`kube.networkpolicy_check`); metrics read it from the trail."""
     from hub import audit
     from hub.db import make_engine
 
     with make_engine(db_url).begin() as conn:
-        audit.record(conn, actor="hub", role="system", action="kube.networkpolicy_check",
+        audit.record(conn, actor=actor, role=role, action="kube.networkpolicy_check",
                      outcome="ok", detail={"result": verdict.result, "reason": verdict.reason,
                                            "namespace": namespace, "netlock": netlock_enabled})
 
 
 async def self_check(*, db_url: str, namespace: str, image: str, pull_policy: str, workspace_labels: dict,
-                     allowed: tuple[str, int], denied: tuple[str, int], netlock_enabled: bool) -> Verdict:
-    """The hub's start-up check: probe, log one line for the operator, audit. Never raises."""
+                     allowed: tuple[str, int], denied: tuple[str, int], netlock_enabled: bool,
+                     actor: str = "hub", role: str = "system") -> Verdict:
+    """The check: probe, log one line for the operator, audit (as `actor`: the hub at start-up,
+    the operator on a re-run). Never raises."""
     try:
         verdict = await run_check(namespace=namespace, image=image, pull_policy=pull_policy,
                                   workspace_labels=workspace_labels, allowed=allowed, denied=denied)
@@ -203,7 +218,8 @@ async def self_check(*, db_url: str, namespace: str, image: str, pull_policy: st
         level, suffix = logging.ERROR, "; the netlock init container is DISABLED: workspaces may reach the network"
     log.log(level, "SPE self-check: %s%s", verdict.message, suffix)
     try:
-        await asyncio.to_thread(record_verdict, db_url, verdict, namespace=namespace, netlock_enabled=netlock_enabled)
+        await asyncio.to_thread(record_verdict, db_url, verdict, namespace=namespace, netlock_enabled=netlock_enabled,
+                                actor=actor, role=role)
     except Exception as err:
         log.error("SPE self-check: could not record the result in the audit trail: %s", err)
     return verdict

@@ -282,6 +282,51 @@ def test_hub_config_passthrough_reaches_jupyterhub(rendered, tmp_path, monkeypat
     assert detail["result"] == "unknown" and "KUBERNETES_SERVICE_HOST" in detail["reason"]
 
 
+def test_netpol_check_cli_reruns_the_check_from_the_rendered_values(rendered, tmp_path, monkeypatch, capsys):
+    """`spe kube netpol-check` builds the check from the hub's rendered values; outside a pod
+    the probe cannot start, so the verdict is "unknown": printed, exit 21, audited as the operator."""
+    from hub.cli import main
+
+    (secret,) = find(rendered["postgres-values.yaml"], "Secret", f"{RELEASE}-hub")
+    values_file = tmp_path / "values.yaml"
+    values_file.write_bytes(base64.b64decode(secret["data"]["values.yaml"]))
+    db_url = f"sqlite:///{tmp_path / 'registry.db'}"
+    monkeypatch.setenv("SPE_HUB_VALUES", str(values_file))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert main(["--db-url", db_url, "kube", "netpol-check"]) == 2
+    assert "KUBERNETES_SERVICE_HOST is not set" in capsys.readouterr().err
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    assert main(["--db-url", db_url, "--actor", "olivia", "kube", "netpol-check"]) == 21
+    assert "could not be determined" in capsys.readouterr().out
+    with make_engine(db_url).connect() as conn:
+        (check,) = conn.execute(sa.select(audit_events).where(
+            audit_events.c.action == "kube.networkpolicy_check")).mappings().all()
+    assert (check["actor"], check["role"], json.loads(check["detail"])["result"]) == ("olivia", "operator", "unknown")
+
+
+@pytest.mark.parametrize("text, message", [
+    (None, "no chart values at"),
+    ("a: [", "is not valid YAML"),
+    ("names: {}\n", "is not the hub's chart values (missing namespace, workspace)"),
+])
+def test_netpol_check_cli_refuses_bad_values_file(tmp_path, capsys, text, message):
+    from hub.cli import main
+
+    path = tmp_path / "values.yaml"
+    if text is not None:
+        path.write_text(text)
+    assert main(["--db-url", f"sqlite:///{tmp_path / 'r.db'}", "kube", "netpol-check", "--values", str(path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_netpol_check_exit_codes_cover_every_verdict_apart_from_errors():
+    from hub.cli.kube import VERDICT_EXIT_CODES
+    from hub.spawner.netpolcheck import ENFORCED, NOT_ENFORCED, UNKNOWN
+
+    assert set(VERDICT_EXIT_CODES) == {ENFORCED, NOT_ENFORCED, UNKNOWN}
+    assert VERDICT_EXIT_CODES[ENFORCED] == 0 and not {1, 2, 3} & set(VERDICT_EXIT_CODES.values())
+
+
 BAD_VALUES = [
     ("hub:\n  bogus: 1\n", "Additional property bogus is not allowed"),
     ("workspace:\n  uid: root\n", "Invalid type. Expected: integer, given: string"),

@@ -64,8 +64,8 @@ def wait(what, seconds, fn):
     raise AssertionError(f"{what} did not happen within {seconds} s (last: {last!r})")
 
 
-def hub_exec(tools, cluster, ns, *cmd, stdin=None):
-    return kubectl(tools, cluster, "-n", ns, "exec", "-i", "deploy/spe-hub", "--", *cmd, stdin=stdin)
+def hub_exec(tools, cluster, ns, *cmd, stdin=None, check=True):
+    return kubectl(tools, cluster, "-n", ns, "exec", "-i", "deploy/spe-hub", "--", *cmd, stdin=stdin, check=check)
 
 
 def diagnostics(tools, cluster, namespace) -> str:
@@ -98,6 +98,9 @@ def run_scenario(tools, cluster, namespace, tmp_path, images):
     # the hub's start-up self-check finds what we know of this cluster: NetworkPolicy is ignored
     wait("the hub's NetworkPolicy self-check", 240, lambda: "NetworkPolicy is NOT enforced" in kubectl(
         tools, cluster, "-n", namespace, "logs", "deploy/spe-hub", check=False).stdout)
+    # an operator re-runs it without restarting the hub: same verdict, as an exit code too
+    rerun = hub_exec(tools, cluster, namespace, "spe", "--actor", "olivia", "kube", "netpol-check", check=False)
+    assert rerun.returncode == 20 and "NetworkPolicy is NOT enforced" in rerun.stdout, rerun.stdout + rerun.stderr
     # the operator provisions inside the hub pod (registry, keys and extracts volumes)
     hub_exec(tools, cluster, namespace, "spe", "dataset", "add-example")
     hub_exec(tools, cluster, namespace, "sh", "-c", "cat > /tmp/permit.yaml",
@@ -186,8 +189,9 @@ def run_scenario(tools, cluster, namespace, tmp_path, images):
 
     by_action = wait("the stop in the audit trail", 60, lambda: (lambda a: a if "workspace.stop" in a else None)(
         audit_by_action()))
-    (check,) = by_action["kube.networkpolicy_check"]
-    assert check["detail"]["result"] == "not-enforced" and check["detail"]["netlock"] is True
+    checks = by_action["kube.networkpolicy_check"]
+    assert [(e["actor"], e["detail"]["result"], e["detail"]["netlock"]) for e in checks] == [
+        ("hub", "not-enforced", True), ("olivia", "not-enforced", True)]
     spawned = [e for e in by_action.get("workspace.spawn", []) if e["outcome"] == "ok"]
     assert [(e["actor"], e["permit_id"], e["detail"]["pod"]) for e in spawned] == [("bob", PERMIT, pod)]
     assert [(e["actor"], e["detail"]["pod"]) for e in by_action.get("workspace.stop", [])] == [("bob", pod)]

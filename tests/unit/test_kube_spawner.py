@@ -81,7 +81,7 @@ async def test_init_container_locks_egress_with_only_net_admin(kubeconfig):
     assert sc["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN", "NET_RAW"]}
     assert sc["privileged"] is False and sc["allowPrivilegeEscalation"] is False
     script = init["command"][2]
-    assert "iptables -w -P OUTPUT DROP" in script
+    assert "':OUTPUT DROP [0:0]'" in script and "| iptables-restore -w\n" in script
     assert "-d 10.96.0.10/32 -p tcp --dport 8081 -j ACCEPT" in script
     assert "-d 10.96.0.11/32 -p tcp --dport 8090 -j ACCEPT" in script
     assert "--dport 53" not in script

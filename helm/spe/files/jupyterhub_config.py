@@ -69,14 +69,11 @@ install_hub_metrics(make_engine(os.environ["SPE_DB_URL"]))
 # to this log, the audit trail and the spe_networkpolicy_enforced metric.) JupyterHub loads
 # this file inside its running event loop, so the probe runs beside the hub's own start.
 if ws.get("networkPolicySelfCheck"):
-    from hub.spawner.netpolcheck import start_self_check  # noqa: E402
+    from hub.spawner.netpolcheck import check_args, start_self_check  # noqa: E402
 
-    start_self_check(
-        asyncio.get_running_loop(), db_url=os.environ["SPE_DB_URL"], namespace=values["namespace"],
-        image=ws["image"], pull_policy=ws["pullPolicy"], workspace_labels=ws["labels"],
-        allowed=(names["hub"], 8081),
-        denied=(os.environ.get("KUBERNETES_SERVICE_HOST", ""), int(os.environ.get("KUBERNETES_SERVICE_PORT", "443"))),
-        netlock_enabled=ws["netlock"]["enabled"])
+    start_self_check(asyncio.get_running_loop(), **check_args(
+        values, db_url=os.environ["SPE_DB_URL"],
+        kube_api=(os.environ.get("KUBERNETES_SERVICE_HOST", ""), int(os.environ.get("KUBERNETES_SERVICE_PORT", "443")))))
 
 # The egress service is a JupyterHub service, proxied under /services/egress/ for checkers.
 c.JupyterHub.services = [{"name": "egress", "url": f"http://{names['egress']}:{values['egressPort']}"}]
