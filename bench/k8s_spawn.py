@@ -135,7 +135,7 @@ def summary(seconds: list[float]) -> dict:
 
 def measure(rounds: int, tools, kubeconfig, images: dict) -> dict:
     variants = ("permit", "plain", "plain_storage")
-    namespaces = {v: f"spe-bench-{v}-{uuid.uuid4().hex[:6]}" for v in variants}
+    namespaces = {v: f"spe-bench-{v.replace('_', '-')}-{uuid.uuid4().hex[:6]}" for v in variants}
     pvs: list[str] = []
     try:
         apis = {}

@@ -14,9 +14,11 @@ to two endpoints:
 
 The probe reports through its exit code and termination message (no `pods/log` right needed).
 
-`make_probe_pod()`, `verdict_of()` and `check_args()` are pure; `run_check()` does the Kubernetes I/O through
-kubernetes_asyncio (the client KubeSpawner already uses); `record_verdict()` writes the audit
-event that the metrics fold into `spe_networkpolicy_enforced`. Must not import egress.
+`make_probe_pod()`, `verdict_of()` and `check_args()` are pure; `run_check()` does the
+Kubernetes I/O through kubernetes_asyncio (the client KubeSpawner already uses);
+`record_verdict()` writes the audit event that the metrics fold into
+`spe_networkpolicy_enforced`. The hub runs the check at start-up; `spe kube netpol-check`
+re-runs it. Must not import egress.
 """
 
 from __future__ import annotations
