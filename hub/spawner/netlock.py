@@ -77,7 +77,7 @@ def make_lock_rules_v6() -> list[list[str]]:
     ]
 
 
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9_./,:-]+$")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_./,:-]+")
 
 
 def restore_input(rules: list[list[str]]) -> list[str]:
@@ -89,7 +89,7 @@ def restore_input(rules: list[list[str]]) -> list[str]:
     """
     lines = ["*filter"]
     for rule in rules:
-        bad = [a for a in rule if not _TOKEN_RE.match(a)]
+        bad = [a for a in rule if not _TOKEN_RE.fullmatch(a)]
         if bad:
             raise InvalidInput(f"netlock rule token {bad[0]!r} is not a plain word", field="netlock.rules")
         if rule[0] == "-P":

@@ -70,7 +70,7 @@ def test_restore_input_is_one_filter_table_commit():
     assert not any(line.startswith("-F") for line in lines)  # restore replaces the table
 
 
-@pytest.mark.parametrize("token", ["x'; reboot; '", "a b", "", "$(id)", "\n-A OUTPUT -j ACCEPT"])
+@pytest.mark.parametrize("token", ["x'; reboot; '", "a b", "", "$(id)", "\n-A OUTPUT -j ACCEPT", "ACCEPT\n"])
 def test_restore_input_refuses_anything_but_plain_words(token):
     with pytest.raises(InvalidInput, match="not a plain word"):
         restore_input([["-A", "OUTPUT", "-d", token, "-j", "ACCEPT"]])
