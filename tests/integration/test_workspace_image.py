@@ -284,6 +284,16 @@ def test_hub_single_user_server_matches_the_hub(images):
     assert result.stdout.strip() == version("jupyterhub"), result.stderr
 
 
+def test_server_imports_nothing_that_builds_a_grammar_at_start(images):
+    """rfc3987-syntax (via jsonschema's format-nongpl extra) builds a Lark grammar on import:
+    0.75 s of every workspace start. The image removes it; jupyter-events still validates."""
+    tag = workspace_tag(images)
+    script = ("import importlib.util, jupyter_events.logger, jupyterhub.singleuser, sys; "
+              "print(importlib.util.find_spec('rfc3987_syntax') is None, 'rfc3987_syntax' in sys.modules)")
+    result = _docker("run", "--rm", "--network", "none", tag, "python", "-c", script)
+    assert result.stdout.split() == ["True", "False"], result.stdout + result.stderr
+
+
 def test_lab_download_commands_are_disabled(workspace):
     status, body = workspace.http("GET", "/lab")
     assert status == 200, workspace.logs()
