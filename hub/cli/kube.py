@@ -121,10 +121,9 @@ def cmd_netpol_check(args, settings) -> int:
     from hub.spawner.netpolcheck import check_args, self_check
 
     values = _hub_values(args.values or os.environ.get("SPE_HUB_VALUES") or HUB_VALUES)
-    host = os.environ.get("KUBERNETES_SERVICE_HOST", "")
-    if not host:
+    if not os.environ.get("KUBERNETES_SERVICE_HOST"):
         raise InvalidInput("KUBERNETES_SERVICE_HOST is not set: run this inside the hub pod", field="environment")
-    kwargs = check_args(values, db_url=settings.db_url, kube_api=(host, int(os.environ.get("KUBERNETES_SERVICE_PORT", "443"))))
+    kwargs = check_args(values, db_url=settings.db_url, environ=os.environ)
     print(f"netpol-check: starting a probe pod in {kwargs['namespace']} (up to 4 min)", file=sys.stderr, flush=True)
     verdict = asyncio.run(self_check(**kwargs, actor=settings.actor, role="operator"))
     print(verdict.message)

@@ -335,7 +335,6 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
         updated by a watch, so looking at both costs nothing: once this spawn's pod (tagged
         with a fresh id, so never an older pod of the same name) answers HTTP at its IP,
         KubeSpawner's wait is cancelled and its last two steps (pod id, URL) are done here."""
-        self._spe_spec = None
         self._spe_spawn_id = ""  # set with the manifest
         inner = asyncio.ensure_future(super()._start())
         client = AsyncHTTPClient(force_instance=True)

@@ -28,6 +28,7 @@ import json
 import logging
 import secrets
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hub.spawner.kube import restricted_container_context
@@ -180,12 +181,14 @@ async def run_check(*, namespace: str, image: str, pull_policy: str, workspace_l
                 log.debug("probe pod %s: delete: %s", name, err)
 
 
-def check_args(values: dict, *, db_url: str, kube_api: tuple[str, int]) -> dict:
+def check_args(values: dict, *, db_url: str, environ: Mapping[str, str]) -> dict:
     """`self_check` keyword arguments from the chart's rendered values (the hub's values file)
     (pure). The hub config and `spe kube netpol-check` both build the check here, so a re-run
-    probes exactly what the start-up check probed. `kube_api`: the Kubernetes API service
-    (KUBERNETES_SERVICE_HOST/PORT of the hub pod), the endpoint the policy must deny."""
+    probes exactly what the start-up check probed. `environ`: the hub pod's environment, whose
+    KUBERNETES_SERVICE_HOST/PORT name the Kubernetes API service, the endpoint the policy must
+    deny (an empty host makes the check report "unknown")."""
     ws = values["workspace"]
+    kube_api = (environ.get("KUBERNETES_SERVICE_HOST", ""), int(environ.get("KUBERNETES_SERVICE_PORT", "443")))
     return {"db_url": db_url, "namespace": values["namespace"], "image": ws["image"],
             "pull_policy": ws["pullPolicy"], "workspace_labels": ws["labels"],
             "allowed": (values["names"]["hub"], 8081), "denied": kube_api,

@@ -71,9 +71,8 @@ install_hub_metrics(make_engine(os.environ["SPE_DB_URL"]))
 if ws.get("networkPolicySelfCheck"):
     from hub.spawner.netpolcheck import check_args, start_self_check  # noqa: E402
 
-    start_self_check(asyncio.get_running_loop(), **check_args(
-        values, db_url=os.environ["SPE_DB_URL"],
-        kube_api=(os.environ.get("KUBERNETES_SERVICE_HOST", ""), int(os.environ.get("KUBERNETES_SERVICE_PORT", "443")))))
+    start_self_check(asyncio.get_running_loop(),
+                     **check_args(values, db_url=os.environ["SPE_DB_URL"], environ=os.environ))
 
 # The egress service is a JupyterHub service, proxied under /services/egress/ for checkers.
 c.JupyterHub.services = [{"name": "egress", "url": f"http://{names['egress']}:{values['egressPort']}"}]
