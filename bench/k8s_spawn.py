@@ -2,7 +2,7 @@
 
 `python -m bench.k8s_spawn [--rounds N] [--full]`: on the single-node Kubernetes v1.20.2 of
 `make test-k8s` (built and started if needed, cached outside the repository), installs the
-chart three times in turn, in fresh namespaces, with this tree's hub and workspace images:
+chart four times in turn, in fresh namespaces, with this tree's hub and workspace images:
 
 * `permit`: the chart as shipped (PermitKubeSpawner: registry lookups, the permit's extract
   read-only, a per-(permit, user) work PVC, the netlock init container);
@@ -11,7 +11,11 @@ chart three times in turn, in fresh namespaces, with this tree's hub and workspa
   the goal is judged against this one;
 * `plain_storage` (information): `plain` plus KubeSpawner's own per-user PVC mounted at the
   work directory, as zero-to-jupyterhub sets up by default: a pod with any volume waits for
-  the kubelet's volume check (0.3 s steps), which the permit pod cannot avoid either.
+  the kubelet's volume check (0.3 s steps), which the permit pod cannot avoid either;
+* `z2jh_default` (information): `plain_storage` plus the init container zero-to-jupyterhub
+  adds by default (`singleuser.cloudMetadata.blockWithIptables: true`): NET_ADMIN, one
+  iptables rule dropping the cloud metadata address. That is the pod a z2jh site runs today,
+  and it pays the same kubelet costs as the permit pod's netlock (see docs/benchmarks.md).
 
 All stay installed while it measures, through each hub's REST API, the time from `POST
 /users/bob/servers/<name>` to the server being ready, taking the variants in turn
@@ -70,20 +74,27 @@ def install(tools, kubeconfig, namespace: str, images: dict, variant: str, tmp: 
     """Install the chart for `variant`; return the hub API URL (through the proxy's ClusterIP)."""
     tmp.mkdir(parents=True, exist_ok=True)
     path = values_file(tmp, images)
-    if variant.startswith("plain"):
+    if variant != "permit":
         values = yaml.safe_load(path.read_text())
         config = values["hub"]["config"]
         config["JupyterHub"]["spawner_class"] = "kubespawner.KubeSpawner"
         # the same image, user and limits as the permit workspace (demo permit: 2G, 1 CPU)
         config["KubeSpawner"].update({"cmd": ["jupyterhub-singleuser"], "mem_limit": "2G", "mem_guarantee": "2G",
                                       "cpu_limit": 1.0, "cpu_guarantee": 0.1})
-        if variant == "plain_storage":
+        if variant in ("plain_storage", "z2jh_default"):
             # KubeSpawner's own per-user PVC at the work directory, as zero-to-jupyterhub sets
             # up by default (the kubelet waits for a pod's volumes in 0.3 s steps)
             config["KubeSpawner"].update({
                 "storage_pvc_ensure": True, "storage_class": "local-path", "storage_capacity": "1Gi",
                 "volumes": [{"name": "work", "persistentVolumeClaim": {"claimName": "claim-{user_server}"}}],
                 "volume_mounts": [{"name": "work", "mountPath": "/home/jovyan/work"}]})
+        if variant == "z2jh_default":
+            # z2jh's block-cloud-metadata init container, on the image the permit pod's netlock uses
+            config["KubeSpawner"]["init_containers"] = [{
+                "name": "block-cloud-metadata", "image": images["hub"], "imagePullPolicy": "Never",
+                "command": ["iptables", "--append", "OUTPUT", "--protocol", "tcp", "--destination",
+                            "169.254.169.254", "--destination-port", "80", "--jump", "DROP"],
+                "securityContext": {"runAsUser": 0, "capabilities": {"add": ["NET_ADMIN"]}}}]
         path.write_text(yaml.safe_dump(values))
     khelm(tools, kubeconfig, "install", "spe", str(CHART), "-n", namespace, "-f", str(path))
     for dep in ("spe-hub", "spe-proxy"):
@@ -134,7 +145,7 @@ def summary(seconds: list[float]) -> dict:
 
 
 def measure(rounds: int, tools, kubeconfig, images: dict) -> dict:
-    variants = ("permit", "plain", "plain_storage")
+    variants = ("permit", "plain", "plain_storage", "z2jh_default")
     namespaces = {v: f"spe-bench-{v.replace('_', '-')}-{uuid.uuid4().hex[:6]}" for v in variants}
     pvs: list[str] = []
     try:
@@ -183,11 +194,14 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run(["bash", str(SCRIPTS / "k8s-cluster.sh"), "down"], capture_output=True)
     ratio = results["permit"]["p50_seconds"] / results["plain"]["p50_seconds"]
     ratio_storage = results["permit"]["p50_seconds"] / results["plain_storage"]["p50_seconds"]
+    ratio_z2jh = results["permit"]["p50_seconds"] / results["z2jh_default"]["p50_seconds"]
     write_report("k8s_spawn", {
         "cluster": "single-node Kubernetes v1.20.2 (scripts/k8s-cluster.sh), containerd, CNI bridge",
         "images": images, "permit": results["permit"], "plain_kubespawner": results["plain"],
         "plain_kubespawner_with_work_pvc": results["plain_storage"],
         "ratio_p50_vs_plain_with_work_pvc": round(ratio_storage, 3),
+        "z2jh_default_kubespawner": results["z2jh_default"],
+        "ratio_p50_vs_z2jh_default": round(ratio_z2jh, 3),
         "ratio_p50": round(ratio, 3), "goal_ratio_p50": 1.2, "goal_met": ratio <= 1.2,
     })
     return 0
