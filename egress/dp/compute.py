@@ -11,7 +11,8 @@ data hold. Truncation depends only on that person's own rows, so neighbouring da
 neighbours. It is a property of the table, not of the query, so it is computed once per
 immutable file: the rows it removes are kept in the pooled database and a count or sum is
 aggregate(file) - aggregate(removed rows) with the same filters; quantiles leave the removed
-rows out. Rows without a person key are never counted.
+rows out. Rows without a person key are never counted. A person the person table lists more than
+once is joined through one of their rows (chosen by content), never several.
 """
 
 from __future__ import annotations
@@ -401,9 +402,13 @@ def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, type
         if joins_person(q):
             person_path = table_path(extract_dir, q.person_table)
             params["pp"] = str(person_path)
-            join = f" LEFT JOIN read_parquet($pp) p ON t.{pid} = p.{pid}"
-            # a person listed twice would duplicate rows in the join: then truncate after joining
-            full_window = full_window or dropped_rows(con, person_path, q.person_key, 1)[1] > 0
+            person = "read_parquet($pp)"
+            if dropped_rows(con, person_path, q.person_key, 1)[1] > 0:
+                # a person listed twice would join each of their rows twice, past the bound the
+                # calibration used: join one row per person, chosen by its content (so by that
+                # person's rows only, like truncation)
+                person = "(" + _rank_sql(pid, list(column_types(con, person_path)), "<= 1", person) + ")"
+            join = f" LEFT JOIN {person} p ON t.{pid} = p.{pid}"
         dropped, n_dropped = dropped_rows(con, path, q.person_key, m)
         full_window = full_window or n_dropped > MAX_DROPPED_ROWS
         where = (" WHERE " + " AND ".join(conds)) if conds else ""
