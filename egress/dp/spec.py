@@ -36,6 +36,7 @@ MAX_FILTERS = 20
 MAX_IN_VALUES = 1000
 MAX_STRING_CHARS = 200
 MAX_ALPHAS = 20
+MAX_EPSILON = 100.0  # no permit's budget is larger (hub.permits.schema); also keeps the ledger's units in range
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 NUMERIC_TYPE_RE = re.compile(r"^(TINYINT|SMALLINT|INTEGER|INT|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|"
@@ -162,6 +163,9 @@ def _scalar(value: Any, col: DpColumn, fld: str) -> Any:
             raise InvalidInput(f"not an ISO date: {value[:40]!r}", field=fld) from None
     elif expected is not None and kind != expected:
         raise InvalidInput(f"column {col.name!r} holds {expected} values, got {kind} {str(value)[:40]!r}", field=fld)
+    if col.categories and value not in col.categories:
+        raise InvalidInput(f"{repr(value)[:40]} is not a declared category of {col.name!r} "
+                           f"({', '.join(map(str, col.categories[:20]))})", field=fld)
     return value
 
 
@@ -216,6 +220,8 @@ def parse_query(spec: Any, schema: Any, *, available: dict | None = None) -> DpQ
     epsilon = _number(spec["epsilon"], "epsilon")
     if epsilon <= 0:
         raise InvalidInput("must be greater than 0", field="epsilon")
+    if epsilon > MAX_EPSILON:
+        raise InvalidInput(f"must be at most {MAX_EPSILON:g} (no permit's budget is larger)", field="epsilon")
     delta = 0.0
     if mechanism == "gaussian":
         if spec.get("delta") is None:

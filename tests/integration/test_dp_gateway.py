@@ -210,7 +210,12 @@ BAD = [
     ({"kind": "count", "table": "person", "epsilon": 0}, InvalidInput, "greater than 0"),
     ({"kind": "count", "table": "person", "epsilon": float("nan")}, InvalidInput, "finite"),
     ({"kind": "count", "table": "person", "epsilon": 0.5,
-      "where": [{"column": "race", "op": "=", "value": "white'; DROP TABLE person; --"}]}, None, None),
+      "where": [{"column": "race", "op": "=", "value": "white'; DROP TABLE person; --"}]}, InvalidInput,
+     "not a declared category"),
+    ({"kind": "count", "table": "person", "epsilon": 0.5,
+      "where": [{"column": "gender_concept_id", "op": "in", "value": [8507, 12345]}]}, InvalidInput,
+     "12345 is not a declared category of 'gender_concept_id'"),
+    ({"kind": "count", "table": "person", "epsilon": 1e10}, InvalidInput, "at most 100"),
     ({"kind": "count", "table": "person", "epsilon": 0.5,
       "where": [{"column": "race", "op": "1=1; DROP", "value": "x"}]}, InvalidInput, "unknown operator"),
     ({"kind": "count", "table": "person", "epsilon": 0.5,
@@ -224,12 +229,6 @@ BAD = [
 @pytest.mark.parametrize("spec, error, words", BAD)
 def test_refused_queries_are_not_charged(engine, extract, spec, error, words):
     permit = make_permit(epsilon=1.0)
-    if error is None:  # SQL in a *value* is just a string that matches nothing: answered, charged
-        a = run_query(engine, extract, permit, "bob", spec, schema=SCHEMA)
-        assert isinstance(a["value"], int)
-        assert duck("SELECT count(*) FROM read_parquet($p) WHERE race = $v",
-                    {"p": str(extract / "person.parquet"), "v": spec["where"][0]["value"]})[0][0] == 0
-        return
     with pytest.raises(error, match=words):
         run_query(engine, extract, permit, "bob", spec, schema=SCHEMA)
     assert budget(engine, permit)[0]["epsilon_spent"] == 0
