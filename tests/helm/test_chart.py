@@ -224,7 +224,7 @@ def test_minimal_rbac(rendered):
             for group in rule["apiGroups"]:
                 for res in rule["resources"]:
                     granted[(group, res)] = set(rule["verbs"])
-        assert set(granted) == {("", "pods"), ("", "persistentvolumeclaims"), ("", "services"),
+        assert set(granted) == {("", "pods"), ("", "persistentvolumeclaims"),
                                 ("", "events"), ("batch", "jobs")}
         assert "secrets" not in {r for _, r in granted}  # the hub cannot read the keys through the API
         (binding,) = find(docs, "RoleBinding")
@@ -237,6 +237,23 @@ def test_prometheus_annotations_on_hub_and_egress(rendered):
     assert metas[f"{RELEASE}-hub"]["annotations"]["prometheus.io/scrape"] == "true"
     assert metas[f"{RELEASE}-hub"]["annotations"]["prometheus.io/path"] == "/hub/metrics"
     assert metas[f"{RELEASE}-egress"]["annotations"]["prometheus.io/port"] == "8090"
+    assert metas[f"{RELEASE}-egress"]["annotations"]["prometheus.io/path"] == "/services/egress/metrics"
+
+
+def test_egress_pod_has_its_hub_api_token_and_service_settings(rendered):
+    for docs in rendered.values():
+        specs = {n: s for n, _, s in pod_specs(docs)}
+        env = {e["name"]: e for e in specs[f"{RELEASE}-egress"]["containers"][0]["env"]}
+        token = {"secretKeyRef": {"name": f"{RELEASE}-hub", "key": "egress-api-token"}}
+        assert env["JUPYTERHUB_API_TOKEN"]["valueFrom"] == token
+        assert env["JUPYTERHUB_API_URL"]["value"] == f"http://{RELEASE}-hub:8081/hub/api"
+        assert env["JUPYTERHUB_SERVICE_PREFIX"]["value"] == "/services/egress/"
+        assert env["JUPYTERHUB_CLIENT_ID"]["value"] == "service-egress"
+        hub_env = {e["name"]: e for e in specs[f"{RELEASE}-hub"]["containers"][0]["env"]}
+        assert hub_env["SPE_EGRESS_API_TOKEN"]["valueFrom"] == token
+        (secret,) = find(docs, "Secret", f"{RELEASE}-hub")
+        assert len(base64.b64decode(secret["data"]["egress-api-token"])) == 64
+        assert secret["data"]["egress-api-token"] != secret["data"]["proxy-token"]
 
 
 def test_hub_config_passthrough_reaches_jupyterhub(rendered, tmp_path, monkeypatch):
@@ -250,6 +267,7 @@ def test_hub_config_passthrough_reaches_jupyterhub(rendered, tmp_path, monkeypat
     (cm,) = find(docs, "ConfigMap", f"{RELEASE}-hub")
     monkeypatch.setenv("SPE_HUB_VALUES", str(values_file))
     monkeypatch.setenv("CONFIGPROXY_AUTH_TOKEN", "t0ken")
+    monkeypatch.setenv("SPE_EGRESS_API_TOKEN", "egr3ss")
     db_url = f"sqlite:///{tmp_path / 'registry.db'}"  # the chart's Secret would give PostgreSQL's URL
     monkeypatch.setenv("SPE_DB_URL", db_url)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
@@ -271,6 +289,17 @@ def test_hub_config_passthrough_reaches_jupyterhub(rendered, tmp_path, monkeypat
     assert c.PermitKubeSpawner.allow_dns is True
     assert c.PermitKubeSpawner.netlock_image == "spe/hub:0.1.0"
     assert c.ConfigurableHTTPProxy.auth_token == "t0ken"
+    # SPE's scopes and roles as on Docker; the egress service with its token, the values' extra
+    # service beside it (hub.config extends the list instead of dropping the chart's service)
+    from hub.hubapp.config import CUSTOM_SCOPES, SERVER_TOKEN_SCOPES
+
+    assert c.JupyterHub.custom_scopes == CUSTOM_SCOPES and c.KubeSpawner.server_token_scopes == SERVER_TOKEN_SCOPES
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert set(services) == {"egress", "reports"}
+    assert services["egress"]["api_token"] == "egr3ss" and services["egress"]["url"] == f"http://{RELEASE}-egress:8090"
+    assert services["egress"]["oauth_client_allowed_scopes"] == sorted(CUSTOM_SCOPES)
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert roles["spe-egress"]["services"] == ["egress"] and roles["spe-researchers"]["groups"] == ["researchers"]
     # logins and service deletions (the culler) reach the audit trail, as with the Docker hub
     assert callable(c.Authenticator.post_auth_hook)
     assert callable(c.JupyterHub.tornado_settings["log_function"])

@@ -90,7 +90,7 @@ def test_permit_workspace_is_isolated(tools, cluster, images, namespace, volumes
 
 def run_scenario(tools, cluster, namespace, tmp_path, images):
     khelm(tools, cluster, "install", "spe", str(CHART), "-n", namespace, "-f", str(values_file(tmp_path, images)))
-    for dep in ("spe-hub", "spe-proxy"):
+    for dep in ("spe-hub", "spe-proxy", "spe-egress"):
         out = kubectl(tools, cluster, "-n", namespace, "rollout", "status", f"deploy/{dep}", "--timeout=300s", check=False)
         if out.returncode != 0:
             logs = kubectl(tools, cluster, "-n", namespace, "logs", f"deploy/{dep}", "--tail=40", check=False)
@@ -168,6 +168,13 @@ def run_scenario(tools, cluster, namespace, tmp_path, images):
     assert connect(proxy_pod_ip, 8000) != "open"  # another pod directly
     host_ip = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()[0]
     assert connect(host_ip, 16443) != "open"      # the node / outside world
+
+    # the egress service (its own pod) knows the workspace's token through the hub: a DP count
+    # is charged and held for review (the demo permit does not auto-release), the budget shows it
+    dp = json.loads(in_pod("import json, spe.dp\na = spe.dp.count('person', epsilon=0.25)\n"
+                           "print(json.dumps({'answer': a, 'budget': spe.dp.budget()}))"))
+    assert dp["answer"]["release"] == "review" and "values" not in dp["answer"] and dp["answer"]["request_id"]
+    assert (dp["budget"]["epsilon_total"], dp["budget"]["epsilon_spent"]) == (2.0, 0.25), dp["budget"]
 
     r = requests.delete(f"{api}/users/bob/servers/{SERVER}", headers=auth, timeout=60)
     assert r.status_code in (202, 204), r.text

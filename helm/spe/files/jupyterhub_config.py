@@ -74,10 +74,27 @@ if ws.get("networkPolicySelfCheck"):
     start_self_check(asyncio.get_running_loop(),
                      **check_args(values, db_url=os.environ["SPE_DB_URL"], environ=os.environ))
 
-# The egress service is a JupyterHub service, proxied under /services/egress/ for checkers.
-c.JupyterHub.services = [{"name": "egress", "url": f"http://{names['egress']}:{values['egressPort']}"}]
+# SPE's roles and scopes, as on Docker (hub.hubapp.config): groups researchers, output-checkers,
+# auditors, operators; a workspace's own token may submit outputs for its user.
+from hub.hubapp.config import CUSTOM_SCOPES, SERVER_TOKEN_SCOPES, make_roles  # noqa: E402
 
-# hub.config passthrough (as zero-to-jupyterhub): last, so it wins.
+c.JupyterHub.custom_scopes = CUSTOM_SCOPES
+c.KubeSpawner.server_token_scopes = SERVER_TOKEN_SCOPES
+
+# The egress service is an external JupyterHub service (its own pod, the chart's egress
+# Deployment), proxied under /services/egress/: it authenticates people and workspace tokens
+# through the hub API with its own token (the hub Secret's egress-api-token, in both pods).
+egress_service = {"name": "egress", "url": f"http://{names['egress']}:{values['egressPort']}",
+                  "api_token": os.environ["SPE_EGRESS_API_TOKEN"], "oauth_no_confirm": True, "display": True,
+                  "oauth_client_allowed_scopes": sorted(CUSTOM_SCOPES)}
+c.JupyterHub.services = [egress_service]
+c.JupyterHub.load_roles = make_roles(["egress"])
+
+# hub.config passthrough (as zero-to-jupyterhub): last, so it wins. Two lists are extended
+# instead of replaced, so that extra services and roles do not drop the chart's own.
+EXTENDED = {("JupyterHub", "services"), ("JupyterHub", "load_roles")}
 for class_name, traits in (values.get("config") or {}).items():
     for trait, value in (traits or {}).items():
+        if (class_name, trait) in EXTENDED and isinstance(value, list):
+            value = list(getattr(c[class_name], trait)) + value
         setattr(c[class_name], trait, value)
