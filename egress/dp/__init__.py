@@ -10,6 +10,7 @@ Modules, one job each (pure first, I/O last):
 - `compute`  exact aggregates in DuckDB over the extract, per-person truncation
 - `ledger`   the budget tables and the atomic charge
 - `service`  `run_query`: validate -> charge -> compute -> noise -> audit
+- `cli`      `python -m egress.dp budget PERMIT`: the operators' view of the ledger
 
 Must not be imported by `hub` (imports point one way).
 """

@@ -187,6 +187,7 @@ def check_user_options(options: dict) -> None:
 
 
 SPAWN_ID_ANNOTATION = "spe.io/spawn-id"
+EGRESS_PREFIX = "/services/egress/"  # the egress service's routes (JupyterHub service prefix, set in its pod)
 
 
 def is_spawned_pod(pod: dict | None, spawn_id: str) -> bool:
@@ -389,7 +390,8 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
             raise Forbidden(f"no permit opens as workspace {server_name[:64]!r}") from None
         self._spe_permit_id = permit.id
         relpath = self.load_extract_relpath(permit)
-        settings = SpawnSettings(image=self.image, egress_url=f"http://{self.egress_service}" if self.egress_service else "",
+        egress_url = f"http://{self.egress_service}{EGRESS_PREFIX}" if self.egress_service else ""
+        settings = SpawnSettings(image=self.image, egress_url=egress_url,
                                  max_mem_limit=self.max_mem_limit, max_cpu_limit=self.max_cpu_limit)
         spec = make_workspace_spec(permit, self.user.name, relpath, settings)
         services = self.resolve_services()

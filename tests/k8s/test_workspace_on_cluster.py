@@ -37,7 +37,8 @@ def values_file(tmp_path: Path, images: dict) -> Path:
                 "config": {"JupyterHub": {"authenticator_class": "dummy",
                                           "services": [{"name": "tester", "api_token": TOKEN}],
                                           "load_roles": [{"name": "tester", "services": ["tester"],
-                                                          "scopes": ["admin:users", "admin:servers", "access:servers"]}]},
+                                                          "scopes": ["admin:users", "admin:servers", "access:servers",
+                                                                     "admin:groups"]}]},
                            "Authenticator": {"allow_all": True},
                            # a loaded 2-core test node starts jupyter-server slowly
                            "KubeSpawner": {"http_timeout": 180, "start_timeout": 300}}},
@@ -114,6 +115,9 @@ def run_scenario(tools, cluster, namespace, tmp_path, images):
     api = f"http://{proxy_ip}/hub/api"
     auth = {"Authorization": f"token {TOKEN}"}
     requests.post(f"{api}/users/bob", headers=auth, timeout=30)
+    # SPE's roles (as on Docker): a researcher's workspace token may submit outputs and DP queries
+    r = requests.post(f"{api}/groups/researchers/users", headers=auth, json={"users": ["bob"]}, timeout=30)
+    assert r.status_code == 200, r.text
     r = requests.post(f"{api}/users/bob/servers/{SERVER}", headers=auth, timeout=60)
     assert r.status_code in (201, 202), r.text
 

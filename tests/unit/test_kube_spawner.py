@@ -70,6 +70,8 @@ async def test_labels_select_the_workspace_network_policy(kubeconfig):
     env = {e["name"]: e.get("value") for e in container(pod)["env"]}
     assert env["SPE_PERMIT_ID"] == "p-diab-01" and env["SPE_DATA_DIR"] == "/data"
     assert env["JUPYTER_RUNTIME_DIR"].startswith("/tmp/")  # the root filesystem is read-only
+    # the workspace client reaches the egress service's routes, under its JupyterHub prefix
+    assert env["SPE_EGRESS_URL"] == "http://spe-egress:8090/services/egress/"
 
 
 async def test_init_container_locks_egress_with_only_net_admin(kubeconfig):
