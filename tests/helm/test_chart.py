@@ -240,6 +240,19 @@ def test_prometheus_annotations_on_hub_and_egress(rendered):
     assert metas[f"{RELEASE}-egress"]["annotations"]["prometheus.io/path"] == "/services/egress/metrics"
 
 
+def test_prometheus_is_let_in_to_the_metrics_ports_only_when_named(rendered):
+    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+    for values, docs in rendered.items():
+        for name, port in ((f"{RELEASE}-hub", 8081), (f"{RELEASE}-egress", 8090)):
+            rules = _netpol(docs, name)["ingress"]
+            scrape = [r for r in rules if peer in r["from"]]
+            if values == "postgres-values.yaml":
+                assert [r["from"] for r in scrape] == [[peer]] and scrape[0]["ports"] == [{"port": port, "protocol": "TCP"}]
+            else:
+                assert not scrape and all("namespaceSelector" not in f for r in rules for f in r["from"])
+
+
 def test_egress_pod_has_its_hub_api_token_and_service_settings(rendered):
     for docs in rendered.values():
         specs = {n: s for n, _, s in pod_specs(docs)}
