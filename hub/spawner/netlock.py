@@ -2,8 +2,9 @@
 
 Defence in depth under the workspace NetworkPolicy: a cluster whose network plugin does not
 enforce NetworkPolicy silently allows everything, so the pod also locks its own network
-namespace before the notebook starts. The init container (NET_ADMIN, nothing else) runs the
-script built here; the notebook container has no capabilities and cannot undo the rules.
+namespace before the notebook starts. The init container (NET_ADMIN, plus NET_RAW for
+iptables-legacy's raw socket; nothing else) runs the script built here; the notebook
+container has no capabilities and cannot undo the rules.
 
 Pure: builds argument lists and a shell script, runs nothing. Imports only the standard
 library and hub.exceptions (never kubernetes, docker or egress).

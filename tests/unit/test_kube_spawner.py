@@ -74,7 +74,7 @@ async def test_labels_select_the_workspace_network_policy(kubeconfig):
     assert env["SPE_EGRESS_URL"] == "http://spe-egress:8090/services/egress/"
 
 
-async def test_init_container_locks_egress_with_only_net_admin(kubeconfig):
+async def test_init_container_locks_egress_with_only_net_admin_and_net_raw(kubeconfig):
     _, pod = await pod_for(make_permit())
     (init,) = pod["spec"]["initContainers"]
     assert init["name"] == "netlock" and init["image"] == "spe/hub:0.1.0"
