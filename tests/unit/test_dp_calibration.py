@@ -84,7 +84,11 @@ def test_mean_splits_epsilon_evenly_between_sum_and_count():
     {"kind": "count", "table": "measurement", "by": ["unit"], "epsilon": 0.5, "mechanism": "gaussian", "delta": 1e-6},
     {"kind": "mean", "table": "measurement", "column": "value_as_number", "epsilon": 1.0, "mechanism": "gaussian",
      "delta": 1e-7},
-], ids=["count", "mean"])
+    {"kind": "sum", "table": "measurement", "column": "value_as_number", "by": ["unit"], "epsilon": 0.7,
+     "mechanism": "gaussian", "delta": 1e-6},
+    {"kind": "histogram", "table": "measurement", "column": "unit", "epsilon": 0.3, "mechanism": "gaussian",
+     "delta": 1e-8},
+], ids=["count", "mean", "sum", "histogram"])
 def test_gaussian_zcdp_converts_within_epsilon_delta(spec):
     q = parse_query(spec, SCHEMA)
     plan = make_plan(q)
