@@ -71,14 +71,16 @@ def make_services(opts: HubOptions, gateway_ip: str, egress_available: bool, pyt
                      "command": [python, "-m", "hub.sessionlog.proxy", "--ip", "127.0.0.1",
                                  "--port", str(recorder_port), "--home", str(opts.home), "--db-url", opts.db_url]})
     if egress_available:
-        services.append({
-            "name": "egress", "cwd": str(REPO_ROOT), "environment": env,
-            "url": f"http://{gateway_ip}:{opts.egress_port}",
-            "command": [python, "-m", "egress.app"],
-            "oauth_no_confirm": True, "display": True,
-            "oauth_client_allowed_scopes": sorted(CUSTOM_SCOPES),
-        })
+        services.append(egress_service(f"http://{gateway_ip}:{opts.egress_port}", cwd=str(REPO_ROOT),
+                                       environment=env, command=[python, "-m", "egress.app"]))
     return services
+
+
+def egress_service(url: str, **how: object) -> dict:
+    """The `egress` service entry (OAuth for its pages, SPE's scopes in its tokens); `how`:
+    started by the hub (`command`, ...) on one host, or an `api_token` when it runs elsewhere."""
+    return {"name": "egress", "url": url, "oauth_no_confirm": True, "display": True,
+            "oauth_client_allowed_scopes": sorted(CUSTOM_SCOPES), **how}
 
 
 def free_loopback_port() -> int:

@@ -65,8 +65,9 @@ def make_netlock_container(image: str, pull_policy: str, script: str) -> dict:
     It is the only place in SPE that runs as root with capabilities: iptables needs uid 0 and
     NET_ADMIN in the pod's network namespace, and NET_RAW for the raw socket iptables-legacy
     talks to the kernel through (the nft backend uses netlink only). It holds no secrets,
-    mounts only an empty /run for iptables' lock file, exits before the notebook starts, and the notebook container (which shares the namespace)
-    has no capabilities, so it cannot flush the rules.
+    mounts only an empty /run for iptables' lock file, exits before the notebook starts, and
+    the notebook container (which shares the namespace) has no capabilities, so it cannot
+    flush the rules.
     """
     return {
         "name": "netlock",

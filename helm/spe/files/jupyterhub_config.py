@@ -76,7 +76,7 @@ if ws.get("networkPolicySelfCheck"):
 
 # SPE's roles and scopes, as on Docker (hub.hubapp.config): groups researchers, output-checkers,
 # auditors, operators; a workspace's own token may submit outputs for its user.
-from hub.hubapp.config import CUSTOM_SCOPES, SERVER_TOKEN_SCOPES, make_roles  # noqa: E402
+from hub.hubapp.config import CUSTOM_SCOPES, SERVER_TOKEN_SCOPES, egress_service, make_roles  # noqa: E402
 
 c.JupyterHub.custom_scopes = CUSTOM_SCOPES
 c.KubeSpawner.server_token_scopes = SERVER_TOKEN_SCOPES
@@ -84,10 +84,8 @@ c.KubeSpawner.server_token_scopes = SERVER_TOKEN_SCOPES
 # The egress service is an external JupyterHub service (its own pod, the chart's egress
 # Deployment), proxied under /services/egress/: it authenticates people and workspace tokens
 # through the hub API with its own token (the hub Secret's egress-api-token, in both pods).
-egress_service = {"name": "egress", "url": f"http://{names['egress']}:{values['egressPort']}",
-                  "api_token": os.environ["SPE_EGRESS_API_TOKEN"], "oauth_no_confirm": True, "display": True,
-                  "oauth_client_allowed_scopes": sorted(CUSTOM_SCOPES)}
-c.JupyterHub.services = [egress_service]
+c.JupyterHub.services = [egress_service(f"http://{names['egress']}:{values['egressPort']}",
+                                        api_token=os.environ["SPE_EGRESS_API_TOKEN"])]
 c.JupyterHub.load_roles = make_roles(["egress"])
 
 # hub.config passthrough (as zero-to-jupyterhub): last, so it wins. Two lists are extended
