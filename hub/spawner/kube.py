@@ -45,7 +45,16 @@ READ_ONLY_ROOT_ENV = {
 NOTEBOOK_PORT = 8888
 
 
-def restricted_container_context(uid: int) -> dict:
+SECCOMP_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"  # seccomp before Kubernetes 1.19
+
+
+def seccomp_profile(seccomp: bool) -> dict:
+    """`seccompProfile: RuntimeDefault` where the cluster has the field (1.19+); before that the
+    API server drops it silently and the pod carries SECCOMP_ANNOTATION instead."""
+    return {"seccompProfile": {"type": "RuntimeDefault"}} if seccomp else {}
+
+
+def restricted_container_context(uid: int, seccomp: bool = True) -> dict:
     """securityContext of the notebook container: nothing to escalate, nothing to keep."""
     return {
         "runAsUser": uid,
@@ -55,11 +64,11 @@ def restricted_container_context(uid: int) -> dict:
         "privileged": False,
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
+        **seccomp_profile(seccomp),
     }
 
 
-def make_netlock_container(image: str, pull_policy: str, script: str) -> dict:
+def make_netlock_container(image: str, pull_policy: str, script: str, seccomp: bool = True) -> dict:
     """The init container that installs the egress lock.
 
     It is the only place in SPE that runs as root with capabilities: iptables needs uid 0 and
@@ -83,7 +92,7 @@ def make_netlock_container(image: str, pull_policy: str, script: str) -> dict:
             "privileged": False,
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN", "NET_RAW"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
+            **seccomp_profile(seccomp),
         },
         "resources": {"limits": {"cpu": "100m", "memory": "64Mi"},
                       "requests": {"cpu": "10m", "memory": "16Mi"}},
@@ -101,12 +110,15 @@ def check_subpath(relpath: str) -> str:
 
 def make_kube_overrides(spec: WorkspaceSpec, *, extracts_claim: str, workspace_labels: dict,
                         lock_script: str | None, netlock_image: str = "",
-                        netlock_pull_policy: str = "IfNotPresent", host_aliases: dict | None = None) -> dict:
+                        netlock_pull_policy: str = "IfNotPresent", host_aliases: dict | None = None,
+                        seccomp: bool = True) -> dict:
     """KubeSpawner trait values for one permit workspace (pure).
 
     `lock_script` None means no init container (only for an operator who disabled it; the
     chart enables it by default). `host_aliases` ({hostname: ip}) go into the pod's /etc/hosts,
     so the hub and egress names resolve without DNS, which workspaces do not get by default.
+    `seccomp` False (Kubernetes before 1.19): no seccompProfile fields (the pod manifest carries
+    SECCOMP_ANNOTATION instead, see `PermitKubeSpawner.get_pod_manifest`).
     """
     subpath = check_subpath(spec.extract_relpath)
     labels = {**spec.labels, **workspace_labels}
@@ -120,7 +132,7 @@ def make_kube_overrides(spec: WorkspaceSpec, *, extracts_claim: str, workspace_l
     if lock_script is not None:
         if not netlock_image:
             raise InvalidInput("the egress lock needs an image with iptables", field="netlock_image")
-        init["netlock"] = make_netlock_container(netlock_image, netlock_pull_policy, lock_script)
+        init["netlock"] = make_netlock_container(netlock_image, netlock_pull_policy, lock_script, seccomp)
         volumes[NETLOCK_RUN_VOLUME] = {"name": NETLOCK_RUN_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
     return {
         "pod_name": spec.name,
@@ -145,12 +157,12 @@ def make_kube_overrides(spec: WorkspaceSpec, *, extracts_claim: str, workspace_l
         "service_account": None,
         "allow_privilege_escalation": False,
         "privileged": False,
-        "container_security_context": restricted_container_context(spec.uid),
+        "container_security_context": restricted_container_context(spec.uid, seccomp),
         # fsGroup ownership is fixed only when the volume's root does not match (a large work
         # volume is not walked at every start; beta and on by default from 1.20)
         "pod_security_context": {"runAsNonRoot": True, "runAsUser": spec.uid, "runAsGroup": spec.uid,
                                  "fsGroup": spec.uid, "fsGroupChangePolicy": "OnRootMismatch",
-                                 "seccompProfile": {"type": "RuntimeDefault"}},
+                                 **seccomp_profile(seccomp)},
         "volumes": volumes,
         "volume_mounts": {
             DATA_VOLUME: {"name": DATA_VOLUME, "mountPath": DATA_DIR, "subPath": subpath, "readOnly": True},
@@ -229,6 +241,9 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
                                 "NetworkPolicy alone, which some network plugins silently ignore.")
     netlock_image = Unicode("", config=True, help="Image with /bin/sh and iptables for the init container.")
     netlock_image_pull_policy = Unicode("IfNotPresent", config=True, help="imagePullPolicy of the init container.")
+    seccomp_field = Bool(True, config=True, help="seccomp RuntimeDefault as the securityContext field (Kubernetes "
+                                                 "1.19+); False: as the pod annotation older clusters read "
+                                                 "(the chart decides from the cluster's version).")
     max_mem_limit = Unicode("16G", config=True, help="Largest memory limit a permit may ask for.")
     max_cpu_limit = Float(8.0, config=True, help="Largest CPU limit a permit may ask for.")
     _spe_spawn_id = ""  # the id the current start's pod carries (SPAWN_ID_ANNOTATION)
@@ -321,11 +336,15 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
         return url
 
     async def get_pod_manifest(self):
-        """KubeSpawner's manifest, tagged with a fresh spawn id (see `is_spawned_pod`). Built
-        once per start, after the permit gave the pod its name."""
+        """KubeSpawner's manifest, tagged with a fresh spawn id (see `is_spawned_pod`) and, on
+        clusters before 1.19, the seccomp annotation. Built once per start, after the permit
+        gave the pod its name."""
         pod = await super().get_pod_manifest()
         self._spe_spawn_id = uuid.uuid4().hex
-        pod.metadata.annotations = {**(pod.metadata.annotations or {}), SPAWN_ID_ANNOTATION: self._spe_spawn_id}
+        annotations = {**(pod.metadata.annotations or {}), SPAWN_ID_ANNOTATION: self._spe_spawn_id}
+        if not self.seccomp_field:
+            annotations[SECCOMP_ANNOTATION] = "runtime/default"
+        pod.metadata.annotations = annotations
         return pod
 
     async def _start_pod_watched_closely(self) -> str:
@@ -402,7 +421,8 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
                                         workspace_labels=self.workspace_labels, lock_script=lock,
                                         netlock_image=self.netlock_image or self.image,
                                         netlock_pull_policy=self.netlock_image_pull_policy,
-                                        host_aliases={h: ip for h, (ip, _) in services.items()})
+                                        host_aliases={h: ip for h, (ip, _) in services.items()},
+                                        seccomp=self.seccomp_field)
         if not self.extracts_claim:
             raise InvalidInput("extracts_claim is not set", field="PermitKubeSpawner.extracts_claim")
         for name, value in overrides.items():

@@ -94,6 +94,12 @@ def test_kube_1_18_gets_seccomp_annotation(tools):
     for name, meta, spec in pod_specs(docs):
         assert meta["annotations"]["seccomp.security.alpha.kubernetes.io/pod"] == "runtime/default", name
         assert "seccompProfile" not in spec["securityContext"], name
+    # and the hub is told, so that its workspace pods carry the annotation too
+    for version, field in (("1.18.0", False), ("1.20.2", True)):
+        docs = render(tools, "default-values.yaml", "--kube-version", version)
+        (secret,) = find(docs, "Secret", f"{RELEASE}-hub")
+        hub_values = yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
+        assert hub_values["workspace"]["seccompField"] is field, version
 
 
 @pytest.mark.parametrize("values_file", CI_FILES)
@@ -300,6 +306,7 @@ def test_hub_config_passthrough_reaches_jupyterhub(rendered, tmp_path, monkeypat
     assert c.PermitKubeSpawner.hub_service == f"{RELEASE}-hub:8081"
     assert c.PermitKubeSpawner.egress_service == f"{RELEASE}-egress:8090"
     assert c.PermitKubeSpawner.allow_dns is True
+    assert c.PermitKubeSpawner.seccomp_field is True
     assert c.PermitKubeSpawner.netlock_image == "spe/hub:0.1.0"
     assert c.ConfigurableHTTPProxy.auth_token == "t0ken"
     # SPE's scopes and roles as on Docker; the egress service with its token, the values' extra

@@ -74,6 +74,21 @@ async def test_labels_select_the_workspace_network_policy(kubeconfig):
     assert env["SPE_EGRESS_URL"] == "http://spe-egress:8090/services/egress/"
 
 
+async def test_before_kubernetes_1_19_seccomp_is_an_annotation_not_a_field(kubeconfig):
+    def fields(pod):
+        spec = pod["spec"]
+        contexts = [spec["securityContext"]] + [c["securityContext"] for c in spec["containers"] + spec["initContainers"]]
+        return ["seccompProfile" in ctx for ctx in contexts]
+
+    _, modern = await pod_for(make_permit())
+    assert fields(modern) == [True, True, True] and "seccomp.security.alpha.kubernetes.io/pod" not in \
+        modern["metadata"]["annotations"]
+    _, old = await pod_for(make_permit(), seccomp_field=False)
+    assert fields(old) == [False, False, False]
+    assert old["metadata"]["annotations"]["seccomp.security.alpha.kubernetes.io/pod"] == "runtime/default"
+    assert old["metadata"]["annotations"][SPAWN_ID_ANNOTATION]  # the spawn id stays beside it
+
+
 async def test_init_container_locks_egress_with_only_net_admin_and_net_raw(kubeconfig):
     _, pod = await pod_for(make_permit())
     (init,) = pod["spec"]["initContainers"]

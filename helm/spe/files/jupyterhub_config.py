@@ -49,6 +49,7 @@ c.PermitKubeSpawner.workspace_labels = ws["labels"]
 c.PermitKubeSpawner.hub_service = f"{names['hub']}:8081"
 c.PermitKubeSpawner.egress_service = f"{names['egress']}:{values['egressPort']}"
 c.PermitKubeSpawner.allow_dns = ws["allowDNS"]
+c.PermitKubeSpawner.seccomp_field = ws["seccompField"]
 c.PermitKubeSpawner.netlock_enabled = ws["netlock"]["enabled"]
 c.PermitKubeSpawner.netlock_image = ws["netlock"]["image"]
 c.PermitKubeSpawner.netlock_image_pull_policy = ws["netlock"]["pullPolicy"]

@@ -21,6 +21,7 @@ workspace:
   storageClassName: {{ .Values.workspace.storage.storageClassName | quote }}
   startTimeoutSeconds: {{ .Values.workspace.startTimeoutSeconds }}
   allowDNS: {{ .Values.workspace.networkPolicy.allowDNS }}
+  seccompField: {{ include "spe.seccompField" . }}  # false before Kubernetes 1.19: seccomp by annotation
   networkPolicySelfCheck: {{ and .Values.workspace.networkPolicy.enabled .Values.workspace.networkPolicy.selfCheck }}
   labels:
     {{- include "spe.workspace.selector" . | nindent 4 }}
