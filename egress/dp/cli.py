@@ -61,5 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpeError as err:
         print(f"egress.dp: error: {err}", file=sys.stderr)
         return err.exit_code
+    except Exception as err:  # the registry cannot be read: one line, not a traceback
+        first = str(err).splitlines()[0] if str(err) else ""
+        print(f"egress.dp: failed: {type(err).__name__}: {first}", file=sys.stderr)
+        return 3
     print(json.dumps(report, indent=2, default=str) if args.json else format_report(report))
     return 0

@@ -30,3 +30,10 @@ def test_an_unknown_permit_is_one_line_and_exit_2(settings, engine, capsys):
     assert main(["--db-url", settings.db_url, "budget", "NO-SUCH-PERMIT"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("egress.dp: error:") and "NO-SUCH-PERMIT" in err and err.count("\n") == 1
+
+
+def test_an_unreadable_registry_is_one_line_and_exit_3(tmp_path, capsys):
+    (tmp_path / "registry.db").write_text("not a database")
+    assert main(["--db-url", f"sqlite:///{tmp_path / 'registry.db'}", "budget", "DEMO-2026-001"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("egress.dp: failed:") and err.count("\n") == 1
