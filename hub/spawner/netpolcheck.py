@@ -31,7 +31,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from hub.spawner.kube import restricted_container_context
+from hub.spawner.kube import SECCOMP_ANNOTATION, restricted_container_context, seccomp_profile
 
 # A child of JupyterHub's own logger, so the verdict appears in the hub log with its format.
 log = logging.getLogger("JupyterHub.spe")
@@ -85,27 +85,29 @@ class Verdict:
 
 def make_probe_pod(*, name: str, namespace: str, image: str, pull_policy: str, workspace_labels: dict,
                    allowed: tuple[str, int], denied: tuple[str, int], uid: int = 1000,
-                   deadline_seconds: int = 180) -> dict:
-    """The probe pod (pure): workspace labels, no netlock, nothing mounted, no token."""
+                   deadline_seconds: int = 180, seccomp: bool = True) -> dict:
+    """The probe pod (pure): workspace labels, no netlock, nothing mounted, no token. `seccomp`
+    False (Kubernetes before 1.19): RuntimeDefault by annotation, as for workspace pods."""
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace,
-                     "labels": {**workspace_labels, PROBE_LABEL: "networkpolicy"}},
+                     "labels": {**workspace_labels, PROBE_LABEL: "networkpolicy"},
+                     **({} if seccomp else {"annotations": {SECCOMP_ANNOTATION: "runtime/default"}})},
         "spec": {
             "restartPolicy": "Never",
             "activeDeadlineSeconds": deadline_seconds,
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
             "securityContext": {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
+                                **seccomp_profile(seccomp)},
             "containers": [{
                 "name": "probe",
                 "image": image,
                 "imagePullPolicy": pull_policy,
                 "command": ["python3", "-c", PROBE_SCRIPT, allowed[0], str(allowed[1]), denied[0], str(denied[1]),
                             TERMINATION_LOG],
-                "securityContext": restricted_container_context(uid),
+                "securityContext": restricted_container_context(uid, seccomp),
                 "resources": {"limits": {"cpu": "100m", "memory": "64Mi"},
                               "requests": {"cpu": "10m", "memory": "32Mi"}},
                 "terminationMessagePolicy": "File",
@@ -148,7 +150,7 @@ def _short(text: str, limit: int = 200) -> str:
 
 async def run_check(*, namespace: str, image: str, pull_policy: str, workspace_labels: dict,
                     allowed: tuple[str, int], denied: tuple[str, int], timeout_seconds: float = 240,
-                    poll_seconds: float = 2.0) -> Verdict:
+                    poll_seconds: float = 2.0, seccomp: bool = True) -> Verdict:
     """Start the probe, wait for its verdict, delete it. In-cluster credentials (the hub's
     service account: create/get/delete pods in its own namespace)."""
     from kubernetes_asyncio import client, config
@@ -161,7 +163,7 @@ async def run_check(*, namespace: str, image: str, pull_policy: str, workspace_l
     allowed = ((await loop.getaddrinfo(allowed[0], allowed[1], type=socket.SOCK_STREAM))[0][4][0], allowed[1])
     name = f"spe-netpol-probe-{secrets.token_hex(4)}"
     pod = make_probe_pod(name=name, namespace=namespace, image=image, pull_policy=pull_policy,
-                         workspace_labels=workspace_labels, allowed=allowed, denied=denied)
+                         workspace_labels=workspace_labels, allowed=allowed, denied=denied, seccomp=seccomp)
     async with client.ApiClient() as api_client:
         api = client.CoreV1Api(api_client)
         await api.create_namespaced_pod(namespace, pod)
@@ -192,7 +194,7 @@ def check_args(values: dict, *, db_url: str, environ: Mapping[str, str]) -> dict
     return {"db_url": db_url, "namespace": values["namespace"], "image": ws["image"],
             "pull_policy": ws["pullPolicy"], "workspace_labels": ws["labels"],
             "allowed": (values["names"]["hub"], 8081), "denied": kube_api,
-            "netlock_enabled": ws["netlock"]["enabled"]}
+            "netlock_enabled": ws["netlock"]["enabled"], "seccomp": ws.get("seccompField", True)}
 
 
 def record_verdict(db_url: str, verdict: Verdict, *, namespace: str, netlock_enabled: bool,
@@ -209,12 +211,13 @@ def record_verdict(db_url: str, verdict: Verdict, *, namespace: str, netlock_ena
 
 async def self_check(*, db_url: str, namespace: str, image: str, pull_policy: str, workspace_labels: dict,
                      allowed: tuple[str, int], denied: tuple[str, int], netlock_enabled: bool,
-                     actor: str = "hub", role: str = "system") -> Verdict:
+                     actor: str = "hub", role: str = "system", seccomp: bool = True) -> Verdict:
     """The check: probe, log one line for the operator, audit (as `actor`: the hub at start-up,
     the operator on a re-run). Never raises."""
     try:
         verdict = await run_check(namespace=namespace, image=image, pull_policy=pull_policy,
-                                  workspace_labels=workspace_labels, allowed=allowed, denied=denied)
+                                  workspace_labels=workspace_labels, allowed=allowed, denied=denied,
+                                  seccomp=seccomp)
     except Exception as err:  # the check must never stop the hub
         verdict = Verdict(UNKNOWN, f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
     level = logging.INFO if verdict.result == ENFORCED else logging.WARNING

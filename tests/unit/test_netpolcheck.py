@@ -22,6 +22,17 @@ def probe_pod():
                           workspace_labels=LABELS, allowed=("10.0.0.5", 8081), denied=("10.254.0.1", 443))
 
 
+def test_before_kubernetes_1_19_the_probe_pod_has_seccomp_by_annotation():
+    modern, old = probe_pod(), make_probe_pod(
+        name="p", namespace="spe", image="i", pull_policy="Never", workspace_labels=LABELS,
+        allowed=("10.0.0.5", 8081), denied=("10.254.0.1", 443), seccomp=False)
+    assert modern["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert "annotations" not in modern["metadata"]
+    assert "seccompProfile" not in old["spec"]["securityContext"]
+    assert "seccompProfile" not in old["spec"]["containers"][0]["securityContext"]
+    assert old["metadata"]["annotations"] == {"seccomp.security.alpha.kubernetes.io/pod": "runtime/default"}
+
+
 def test_probe_pod_is_selected_by_the_workspace_policy_but_has_no_lock():
     pod = probe_pod()
     assert LABELS.items() <= pod["metadata"]["labels"].items()
