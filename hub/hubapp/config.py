@@ -26,6 +26,7 @@ CUSTOM_SCOPES = {
 }
 
 EGRESS_ACCESS = "access:services!service=egress"  # log in to the egress pages (OAuth)
+EGRESS_PREFIX = "/services/egress/"  # the egress service's routes (JupyterHub's prefix for the service)
 
 GROUP_SCOPES = {
     "researchers": ["self", EGRESS_ACCESS, "custom:spe:submit", "custom:spe:download"],
@@ -92,7 +93,7 @@ def free_loopback_port() -> int:
 
 
 def egress_url(opts: HubOptions, gateway_ip: str) -> str:
-    return f"http://{gateway_ip}:{opts.egress_port}/services/egress/"
+    return f"http://{gateway_ip}:{opts.egress_port}{EGRESS_PREFIX}"
 
 
 def configure(c, opts: HubOptions, gateway_ip: str, egress_available: bool) -> None:

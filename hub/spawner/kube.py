@@ -26,6 +26,7 @@ from tornado.httpclient import AsyncHTTPClient
 from traitlets import Bool, Dict, Float, Unicode
 
 from hub.exceptions import Forbidden, InvalidInput, NotFound, Refused
+from hub.hubapp.config import EGRESS_PREFIX
 from hub.spawner import netlock
 from hub.spawner.auditing import SpawnAuditMixin
 from hub.spawner.readiness import ReadinessMixin
@@ -52,6 +53,11 @@ def seccomp_profile(seccomp: bool) -> dict:
     """`seccompProfile: RuntimeDefault` where the cluster has the field (1.19+); before that the
     API server drops it silently and the pod carries SECCOMP_ANNOTATION instead."""
     return {"seccompProfile": {"type": "RuntimeDefault"}} if seccomp else {}
+
+
+def seccomp_annotations(seccomp: bool) -> dict:
+    """The pod annotations that go with `seccomp_profile`: SECCOMP_ANNOTATION before 1.19."""
+    return {} if seccomp else {SECCOMP_ANNOTATION: "runtime/default"}
 
 
 def restricted_container_context(uid: int, seccomp: bool = True) -> dict:
@@ -201,7 +207,6 @@ def check_user_options(options: dict) -> None:
 
 
 SPAWN_ID_ANNOTATION = "spe.io/spawn-id"
-EGRESS_PREFIX = "/services/egress/"  # the egress service's routes (JupyterHub service prefix, set in its pod)
 
 
 def is_spawned_pod(pod: dict | None, spawn_id: str) -> bool:
@@ -341,10 +346,8 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
         gave the pod its name."""
         pod = await super().get_pod_manifest()
         self._spe_spawn_id = uuid.uuid4().hex
-        annotations = {**(pod.metadata.annotations or {}), SPAWN_ID_ANNOTATION: self._spe_spawn_id}
-        if not self.seccomp_field:
-            annotations[SECCOMP_ANNOTATION] = "runtime/default"
-        pod.metadata.annotations = annotations
+        pod.metadata.annotations = {**(pod.metadata.annotations or {}), SPAWN_ID_ANNOTATION: self._spe_spawn_id,
+                                    **seccomp_annotations(self.seccomp_field)}
         return pod
 
     async def _start_pod_watched_closely(self) -> str:

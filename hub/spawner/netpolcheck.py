@@ -31,7 +31,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from hub.spawner.kube import SECCOMP_ANNOTATION, restricted_container_context, seccomp_profile
+from hub.spawner.kube import restricted_container_context, seccomp_annotations, seccomp_profile
 
 # A child of JupyterHub's own logger, so the verdict appears in the hub log with its format.
 log = logging.getLogger("JupyterHub.spe")
@@ -93,7 +93,7 @@ def make_probe_pod(*, name: str, namespace: str, image: str, pull_policy: str, w
         "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace,
                      "labels": {**workspace_labels, PROBE_LABEL: "networkpolicy"},
-                     **({} if seccomp else {"annotations": {SECCOMP_ANNOTATION: "runtime/default"}})},
+                     **({"annotations": seccomp_annotations(seccomp)} if not seccomp else {})},
         "spec": {
             "restartPolicy": "Never",
             "activeDeadlineSeconds": deadline_seconds,
