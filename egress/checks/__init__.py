@@ -19,7 +19,8 @@ Interface for the egress service (the rest of the package is internal):
 
 or, without the extract, `check_table(table, policy, kind=..., evidence=None, released=...)`;
 figures and text: `check_other_output("figure" | "text")` (a review finding, nothing computed).
-`suppression.attack` / `suppressed_intervals` bound suppressed cells of a table with margins.
+`suppression.audit` bounds suppressed cells of a table with margins (n-way, linked with earlier
+outputs); `verdicts.suppression` is the pattern SPE proposes, `secondary.apply_pattern` applies it.
 
 This package does no I/O and must not import DuckDB, the web layer or the database.
 """

@@ -1,70 +1,185 @@
-"""Differencing: a new table next to an earlier release of the same permit can reveal a small
-group by subtraction (`released 120, now 117` → 3 persons left the cohort).
+"""Differencing: a new table next to the permit's earlier outputs (released, or pending review)
+can reveal a small group by subtraction: `released 120, now 117` → 3 persons left the cohort;
+a released `count by sex` against a new `count by sex and age` with one age group filtered out.
 
-Two tables are compared when they share the label columns; cells are matched by their label
-values and measure column, so a table whose cells are a subset of the other's (fewer
-categories, one more filter on a row) is compared on the cells they have in common. A cell
-is flagged when `0 < |new - old| < threshold`. Only count columns are compared: means and
-sums differ by small amounts all the time without revealing a group (documented limitation:
-differences between tables with different label columns, e.g. a margin against a split, are
-left to the checker, as ACRO's PresenceOfLinkedTableCheck does).
+Two levels, whichever the evidence allows:
+
+- **person level** (both tables carry per-cell person sets from the provenance re-execution):
+  for a new cell A and an earlier cell B, `A ⊂ B` or `B ⊂ A` with fewer than `threshold`
+  persons in the difference is unsafe; so is an earlier cell B (or new cell A) that equals the
+  union of disjoint cells of the other table plus fewer than `threshold` persons. This holds
+  for counts and magnitudes (the difference of two sums is the small group's total) and
+  whatever the label sets are.
+- **cell-value level** (otherwise): cells are matched over the union of the two tables' label
+  columns (`egress.checks.grid`): the same cell in both tables, or a cell of the coarser table
+  against the sum of the finer table's cells below it (a margin of a released table, a
+  sub-table, a table minus a filter). A count difference `0 < |d| < threshold` is unsafe; a
+  magnitude cell in a row whose count cell is unsafe is unsafe too.
+
+`Related` carries an earlier table with its evidence; `find_differences` returns one
+`Difference` per new cell and reason. Values used for the new table are the true values when
+known (so a suppressed cell that would disclose by difference is known to need protection).
 
 Pure: pyarrow only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
 
 import pyarrow as pa
 
-from egress.checks.evidence import label_key
-from egress.checks.tables import Shape, as_float, split_columns
+from egress.checks.evidence import Evidence
+from egress.checks.grid import MARGIN, Grid, make_grids
+
+# person_sets(row, column) -> frozenset | None ; value(row, column) -> float | None
+CellFn = Callable[[int, str], object]
+
+
+@dataclass(frozen=True)
+class Related:
+    """An earlier output of the same permit: `status` is `released` or `pending`."""
+
+    table: pa.Table
+    name: str
+    status: str = "released"
+    evidence: Evidence | None = None
+    label_columns: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
 class Difference:
     row: int
     column: str
-    new: float
-    old: float
-    released_index: int
-
-    @property
-    def size(self) -> float:
-        return abs(self.new - self.old)
+    size: float
+    related: int
+    detail: str
 
 
-def find_differences(table: pa.Table, shape: Shape, count_columns: Sequence[str],
-                     released: Sequence[pa.Table], threshold: int) -> list[Difference]:
-    found: list[Difference] = []
-    if not shape.labels or not count_columns:
-        return found
-    own_keys = _keys(table, shape.labels)
-    for index, old_table in enumerate(released):
-        if not all(c in old_table.column_names for c in shape.labels):
+@dataclass(frozen=True)
+class Side:
+    """One table as differencing reads it: its label columns, its count and magnitude
+    columns, the value per cell (true values where known) and the person set per cell."""
+
+    table: pa.Table
+    labels: tuple[str, ...]
+    counts: tuple[str, ...]
+    magnitudes: tuple[str, ...]
+    value: CellFn
+    persons: CellFn
+
+
+def find_differences(new: Side, related: Sequence[Side], threshold: int) -> list[Difference]:
+    found: dict[tuple[int, str, int], Difference] = {}
+    for index, old in enumerate(related):
+        for d in _person_level(new, old, index, threshold) or _value_level(new, old, index, threshold):
+            found.setdefault((d.row, d.column, d.related), d)
+    return sorted(found.values(), key=lambda d: (d.row, d.column, d.related))
+
+
+# --- person level ----------------------------------------------------------------------------
+
+def _sets(side: Side) -> dict[tuple[int, str], frozenset] | None:
+    out = {}
+    for column in side.counts + side.magnitudes:
+        for row in range(side.table.num_rows):
+            persons = side.persons(row, column)
+            if persons is None:
+                return None
+            if side.value(row, column) is not None or column in side.counts:
+                out[(row, column)] = persons
+    return out or None
+
+
+def _person_level(new: Side, old: Side, index: int, threshold: int) -> list[Difference] | None:
+    mine, theirs = _sets(new), _sets(old)
+    if mine is None or theirs is None:
+        return None
+    out = []
+    published_old = {k: s for k, s in theirs.items() if old.value(*k) is not None}
+    for (row, column), a in mine.items():
+        for (orow, ocolumn), b in published_old.items():
+            small, big = (a, b) if len(a) <= len(b) else (b, a)
+            gap = len(big) - len(small)
+            if 0 < gap < threshold and small <= big:
+                out.append(Difference(row, column, gap, index,
+                                      f"its persons and those of cell {_where(old, orow, ocolumn)} differ by "
+                                      f"{gap} person(s)"))
+    # unions of disjoint cells of one table inside a cell of the other
+    for target_side, target, parts, new_is_target in ((old, published_old, mine, False), (new, mine, published_old, True)):
+        for (trow, tcolumn), big in target.items():
+            inside = [(k, s) for k, s in parts.items() if s and s <= big]
+            union: set = set()
+            used = []
+            for k, s in sorted(inside, key=lambda item: -len(item[1])):
+                if union.isdisjoint(s):
+                    union |= s
+                    used.append(k)
+            gap = len(big) - len(union)
+            if len(used) > 1 and 0 < gap < threshold:
+                cells = [(trow, tcolumn)] if new_is_target else used
+                for row, column in cells:
+                    out.append(Difference(row, column, gap, index,
+                                          f"cell {_where(target_side, trow, tcolumn)} minus the sum of "
+                                          f"{len(used)} disjoint cells leaves {gap} person(s)"))
+    return out
+
+
+# --- value level -----------------------------------------------------------------------------
+
+def _grid(side: Side, column: str) -> Grid:
+    # only the layout (keys, margins) comes from make_grids; values are the side's (true) values
+    _, grid = make_grids(side.table.select(list(side.labels) + [column]), side.labels, [column])[0]
+    grid.cells = [replace(cell, value=side.value(cell.origin[0], column)) for cell in grid.cells]
+    return grid
+
+
+def _value_level(new: Side, old: Side, index: int, threshold: int) -> list[Difference]:
+    out = []
+    for column in new.counts:
+        if column not in old.counts or set(new.labels) - set(old.labels) and set(old.labels) - set(new.labels):
             continue
-        old_shape = split_columns(old_table, label_columns=shape.labels)
-        columns = [c for c in count_columns if c in old_shape.measures]
-        if not columns:
+        try:
+            mine, theirs = _grid(new, column), _grid(old, column)
+        except ValueError:
             continue
-        old_rows = {key: row for row, key in enumerate(_keys(old_table, shape.labels))}
-        for column in columns:
-            new_values = table.column(column).to_pylist()
-            old_values = old_table.column(column).to_pylist()
-            for row, key in enumerate(own_keys):
-                old_row = old_rows.get(key)
-                if old_row is None:
-                    continue
-                new, old = as_float(new_values[row]), as_float(old_values[old_row])
-                if new is None or old is None:
-                    continue
-                if 0 < abs(new - old) < threshold:
-                    found.append(Difference(row, column, new, old, index))
-    return found
+        fine_is_new = len(new.labels) >= len(old.labels)
+        fine, coarse = (mine, theirs) if fine_is_new else (theirs, mine)
+        position = [fine.dims.index(d) for d in coarse.dims]
+        extra = [d for d in range(len(fine.dims)) if d not in position]
+        groups: dict[tuple, list] = {}
+        for cell in fine.cells:
+            if any(cell.key[d] == MARGIN for d in extra):
+                continue
+            groups.setdefault(tuple(cell.key[p] for p in position), []).append(cell)
+        for cell in coarse.cells:
+            if cell.value is None:
+                continue
+            below = groups.get(cell.key)
+            if not below or any(c.value is None for c in below):
+                continue
+            below_sum = sum(c.value for c in below)
+            gap = abs(cell.value - below_sum)
+            if 0 < gap < threshold:
+                mine_value, their_value = (below_sum, cell.value) if fine_is_new else (cell.value, below_sum)
+                other = cell if fine_is_new else below[0]
+                what = ("this cell" if len(below) == 1 and not extra else
+                        f"the sum of {len(below)} cells" if fine_is_new else "this margin")
+                detail = (f"{what} ({mine_value:g}) differs by {gap:g} from cell "
+                          f"{_where(old, other.origin[0], column)} ({their_value:g})")
+                for c in (below if fine_is_new else [cell]):
+                    out.append(Difference(c.origin[0], column, gap, index, detail))
+        # a magnitude in a row whose count is unsafe reveals the small group's total
+        flagged_rows = {d.row for d in out if d.column == column}
+        for magnitude in new.magnitudes:
+            for row in flagged_rows:
+                if new.value(row, magnitude) is not None:
+                    out.append(Difference(row, magnitude, 0, index,
+                                          f"its count differs by fewer than {threshold} from an earlier output"))
+    return out
 
 
-def _keys(table: pa.Table, labels: Sequence[str]) -> list[tuple]:
-    columns = [table.column(c).to_pylist() for c in labels]
-    return [label_key(values) for values in zip(*columns)]
+def _where(side: Side, row: int, column: str) -> str:
+    labels = ", ".join(str(side.table.column(c)[row].as_py()) for c in side.labels)
+    return f"({labels}) {column}"

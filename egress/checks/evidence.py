@@ -14,7 +14,7 @@ Pure: no DuckDB, no I/O.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 # Aggregates whose cells are counts of persons/rows (frequency rules) vs magnitudes.
@@ -35,6 +35,11 @@ class CellEvidence:
     negative: rows with a negative measure value.
     missing:  rows whose measure value is NULL (ignored by the aggregate).
     aggregate: the SQL aggregate that produced the cell (`count`, `sum`, `avg`, ...).
+    value:    the cell's true value (the re-executed query's result), when `value_known`;
+              None there is a genuinely empty cell (e.g. the mean of no values), not a
+              suppressed one. The suppression audit protects suppressed cells around it.
+    person_set: the (hashed) persons behind the cell when the evidence query listed them;
+              differencing then works on sets of persons instead of cell values.
     """
 
     persons: int
@@ -43,6 +48,9 @@ class CellEvidence:
     negative: int = 0
     missing: int = 0
     aggregate: str = "count"
+    value: float | None = None
+    value_known: bool = False
+    person_set: frozenset | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -56,9 +64,25 @@ class Evidence:
     def get(self, labels: Iterable[Any], column: str) -> CellEvidence | None:
         return self.cells.get((label_key(labels), column))
 
-    @property
-    def measure_columns(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(column for _, column in self.cells))
+    def with_values(self, recomputed: Any) -> "Evidence":
+        """A copy whose cells carry their true values from the re-executed result (a pyarrow
+        Table with the label and measure columns): what the suppression audit and the
+        empty-cell rule need to know about cells the author left empty."""
+        names = set(recomputed.column_names)
+        if not all(c in names for c in self.label_columns):
+            return self
+        labels = [recomputed.column(c).to_pylist() for c in self.label_columns]
+        keys = [label_key(v) for v in zip(*labels)] if labels else [()] * recomputed.num_rows
+        cells = dict(self.cells)
+        for column in {col for _, col in self.cells} & names:
+            for key, raw in zip(keys, recomputed.column(column).to_pylist()):
+                cell = cells.get((key, column))
+                if cell is not None:
+                    number = None if raw is None else float(raw)
+                    if number is not None and math.isnan(number):
+                        number = None
+                    cells[(key, column)] = replace(cell, value=number, value_known=True)
+        return replace(self, cells=cells)
 
     def aggregate_of(self, column: str) -> str | None:
         for (_, col), cell in self.cells.items():

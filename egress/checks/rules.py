@@ -13,7 +13,9 @@ the rule:
 | p_percent | (total - largest - second) / largest < p (all-zero cell: fails) | PPercentCheck `< p` |
 | negative | a magnitude cell has negative contributions: review, dominance skipped | NKCheck/PPercentCheck review |
 | missing | NULL measure values were ignored by the aggregate: review | MissingCheck (review) |
-| dof | residual degrees of freedom < threshold | MinimumDoFCheck `dof < t` |
+| dof | residual degrees of freedom < dof threshold (models; stddev/variance cells: persons - 1) | MinimumDoFCheck `dof < t` |
+| secondary_suppression | a suppressed cell is not protected under the LP attack (egress.checks.secondary) | — |
+| differencing | a difference with an earlier output isolates < threshold persons | — |
 
 Ratios are compared exactly on the shortest decimal form of each number (`Fraction(repr(x))`),
 so 90/100 against k=0.9 is exactly on the boundary, as a checker reading the table expects.
@@ -28,29 +30,32 @@ from typing import Any, Sequence
 import pyarrow as pa
 
 from egress.checks.content import formula_cells, person_key_columns
-from egress.checks.differencing import find_differences
-from egress.checks.evidence import COUNT_AGGREGATES, CellEvidence, Evidence, label_key
+from egress.checks.differencing import Related, Side, find_differences
+from egress.checks.evidence import COUNT_AGGREGATES, CellEvidence, Evidence
 from egress.checks.policy import Policy, make_policy
-from egress.checks.suppression import InconsistentRelease, suppressed_intervals
-from egress.checks.tables import Shape, as_float, find_margins, is_count_name, split_columns
+from egress.checks.secondary import CellFacts, LinkedTable, audit_table, propose_table
+from egress.checks.tables import Shape, as_float, is_count_name, split_columns
 from egress.checks.verdicts import FAIL, REVIEW, CellVerdict, Finding, Verdicts
 from egress.exceptions import InvalidInput
 
 KINDS = ("frequency", "magnitude", "model")
 LINEAR_AGGREGATES = frozenset({"sum", "avg", "mean"})
+SPREAD_AGGREGATES = frozenset({"stddev", "stddev_samp", "stddev_pop", "var_samp", "var_pop", "variance"})
 DOF_COLUMNS = ("df_resid", "dof", "residual_dof", "df_residual", "df_residuals")
 
 
 def check_table(table: pa.Table, policy: Any = None, *, kind: str, evidence: Evidence | None = None,
-                released: Sequence[pa.Table] = (), label_columns: Sequence[str] | None = None,
+                released: Sequence[pa.Table | Related] = (), label_columns: Sequence[str] | None = None,
                 extract_persons: int | None = None) -> Verdicts:
     """Check one output table; see the module docstring and docs/checker-rules.md.
 
     kind:            `frequency` (every measure is a count), `magnitude` (sums, means...: count
                      columns are still checked as counts), or `model` (needs a dof column).
-    evidence:        per-cell evidence from `egress.provenance`; None → checked on what the
-                     table shows and `verified=False`.
-    released:        tables already released under the same permit (differencing).
+    evidence:        per-cell evidence from `egress.provenance` (with the true values of the
+                     cells: `Evidence.with_values`); None → checked on what the table shows
+                     and `verified=False`.
+    released:        the permit's earlier outputs, released or pending (`Related`, or bare
+                     tables): differencing and linked-table suppression audit.
     label_columns:   override the label/measure split (default: evidence labels, else every
                      non-numeric column).
     extract_persons: distinct persons in the permit's extract (manifest `persons`).
@@ -70,42 +75,67 @@ def check_table(table: pa.Table, policy: Any = None, *, kind: str, evidence: Evi
                                       "check by hand"))
         return Verdicts(kind=kind, table=tuple(table_findings), verified=False)
 
+    related = [r if isinstance(r, Related) else Related(r, f"earlier output #{i + 1}") for i, r in enumerate(released)]
     count_columns = [c for c in shape.measures if _is_count_column(c, kind, evidence)]
     label_rows = _label_rows(table, shape)
     values = {c: table.column(c).to_pylist() for c in shape.measures}
     shown_counts = values.get(count_columns[0]) if count_columns else None
 
-    cells: list[CellVerdict] = []
+    def cell_evidence(row: int, column: str) -> CellEvidence | None:
+        return evidence.get(label_rows[row], column) if evidence is not None else None
+
+    def truth(row: int, column: str) -> float | None:
+        ev = cell_evidence(row, column)
+        if ev is not None and ev.value_known:
+            return ev.value
+        return as_float(values[column][row])
+
+    def primary(row: int, column: str, value: float | None) -> list[Finding]:
+        ev = cell_evidence(row, column)
+        if column in count_columns:
+            return _count_findings(value, ev, policy)
+        shown = as_float(shown_counts[row]) if shown_counts is not None else None
+        return _magnitude_findings(ev, shown, policy)
+
+    found: dict[tuple[int, str], list[Finding]] = {}
+    verified_cells: set[tuple[int, str]] = set()
+    sensitive: dict[tuple[int, str], bool | None] = {}
     checked = 0
     all_verified = evidence is not None
     suppressed = 0
     off_base = 0
     for column in shape.measures:
-        is_count = column in count_columns
         for row, raw in enumerate(values[column]):
             value = as_float(raw)
-            if value is None:
+            ev = cell_evidence(row, column)
+            if value is None and not (ev is not None and ev.value_known and ev.value is None):
+                # Left empty by the author: a suppressed cell. Whether it needs protection is
+                # decided on its evidence (None: unknown, it must be protected).
                 suppressed += 1
+                if ev is not None and ev.value_known:
+                    sensitive[(row, column)] = any(f.status == FAIL for f in primary(row, column, ev.value))
+                else:
+                    sensitive[(row, column)] = None
                 continue
             checked += 1
-            if not math.isfinite(value):
-                cells.append(CellVerdict(row, column, tuple(label_rows[row]), raw, (Finding(
-                    "invalid_value", FAIL, f"{value} is not a finite number", "fix the table"),), False))
+            if value is not None and not math.isfinite(value):
+                found[(row, column)] = [Finding("invalid_value", FAIL, f"{value} is not a finite number", "fix the table")]
                 all_verified = False
                 continue
-            cell_evidence = evidence.get(label_rows[row], column) if evidence is not None else None
-            if cell_evidence is None:
+            if ev is None:
                 all_verified = False
-            if is_count:
-                findings = _count_findings(value, cell_evidence, policy)
-                if value != math.floor(value) or int(value) % policy.rounding_base:
-                    off_base += 1
             else:
-                shown = as_float(shown_counts[row]) if shown_counts is not None else None
-                findings = _magnitude_findings(cell_evidence, shown, policy)
+                verified_cells.add((row, column))
+            if value is None:
+                # A genuinely empty cell (the mean of no values): it still describes its persons.
+                findings = _empty_findings(ev, policy)
+            else:
+                findings = primary(row, column, value)
+                if column in count_columns and (value != math.floor(value) or int(value) % policy.rounding_base):
+                    off_base += 1
+            sensitive[(row, column)] = any(f.status == FAIL for f in findings)
             if findings:
-                cells.append(CellVerdict(row, column, tuple(label_rows[row]), raw, tuple(findings),
-                                         cell_evidence is not None))
+                found[(row, column)] = findings
 
     if evidence is None and any(c not in count_columns for c in shape.measures):
         table_findings.append(Finding(
@@ -114,28 +144,57 @@ def check_table(table: pa.Table, policy: Any = None, *, kind: str, evidence: Evi
             "and the threshold only on a count column shown in the table",
             "submit the table with its provenance SQL"))
 
-    margins = find_margins(table, shape)
-    # Margins are sums of cells only for counts (a mean's margin is not the sum of the means).
-    if margins is not None and suppressed and set(shape.measures) <= set(count_columns):
-        cells.extend(_secondary_findings(margins, shape, label_rows, values, policy, table_findings))
+    # Differencing against every earlier output (true values of this table where known).
+    if policy.check_differencing and related:
+        new_side = _side(table, shape, count_columns, truth, evidence, label_rows)
+        sides = [_related_side(r, kind, shape) for r in related]
+        usable = [(i, s) for i, s in enumerate(sides) if s is not None]
+        for d in find_differences(new_side, [s for _, s in usable], policy.threshold):
+            item = related[usable[d.related][0]]
+            key = (d.row, d.column)
+            if values[d.column][d.row] is None and key not in found:
+                sensitive[key] = True  # would disclose if recovered: the audit must protect it
+                continue
+            found.setdefault(key, []).append(Finding(
+                "differencing", FAIL,
+                f"{d.detail} in {item.status} output {item.name}: the difference reveals a small group "
+                f"(< {policy.threshold})", "suppress or merge, or align with the earlier output"))
+            sensitive[key] = True
 
-    differences = find_differences(table, shape, count_columns, released, policy.threshold)
-    extra: dict[tuple[int, str], list[Finding]] = {}
-    for d in differences:
-        extra.setdefault((d.row, d.column), []).append(Finding(
-            "differencing", FAIL,
-            f"differs by {d.size:g} (< {policy.threshold}) from the same cell of release #{d.released_index + 1} "
-            f"({d.old:g} → {d.new:g}): the difference reveals a small group",
-            "suppress or merge, or align with the earlier release"))
-    cells = _merge_cells(cells, extra, label_rows, values)
+    facts = CellFacts(truth=truth, sensitive=lambda r, c: sensitive.get((r, c)),
+                      is_count=lambda c: c in count_columns,
+                      additive=lambda c: _additive(c, evidence))
+    linked = [LinkedTable(r.table, *_layout(r, kind, shape), r.name) for r in related]
+    protect_all = evidence is None
+    if policy.check_secondary_suppression and suppressed:
+        cell_findings, extra = audit_table(table, shape.labels, shape.measures, facts, policy, linked, protect_all)
+        table_findings.extend(extra)
+        for row, column, finding in cell_findings:
+            found.setdefault((row, column), []).append(finding)
 
+    cells = tuple(CellVerdict(row, column, tuple(label_rows[row]), values[column][row], tuple(findings),
+                              (row, column) in verified_cells)
+                  for (row, column), findings in sorted(found.items()))
     suggestions = []
     if off_base:
         suggestions.append(f"{off_base} count cell(s) are not multiples of {policy.rounding_base}: "
                            f"consider rounding counts to base {policy.rounding_base}")
-    return Verdicts(kind=kind, cells=tuple(cells), table=tuple(table_findings),
-                    verified=all_verified and checked > 0, cells_checked=checked,
-                    suggestions=tuple(suggestions))
+    verdicts = Verdicts(kind=kind, cells=cells, table=tuple(table_findings),
+                        verified=all_verified and checked > 0, cells_checked=checked,
+                        suggestions=tuple(suggestions))
+    if any(f.rule in _SUPPRESSIBLE and f.status == FAIL for c in cells for f in c.findings) \
+            or any(f.rule == "secondary_suppression" and f.status == FAIL for f in table_findings):
+        pattern = propose_table(table, shape.labels, shape.measures, facts, policy, linked, protect_all)
+        if pattern is not None:
+            verdicts = Verdicts(kind=verdicts.kind, cells=verdicts.cells, table=verdicts.table,
+                                verified=verdicts.verified, cells_checked=verdicts.cells_checked,
+                                suggestions=verdicts.suggestions, suppression=pattern)
+    return verdicts
+
+
+# Cell rules that suppressing the cell resolves (the proposal covers them).
+_SUPPRESSIBLE = frozenset({"threshold", "zero", "dominance", "p_percent", "dof", "secondary_suppression",
+                           "differencing"})
 
 
 def check_model_dof(residual_dof: float, policy: Any = None) -> Verdicts:
@@ -165,17 +224,32 @@ def _count_findings(value: float, evidence: CellEvidence | None, policy: Policy)
                                 "explain (rounded? weighted?) in the request context"))
     persons = evidence.persons if evidence is not None else value
     source = "distinct persons" if evidence is not None else "shown count (unverified)"
-    if value == 0 or persons == 0:
+    findings += _person_findings(persons, value == 0, source, policy,
+                                 f"suppress, merge categories, or round to base {policy.rounding_base}")
+    return findings
+
+
+def _person_findings(persons: float, zero: bool, source: str, policy: Policy, action: str) -> list[Finding]:
+    """Threshold and zero rules on a cell's persons. A zero cell is also below the threshold,
+    and ACRO reports both (MinimumThresholdCheck and PresenceOfZeroCheck); so do we, so that
+    verdicts compare cell by cell."""
+    findings = []
+    if policy.zeros_are_disclosive and (zero or persons == 0):
         findings.append(Finding("zero", FAIL,
                                 "zero cell: reveals that nobody in the group has the attribute "
                                 "(class disclosure) unless it is a structural zero",
                                 "suppress, or explain in the request context that it is a structural zero"))
-    # A zero cell is also below the threshold, and ACRO reports both (MinimumThresholdCheck and
-    # PresenceOfZeroCheck); so do we, so that verdicts compare cell by cell.
     if persons < policy.threshold:
-        findings.append(Finding("threshold", FAIL, f"{source} {persons:g} < threshold {policy.threshold}",
-                                f"suppress, merge categories, or round to base {policy.rounding_base}"))
+        findings.append(Finding("threshold", FAIL, f"{source} {persons:g} < threshold {policy.threshold}", action))
     return findings
+
+
+def _empty_findings(evidence: CellEvidence, policy: Policy) -> list[Finding]:
+    """An empty (NULL) result cell, e.g. the mean of a group without values: its group of
+    persons is described all the same ("these persons have no value"), so it has a person
+    count of its own and the threshold and zero rules apply to it."""
+    return _person_findings(evidence.persons, False, "distinct persons (empty cell)", policy,
+                            "suppress or merge categories")
 
 
 def _magnitude_findings(evidence: CellEvidence | None, shown_count: float | None,
@@ -189,10 +263,18 @@ def _magnitude_findings(evidence: CellEvidence | None, shown_count: float | None
     if evidence.persons < policy.threshold:
         findings.append(Finding("threshold", FAIL, f"distinct persons {evidence.persons} < threshold "
                                                    f"{policy.threshold}", "suppress or merge categories"))
-    if evidence.missing:
+    if evidence.missing and policy.check_missing_values:
         findings.append(Finding("missing", REVIEW, f"{evidence.missing} missing value(s) were ignored when "
                                                    f"computing {evidence.aggregate}; check this is expected",
                                 "explain in the request context"))
+    if evidence.aggregate in SPREAD_AGGREGATES and policy.check_dof:
+        # A standard deviation or variance of n values has n - 1 degrees of freedom (ACRO's
+        # MinimumDoFCheck applies to these statistics as to models).
+        dof = evidence.persons - 1
+        if dof < policy.dof_threshold:
+            findings.append(Finding("dof", FAIL, f"{evidence.aggregate} of {evidence.persons} person(s) has "
+                                                 f"{dof} degrees of freedom < {policy.dof_threshold}",
+                                    "suppress the cell or merge categories"))
     if evidence.aggregate not in LINEAR_AGGREGATES:
         # ACRO applies dominance only to linear aggregations; medians, spreads and extremes get
         # the threshold. An extreme is one person's value, so a checker looks at it.
@@ -200,7 +282,7 @@ def _magnitude_findings(evidence: CellEvidence | None, shown_count: float | None
             findings.append(Finding("extreme_value", REVIEW, f"a {evidence.aggregate} is one person's value",
                                     "check the value is not identifying (or top/bottom-code it)"))
         return findings
-    if evidence.negative:
+    if evidence.negative and (policy.check_dominance or policy.check_p_percent):
         # ACRO: dominance is not defined when negative values are present → review, not checked.
         findings.append(Finding("negative", REVIEW, f"{evidence.negative} negative value(s): dominance and p% "
                                                     "are not defined, checked by hand",
@@ -211,7 +293,7 @@ def _magnitude_findings(evidence: CellEvidence | None, shown_count: float | None
     total = _exact(evidence.total)
     top = [_exact(v) for v in evidence.top]
     top_n = sum(top[:policy.dominance_n], Fraction(0))
-    if total > 0 and top_n / total >= _exact(policy.dominance_k):
+    if policy.check_dominance and total > 0 and top_n / total >= _exact(policy.dominance_k):
         findings.append(Finding("dominance", FAIL,
                                 f"the {policy.dominance_n} largest contributor(s) make "
                                 f"{float(top_n / total):.1%} of the cell total (>= {policy.dominance_k:.0%})",
@@ -222,7 +304,7 @@ def _magnitude_findings(evidence: CellEvidence | None, shown_count: float | None
     # ACRO's PPercentCheck: with a largest contribution of 0 the ratio is taken as the rest
     # itself, so an all-zero cell fails (everyone's value is revealed as 0).
     ratio = rest if largest == 0 else rest / largest
-    if ratio < _exact(policy.p_percent):
+    if policy.check_p_percent and ratio < _exact(policy.p_percent):
         findings.append(Finding("p_percent", FAIL,
                                 f"the others' contributions are {float(ratio):.1%} of the largest "
                                 f"(< {policy.p_percent:.0%}): the second largest contributor can estimate "
@@ -232,6 +314,10 @@ def _magnitude_findings(evidence: CellEvidence | None, shown_count: float | None
 
 def _check_model(table: pa.Table, policy: Policy, table_findings: list[Finding]) -> Verdicts:
     column = next((c for c in table.column_names if c.lower() in DOF_COLUMNS), None)
+    if not policy.check_dof:
+        table_findings.append(Finding("manual_review", REVIEW, "the dof rule is switched off for this permit",
+                                      "checker reads the model output"))
+        return Verdicts(kind="model", table=tuple(table_findings), verified=False)
     if column is None:
         table_findings.append(Finding("dof", FAIL, "a model output must report its residual degrees of freedom "
                                                    f"(a column named one of {', '.join(DOF_COLUMNS)})",
@@ -242,46 +328,54 @@ def _check_model(table: pa.Table, policy: Policy, table_findings: list[Finding])
     for row, raw in enumerate(table.column(column).to_pylist()):
         value = as_float(raw)
         checked += 1
-        if value is None or value < policy.threshold:
+        if value is None or value < policy.dof_threshold:
             shown = "missing" if value is None else f"{value:g}"
             cells.append(CellVerdict(row, column, (), raw, (Finding(
-                "dof", FAIL, f"residual degrees of freedom {shown} < threshold {policy.threshold}: "
+                "dof", FAIL, f"residual degrees of freedom {shown} < threshold {policy.dof_threshold}: "
                              "the model is close to a lookup table of individuals",
                 "fit on more data or fewer parameters"),), False))
     return Verdicts(kind="model", cells=tuple(cells), table=tuple(table_findings), verified=False,
                     cells_checked=checked)
 
 
-def _secondary_findings(margins, shape: Shape, label_rows, values, policy: Policy,
-                        table_findings: list[Finding]) -> list[CellVerdict]:
-    try:
-        intervals = suppressed_intervals(margins)
-    except InconsistentRelease as err:
-        table_findings.append(Finding("secondary_suppression", REVIEW, f"could not bound suppressed cells: {err}",
-                                      "check by hand"))
-        return []
-    cells = []
-    margin_row = next((r for r in range(len(label_rows)) if r not in margins.inner_row_index), None)
-    margin_col = next((c for c in shape.measures if c not in margins.column_names), None)
-    for interval in intervals:
-        if interval.width >= policy.threshold:
-            continue
-        kind = interval.where[0]
-        if kind == "cell":
-            row, column = margins.inner_row_index[interval.where[1]], margins.column_names[interval.where[2]]
-        elif kind == "row_total":
-            row, column = margins.inner_row_index[interval.where[1]], margin_col
-        elif kind == "column_total":
-            row, column = margin_row, margins.column_names[interval.where[1]]
-        else:
-            row, column = margin_row, margin_col
-        bounds = f"[{interval.low:g}, {interval.high:g}]"
-        cells.append(CellVerdict(row, column, tuple(label_rows[row]), values[column][row], (Finding(
-            "secondary_suppression", FAIL,
-            f"suppressed value can be recomputed from the published cells and margins to within {bounds} "
-            f"(width {interval.width:g} < {policy.threshold})",
-            "suppress complementary cells in the same row and column, or drop the margins"),), False))
-    return cells
+# --- differencing and linked tables: how the earlier outputs are read -------------------------
+
+def _side(table: pa.Table, shape: Shape, count_columns, value, evidence: Evidence | None, label_rows) -> Side:
+    def persons(row: int, column: str):
+        ev = evidence.get(label_rows[row], column) if evidence is not None else None
+        return ev.person_set if ev is not None else None
+
+    return Side(table, shape.labels, tuple(count_columns),
+                tuple(c for c in shape.measures if c not in count_columns), value, persons)
+
+
+def _layout(item: Related, kind: str, own: Shape) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Label and measure columns of an earlier output (its own evidence, else the new table's
+    label columns where it has them, else its non-numeric columns)."""
+    labels = item.label_columns or (item.evidence.label_columns if item.evidence is not None else None)
+    if labels is None and all(c in item.table.column_names for c in own.labels):
+        labels = [c for c in own.labels] + [c for c in split_columns(item.table).labels if c not in own.labels]
+    shape = split_columns(item.table, labels)
+    return shape.labels, shape.measures
+
+
+def _related_side(item: Related, kind: str, own: Shape) -> Side | None:
+    labels, measures = _layout(item, kind, own)
+    if not measures:
+        return None
+    table = item.table
+    label_rows = _label_rows(table, Shape(labels, measures))
+    counts = tuple(c for c in measures if _is_count_column(c, kind, item.evidence))
+    columns = {c: table.column(c).to_pylist() for c in measures}
+    return _side(table, Shape(labels, measures), counts, lambda r, c: as_float(columns[c][r]), item.evidence,
+                 label_rows)
+
+
+def _additive(column: str, evidence: Evidence | None) -> bool | None:
+    aggregate = evidence.aggregate_of(column) if evidence is not None else None
+    if aggregate is None:
+        return None
+    return aggregate in COUNT_AGGREGATES or aggregate == "sum"
 
 
 def _content_findings(table: pa.Table, policy: Policy, extract_persons: int | None) -> list[Finding]:
@@ -324,31 +418,10 @@ def _label_rows(table: pa.Table, shape: Shape) -> list[tuple]:
     return [tuple(values) for values in zip(*columns)]
 
 
-def _merge_cells(cells: list[CellVerdict], extra: dict, label_rows, values) -> list[CellVerdict]:
-    merged: dict[tuple[int, str], CellVerdict] = {}
-    for cell in cells:
-        key = (cell.row, cell.column)
-        if key in merged:
-            old = merged[key]
-            merged[key] = CellVerdict(old.row, old.column, old.labels, old.value, old.findings + cell.findings,
-                                      old.verified)
-        else:
-            merged[key] = cell
-    for (row, column), findings in extra.items():
-        old = merged.get((row, column))
-        if old is None:
-            merged[(row, column)] = CellVerdict(row, column, tuple(label_rows[row]), values[column][row],
-                                                tuple(findings), False)
-        else:
-            merged[(row, column)] = CellVerdict(row, column, old.labels, old.value, old.findings + tuple(findings),
-                                                old.verified)
-    return sorted(merged.values(), key=lambda c: (c.row, c.column))
-
-
 def _exact(number: float | int) -> Fraction:
     if isinstance(number, int):
         return Fraction(number)
     return Fraction(repr(float(number)))
 
 
-__all__ = ["check_table", "check_model_dof", "KINDS", "label_key"]
+__all__ = ["check_table", "check_model_dof", "KINDS"]

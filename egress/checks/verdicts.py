@@ -73,6 +73,8 @@ class Verdicts:
 
     verified: True when every checked cell had evidence from the provenance re-execution.
     suggestions: advice that is not a rule breach (e.g. rounding counts to the policy base).
+    suppression: the suppression pattern SPE proposes for a failing table (cells to leave
+                 empty, primary and secondary, verified by the LP audit), or None.
     """
 
     kind: str
@@ -81,14 +83,11 @@ class Verdicts:
     verified: bool = False
     cells_checked: int = 0
     suggestions: tuple[str, ...] = ()
+    suppression: dict | None = None
 
     @property
     def status(self) -> str:
         return worst([c.status for c in self.cells] + [f.status for f in self.table])
-
-    @property
-    def failing_cells(self) -> tuple[CellVerdict, ...]:
-        return tuple(c for c in self.cells if c.status == FAIL)
 
     def cells_with(self, rule: str) -> set[tuple[int, str]]:
         """`{(row, column)}` of the cells that break `rule` (handy for tests and pages)."""
@@ -102,7 +101,7 @@ class Verdicts:
                 "cells_checked": self.cells_checked,
                 "cells": [c.to_dict() for c in self.cells],
                 "table": [f.to_dict() for f in self.table],
-                "suggestions": list(self.suggestions)}
+                "suggestions": list(self.suggestions), "suppression": self.suppression}
 
 
 def worst(statuses) -> str:

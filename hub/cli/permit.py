@@ -20,6 +20,12 @@ def register(sub) -> None:
     show = s.add_parser("show")
     show.add_argument("permit_id")
     show.set_defaults(func=cmd_show)
+    pol = s.add_parser("policy", help="set a permit's egress disclosure rules from an ACRO policy YAML "
+                                      "(a new permit version)")
+    pol.add_argument("permit_id")
+    pol.add_argument("--acro", required=True, metavar="FILE",
+                     help="ACRO-style policy YAML (safe_threshold, safe_nk_n, safe_pratio_p, ...)")
+    pol.set_defaults(func=cmd_policy)
     for action, text in [("suspend", "suspend a permit (running workspaces are stopped)"),
                          ("activate", "activate a draft or reinstate a suspended permit"),
                          ("revoke", "revoke a permit (final; data deleted after the grace period)"),
@@ -38,6 +44,13 @@ def register(sub) -> None:
 def cmd_apply(args, settings) -> int:
     permit, outcome = PermitStore(engine_for(settings)).apply_file(args.file, settings.actor)
     print(f"permit {permit.id} {outcome}: version {permit.version}, {permit.status}")
+    return 0
+
+
+def cmd_policy(args, settings) -> int:
+    permit, outcome = PermitStore(engine_for(settings)).apply_acro_policy(args.permit_id, args.acro, settings.actor)
+    print(f"permit {permit.id} {outcome}: version {permit.version}; egress rules: "
+          + ", ".join(f"{k}={v}" for k, v in sorted(asdict(permit.egress).items())))
     return 0
 
 

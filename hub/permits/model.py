@@ -32,6 +32,8 @@ class DpBudget:
     delta: float = 1e-6
     per_member: bool = False
     auto_release: bool = False
+    max_query_epsilon: float = 10.0        # one query may spend at most this much
+    auto_release_max_epsilon: float = 1.0  # auto_release only up to this epsilon per query
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,18 @@ class EgressPolicy:
     rounding_base: int = 5
     reviewers_required: int = 2
     max_file_bytes: int = 16 * 1024 * 1024
+    # ACRO's vocabulary (hub.permits.acro maps an ACRO policy file onto these names)
+    dof_threshold: int = 10
+    zeros_are_disclosive: bool = True
+    check_missing_values: bool = True
+    # a table without verified evidence (provenance re-executed, per-cell evidence) cannot be approved
+    require_provenance: bool = True
+    check_dominance: bool = True
+    check_p_percent: bool = True
+    check_dof: bool = True
+    check_secondary_suppression: bool = True
+    check_differencing: bool = True
+    acro_policy: str | None = None  # name of the ACRO file the values came from
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from hub import audit
 from hub.audit.store import utc_now_iso
 from hub.datasets.registry import get_dataset
 from hub.exceptions import Conflict, NotFound
+from hub.permits.acro import load_acro_policy, merge_acro, resolve_acro_reference
 from hub.permits.lifecycle import AUDIT_ACTION, ENDED, check_transition
 from hub.permits.model import Permit, check_against_dataset, document_digest, parse_permit
 from hub.registry_tables import permit_versions, permits
@@ -57,7 +58,17 @@ class PermitStore:
 
     # --- changing ------------------------------------------------------------------------
     def apply_file(self, path: str | Path, actor: str, today: date | None = None) -> tuple[Permit, str]:
-        return self.apply(load_yaml_file(path, "permit"), actor, today=today)
+        # an `egress.acro_policy` reference is inlined (relative to the permit file) before parsing
+        doc = resolve_acro_reference(load_yaml_file(path, "permit"), Path(path).parent)
+        return self.apply(doc, actor, today=today)
+
+    def apply_acro_policy(self, permit_id: str, path: str | Path, actor: str,
+                          today: date | None = None) -> tuple[Permit, str]:
+        """A new version of the permit whose egress rules take an ACRO policy file's values
+        (`spe permit policy PERMIT --acro FILE`); nothing changes if the file is invalid."""
+        egress = load_acro_policy(path)
+        current = self.get(permit_id)
+        return self.apply(merge_acro(current.document, egress, Path(path).name, override=True), actor, today=today)
 
     def apply(self, raw: dict, actor: str, today: date | None = None) -> tuple[Permit, str]:
         """Store a permit document. Returns (permit, "created" | "updated" | "unchanged").
