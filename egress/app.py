@@ -119,6 +119,7 @@ def make_app(settings: Settings, *, service_prefix: str = "/services/egress/", m
         (p + rf"api/requests/{rid}/reviews", api.ReviewsHandler),
         (p + rf"api/requests/{rid}/release", api.ReleaseHandler),
         (p + rf"api/requests/{rid}/withdraw", api.WithdrawHandler),
+        (p + rf"api/requests/{rid}/suppression", api.ApplySuggestionHandler),
         (p + rf"api/requests/{rid}/files/([^/]+)", api.DownloadHandler),
         (p + r"api/releases", api.ReleasesHandler),
         (p + r"oauth_callback", HubOAuthCallbackHandler),
@@ -127,6 +128,7 @@ def make_app(settings: Settings, *, service_prefix: str = "/services/egress/", m
         (p + rf"requests/{rid}/review", pages.ReviewFormHandler),
         (p + rf"requests/{rid}/release", pages.ReleaseFormHandler),
         (p + rf"requests/{rid}/withdraw", pages.WithdrawFormHandler),
+        (p + rf"requests/{rid}/suppression", pages.ApplySuggestionFormHandler),
         (p + r"static/(.*)", web.StaticFileHandler, {"path": str(HERE / "static")}),
         (p + r"?", pages.HomeHandler),
     ]

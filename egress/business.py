@@ -24,7 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from egress import workflow as wf
-from egress.review.checking import KINDS, FileCheck, check_submission, overall_status, parse_released, table_preview
+from egress.review.checking import (KINDS, EarlierOutput, FileCheck, apply_suggested_suppression, check_submission,
+                                    load_related, overall_status, table_preview)
 from egress.store import BlobStore
 from egress.tables import (egress_downloads, egress_files, egress_releases, egress_request_versions,
                            egress_requests, egress_reviews)
@@ -94,7 +95,8 @@ class EgressService:
             self._transition(conn, row, wf.CHECK, SYSTEM_ACTOR, "system", _check_detail(checks))
         return self.get(actor, request_id)
 
-    def resubmit(self, actor: wf.Actor, request_id: str, submission: Submission) -> dict:
+    def resubmit(self, actor: wf.Actor, request_id: str, submission: Submission,
+                 applied: dict | None = None) -> dict:
         """A new version of a returned (or checked) request; its earlier reviews stay with their version."""
         permit = self._permit_of(request_id)
         with self.engine.connect() as conn:
@@ -102,7 +104,7 @@ class EgressService:
         try:
             wf.check_can_resubmit(self._facts(row, permit), actor)
             wf.check_can_submit(permit, actor, self._today)
-            checks = self._check(permit, submission)
+            checks = self._check(permit, submission, exclude=request_id)
         except Refused as err:
             self._audit_refusal(actor, wf.AUDIT_ACTION[wf.RESUBMIT], permit.id, request_id, err, row["state"])
             raise
@@ -115,12 +117,49 @@ class EgressService:
             wf.check_can_resubmit(self._facts(current, permit), actor)
             version = current["version"] + 1
             self._insert_version(conn, request_id, version, submission, checks, now)
-            current = self._transition(conn, current, wf.RESUBMIT, actor.username, "researcher",
-                                       dict(_files_detail(checks), version=version), new_version=version)
+            detail = dict(_files_detail(checks), version=version)
+            if applied:
+                detail["suppression_applied"] = applied  # which proposed pattern the author took
+            current = self._transition(conn, current, wf.RESUBMIT, actor.username, "researcher", detail,
+                                       new_version=version)
             self._transition(conn, current, wf.CHECK, SYSTEM_ACTOR, "system", _check_detail(checks))
         return self.get(actor, request_id)
 
-    def _check(self, permit: Permit, submission: Submission) -> list[FileCheck]:
+    def apply_suggestion(self, actor: wf.Actor, request_id: str) -> dict:
+        """The author applies the suppression the checks proposed for the current version: a
+        new version with those cells left empty (same SQL, same description), checked again."""
+        permit = self._permit_of(request_id)
+        with self.engine.connect() as conn:
+            row = self._row(conn, request_id)
+            facts = self._facts(row, permit, conn)
+            current = conn.execute(sa.select(egress_request_versions).where(
+                egress_request_versions.c.request_id == request_id,
+                egress_request_versions.c.version == row["version"])).mappings().one()
+            files = conn.execute(sa.select(egress_files).where(
+                egress_files.c.request_id == request_id, egress_files.c.version == row["version"])
+                .order_by(egress_files.c.name)).mappings().all()
+        try:
+            wf.check_can_apply_suggestion(facts, actor)
+        except Refused as err:
+            self._audit_refusal(actor, wf.AUDIT_ACTION[wf.RESUBMIT], permit.id, request_id, err, row["state"])
+            raise
+        new_files, provenance, applied = [], {}, {}
+        for f in files:
+            data = self.store.get(f["sha256"])
+            check = json.loads(f["check_json"])
+            changed = apply_suggested_suppression(f["name"], data, check)
+            if changed is not None:
+                applied[f["name"]] = [[c["row"], c["column"]] for c in check["suppression"]["cells"]]
+            new_files.append((f["name"], changed if changed is not None else data))
+            if f["provenance_sql"]:
+                provenance[f["name"]] = f["provenance_sql"]
+        note = "\n\n(suggested suppression applied: " + ", ".join(
+            f"{name}: {len(cells)} cell(s)" for name, cells in applied.items()) + ")"
+        description = (current["description"] + note)[:MAX_DESCRIPTION_CHARS]
+        return self.resubmit(actor, request_id, Submission(new_files, description, current["kind"], provenance),
+                             applied=applied)
+
+    def _check(self, permit: Permit, submission: Submission, exclude: str | None = None) -> list[FileCheck]:
         if not isinstance(submission.description, str) or not submission.description.strip():
             raise InvalidInput("describe the output: what it shows and how it was made", field="description")
         if len(submission.description) > MAX_DESCRIPTION_CHARS:
@@ -131,7 +170,9 @@ class EgressService:
         extract = current_extract(self.engine, permit.id)
         extract_dir = Path(extract["path"]) if extract else None
         persons = extract["manifest"].get("persons") if extract else None
-        released = parse_released(self.released_files(permit.id))
+        released = load_related(self.earlier_outputs(permit.id, exclude=exclude), extract_dir, permit.egress,
+                                timeout_seconds=self.provenance_timeout_seconds,
+                                memory_limit=self.provenance_memory_limit)
         return check_submission(submission.files, kind=submission.kind, provenance=submission.provenance or {},
                                 policy=permit.egress, extract_dir=extract_dir, extract_persons=persons,
                                 released=released, timeout_seconds=self.provenance_timeout_seconds,
@@ -210,13 +251,16 @@ class EgressService:
         with transaction(self.engine) as conn:
             row = self._row(conn, request_id, for_update=True)
             self._guard(wf.check_can_release, self._facts(row, permit, conn), actor)
-            files = conn.execute(sa.select(egress_files.c.name, egress_files.c.sha256).where(
+            files = conn.execute(sa.select(egress_files.c.name, egress_files.c.sha256, egress_files.c.check_json).where(
                 egress_files.c.request_id == request_id, egress_files.c.version == row["version"])).all()
             conn.execute(egress_releases.insert().values(
                 request_id=request_id, version=row["version"], permit_id=row["permit_id"],
                 released_by=actor.username, released_at=utc_now_iso()))
             self._transition(conn, row, wf.RELEASE, actor.username, "output_checker",
-                             {"version": row["version"], "files": {f.name: f.sha256 for f in files}})
+                             {"version": row["version"], "files": {f.name: f.sha256 for f in files},
+                              # the suppression pattern released (cells left empty), per table
+                              "suppression": {f.name: json.loads(f.check_json).get("suppressed_cells", [])
+                                              for f in files if "suppressed_cells" in json.loads(f.check_json)}})
         return self.get(actor, request_id)
 
     def withdraw(self, actor: wf.Actor, request_id: str) -> dict:
@@ -282,6 +326,8 @@ class EgressService:
         out["content_visible"] = content
         out["owner"] = wf.OWNER[row["state"]]
         out["reviewers_required"] = permit.egress.reviewers_required
+        out["approval_blocked"] = ([f"{name}: {reason}" for name, reason in facts.unverified_tables]
+                                   if facts.require_provenance else [])
         out["permit_title"] = permit.title
         out["released"] = dict(release) if release else None
         out["versions"] = []
@@ -311,6 +357,7 @@ class EgressService:
             "release": wf.can_release(facts, actor),
             "resubmit": wf.can_resubmit(facts, actor),
             "withdraw": wf.can_withdraw(facts, actor),
+            "apply_suggestion": wf.can_apply_suggestion(facts, actor),
             "download": wf.can_download(facts, actor),
         }
         return out
@@ -384,15 +431,26 @@ class EgressService:
                 out.append(dict(r, files=names))
             return out
 
-    def released_files(self, permit_id: str) -> list[tuple[str, bytes]]:
-        """(name, bytes) of every released file of a permit, for differencing."""
+    def earlier_outputs(self, permit_id: str, *, exclude: str | None = None) -> list[EarlierOutput]:
+        """Every released file of a permit and every file of its pending requests (current
+        version), for differencing and the linked suppression audit; `exclude`: a request id."""
+        pending = (wf.SUBMITTED, wf.CHECKED, wf.IN_REVIEW, wf.APPROVED, wf.RETURNED)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(egress_files.c.name, egress_files.c.sha256)
+            released = conn.execute(
+                sa.select(egress_files.c.request_id, egress_files.c.name, egress_files.c.sha256,
+                          egress_files.c.provenance_sql)
                 .join(egress_releases, sa.and_(egress_files.c.request_id == egress_releases.c.request_id,
                                                egress_files.c.version == egress_releases.c.version))
                 .where(egress_releases.c.permit_id == permit_id)).all()
-        return [(r.name, self.store.get(r.sha256)) for r in rows]
+            waiting = conn.execute(
+                sa.select(egress_files.c.request_id, egress_files.c.name, egress_files.c.sha256,
+                          egress_files.c.provenance_sql)
+                .join(egress_requests, sa.and_(egress_files.c.request_id == egress_requests.c.id,
+                                               egress_files.c.version == egress_requests.c.version))
+                .where(egress_requests.c.permit_id == permit_id, egress_requests.c.state.in_(pending))).all()
+        return [EarlierOutput(r.name, self.store.get(r.sha256), r.provenance_sql, status, r.request_id)
+                for status, rows in (("released", released), ("pending", waiting))
+                for r in rows if r.request_id != exclude]
 
     # --- internals ------------------------------------------------------------------------------
     @staticmethod
@@ -438,9 +496,16 @@ class EgressService:
             status = conn.execute(sa.select(egress_request_versions.c.check_status).where(
                 egress_request_versions.c.request_id == row["id"],
                 egress_request_versions.c.version == row["version"])).scalar()
+            checks = [(f.name, json.loads(f.check_json)) for f in conn.execute(
+                sa.select(egress_files.c.name, egress_files.c.check_json).where(
+                    egress_files.c.request_id == row["id"], egress_files.c.version == row["version"]))]
         else:
-            status = "pass"
-        return wf.RequestFacts(id=row["id"], state=row["state"], author=row["author"], permit_id=row["permit_id"],
+            status, checks = "pass", []
+        unverified = tuple((name, (c.get("provenance") or {}).get("evidence_reason") or "not verified")
+                           for name, c in checks if "provenance" in c and not c.get("verified"))
+        return wf.RequestFacts(unverified_tables=unverified, require_provenance=permit.egress.require_provenance,
+                               has_suggestion=any(c.get("suppression") for _, c in checks),
+id=row["id"], state=row["state"], author=row["author"], permit_id=row["permit_id"],
                                permit_status=permit.status,
                                permit_members=frozenset(m.username for m in permit.members),
                                version=row["version"], reviewers_required=permit.egress.reviewers_required,

@@ -447,8 +447,10 @@ def _run_evidence(sandbox: Sandbox, plan: _Plan, top_n: int, recomputed: pa.Tabl
          f"count(*) - count(spe_m{j}) AS spe_miss{j}, count_if(spe_m{j} < 0) AS spe_neg{j}"
          if plan.aggregates[j] != "count" else f"count(spe_m{j}) AS spe_n{j}"
          for j in measures])
+    # Hook for differencing (egress.checks.differencing): the hashed persons of every cell.
     per_cell = ", ".join(
-        [f"count_if(spe_n{j} > 0 AND spe_p IS NOT NULL) AS spe_persons{j}"
+        [f"count_if(spe_n{j} > 0 AND spe_p IS NOT NULL) AS spe_persons{j}, "
+         f"list(hash(spe_p)) FILTER (WHERE spe_n{j} > 0 AND spe_p IS NOT NULL) AS spe_set{j}"
          + (f", sum(spe_c{j}) AS spe_total{j}, max(spe_c{j}, {top_n}) AS spe_top{j}, "
             f"sum(spe_miss{j}) AS spe_miss{j}, sum(spe_neg{j}) AS spe_neg{j}"
             if plan.aggregates[j] != "count" else "")
@@ -459,8 +461,8 @@ def _run_evidence(sandbox: Sandbox, plan: _Plan, top_n: int, recomputed: pa.Tabl
     if plan.single_table is not None and sandbox.one_row_per_person(plan.single_table):
         # Every base row is a different person: aggregate the rows per cell in one pass.
         per_cell = ", ".join(
-            # person_id is known non-null and unique here, so it need not even be read.
-            [f"count(spe_m{j}) AS spe_persons{j}"
+            # person_id is known non-null and unique here: rows are persons.
+            [f"count(spe_m{j}) AS spe_persons{j}, list(hash(spe_p)) FILTER (WHERE spe_m{j} IS NOT NULL) AS spe_set{j}"
              + (f", sum(spe_m{j}) AS spe_total{j}, max(spe_m{j}, {top_n}) AS spe_top{j}, "
                 f"count(*) - count(spe_m{j}) AS spe_miss{j}, count_if(spe_m{j} < 0) AS spe_neg{j}"
                 if plan.aggregates[j] != "count" else "")
@@ -493,15 +495,17 @@ def _run_evidence(sandbox: Sandbox, plan: _Plan, top_n: int, recomputed: pa.Tabl
     for row in rows:
         key = label_key(row[label] for label in labels)
         for j in measures:
+            persons = row.get(f"spe_set{j}")
+            person_set = frozenset(persons or ()) if f"spe_set{j}" in row else None
             if plan.aggregates[j] == "count":
-                cell = CellEvidence(persons=int(row[f"spe_persons{j}"]), aggregate="count")
+                cell = CellEvidence(persons=int(row[f"spe_persons{j}"]), aggregate="count", person_set=person_set)
             else:
                 top = tuple(float(v) for v in (row[f"spe_top{j}"] or []) if v is not None)
                 total = row[f"spe_total{j}"]
                 cell = CellEvidence(persons=int(row[f"spe_persons{j}"]),
                                     total=None if total is None else float(total), top=top,
                                     negative=int(row[f"spe_neg{j}"] or 0), missing=int(row[f"spe_miss{j}"] or 0),
-                                    aggregate=plan.aggregates[j])
+                                    aggregate=plan.aggregates[j], person_set=person_set)
             cells[(key, plan.measure_names[j])] = cell
     return Evidence(label_columns=plan.label_names, cells=cells, source="provenance")
 

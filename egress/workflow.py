@@ -164,6 +164,11 @@ class RequestFacts:
     reviewed_by: frozenset = field(default_factory=frozenset)  # reviewers of the current version
     permit_id: str = ""
     permit_status: str = "active"
+    # tables of the current version without verified evidence (name: reason), and whether the
+    # permit's egress policy requires it for an approval (`require_provenance`, default on)
+    unverified_tables: tuple = ()
+    require_provenance: bool = True
+    has_suggestion: bool = False  # the checks proposed a suppression pattern for this version
 
 
 # --- guards (pairs) ---------------------------------------------------------------------------
@@ -217,6 +222,12 @@ def check_can_review(req: RequestFacts, actor: Actor, decision: str = "approve")
     if decision == "approve" and req.check_status == "fail":
         # Fail closed: a checker may return or reject a table with failing cells, never approve it.
         raise Refused("the automated checks fail on this version: return it to the author or reject it")
+    if decision == "approve" and req.require_provenance and req.unverified_tables:
+        # Without verified evidence the rules ran on what the table shows (a count of 30 rows
+        # may be 3 persons): the permit requires evidence before anything is approved.
+        name, reason = req.unverified_tables[0]
+        raise Refused(f"table {name} has no verified evidence ({reason}); the permit requires provenance "
+                      "for an approval: return it to the author to resubmit it with its provenance SQL")
 
 
 def check_can_release(req: RequestFacts, actor: Actor) -> None:
@@ -235,6 +246,13 @@ def check_can_resubmit(req: RequestFacts, actor: Actor) -> None:
     if actor.username != req.author:
         raise Forbidden("only the author can resubmit a request")
     check_is_state(req, RESUBMIT)
+
+
+def check_can_apply_suggestion(req: RequestFacts, actor: Actor) -> None:
+    """The author applies the suppression the checks proposed: a resubmission (new version)."""
+    check_can_resubmit(req, actor)
+    if not req.has_suggestion:
+        raise Conflict(f"the checks proposed no suppression for version {req.version} of request {req.id}")
 
 
 def check_can_withdraw(req: RequestFacts, actor: Actor) -> None:
@@ -293,6 +311,7 @@ can_review = _boolean(check_can_review)
 can_release = _boolean(check_can_release)
 can_resubmit = _boolean(check_can_resubmit)
 can_withdraw = _boolean(check_can_withdraw)
+can_apply_suggestion = _boolean(check_can_apply_suggestion)
 can_download = _boolean(check_can_download)
 can_see_reviews = _boolean(check_can_see_reviews)
 can_see_content = _boolean(check_can_see_content)

@@ -3,7 +3,8 @@
 `check_submission(files, kind=..., provenance=..., policy=..., extract_dir=..., released=...)`
 parses every submitted file under the file policy, re-executes each table's provenance SQL
 against the permit's extract (a tampered table raises `TableMismatch`), derives per-cell
-evidence, and runs `check_table` with the earlier releases of the permit (differencing).
+evidence, and runs `check_table` with the permit's earlier outputs, released or pending
+(`load_related`: differencing and the linked suppression audit).
 It returns one `FileCheck` per file or raises a refusal naming the file and the reason;
 nothing is stored here. Keeping every call to the checks in this module makes a change of
 their interface a one-place change.
@@ -13,13 +14,18 @@ Must not import the database or the web layer.
 
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from egress.checks import check_other_output, check_table, make_policy
+from egress.checks.differencing import Related
+from egress.checks.secondary import apply_pattern
 from egress.checks.files import TABLE_TYPES, LoadedOutput, check_file_set, load_output
 from egress.checks.verdicts import FAIL, PASS, REVIEW, worst
 from egress.exceptions import FileRefused, ProvenanceRefused
@@ -47,22 +53,47 @@ class FileCheck:
     provenance_sql: str | None = None
 
 
-def parse_released(files: Sequence[tuple[str, bytes]]) -> list[pa.Table]:
-    """Tables already released under the permit, for differencing (unparseable ones skipped)."""
-    tables = []
-    for name, data in files:
+@dataclass(frozen=True)
+class EarlierOutput:
+    """A file of the permit's earlier outputs: released, or pending review in another request."""
+
+    name: str
+    data: bytes
+    provenance_sql: str | None = None
+    status: str = "released"
+    where: str = ""  # request id, for messages
+
+
+def load_related(earlier: Sequence[EarlierOutput], extract_dir: Path | None, policy, *,
+                 timeout_seconds: float = 30, memory_limit: str = "512MB") -> list[Related]:
+    """The permit's earlier tables for differencing and the linked suppression audit; with
+    their evidence (person sets per cell) when their provenance SQL still reproduces them on
+    the current extract (unparseable files are skipped)."""
+    out = []
+    for item in earlier:
         try:
-            loaded = load_output(name, data, make_policy({"max_file_bytes": max(len(data), 1)}))
+            loaded = load_output(item.name, item.data, make_policy({"max_file_bytes": max(len(item.data), 1)}))
         except Refused:
             continue
-        if loaded.table is not None:
-            tables.append(loaded.table)
-    return tables
+        if loaded.table is None:
+            continue
+        evidence = labels = None
+        if item.provenance_sql and extract_dir is not None:
+            try:
+                prov = verify_provenance(loaded.table, item.provenance_sql, extract_dir, policy=policy,
+                                         timeout_seconds=timeout_seconds, memory_limit=memory_limit)
+            except Refused:
+                prov = None
+            if prov is not None and prov.match.equal and prov.evidence is not None:
+                evidence, labels = prov.evidence.with_values(prov.recomputed), prov.label_columns or None
+        name = f"{item.where}/{item.name}" if item.where else item.name
+        out.append(Related(loaded.table, name, item.status, evidence, labels))
+    return out
 
 
 def check_submission(files: Sequence[tuple[str, bytes]], *, kind: str, provenance: dict[str, str],
                      policy, extract_dir: Path | None, extract_persons: int | None,
-                     released: Sequence[pa.Table] = (), timeout_seconds: float = 30,
+                     released: Sequence[Related] = (), timeout_seconds: float = 30,
                      memory_limit: str = "512MB") -> list[FileCheck]:
     if kind not in KINDS:
         raise InvalidInput(f"unknown output kind {kind!r}; expected one of {', '.join(KINDS)}", field="kind")
@@ -100,6 +131,8 @@ def check_submission(files: Sequence[tuple[str, bytes]], *, kind: str, provenanc
                                      timeout_seconds=timeout_seconds, memory_limit=memory_limit)
             check_match(prov.match)  # a tampered or stale table is refused here
             evidence, match, evidence_reason = prov.evidence, prov.match.to_dict(), prov.evidence_reason
+            if evidence is not None:
+                evidence = evidence.with_values(prov.recomputed)  # true values of suppressed cells
             persons = prov.extract_persons if prov.extract_persons is not None else extract_persons
         verdicts = check_table(item.table, policy, kind=_TABLE_KIND[kind], evidence=evidence,
                                released=list(released), extract_persons=persons)
@@ -108,6 +141,10 @@ def check_submission(files: Sequence[tuple[str, bytes]], *, kind: str, provenanc
                 raise FileRefused(f"{finding.rule}: {finding.message} ({finding.action})", field=name)
         result = verdicts.to_dict()
         result["provenance"] = {"submitted": bool(sql), "match": match, "evidence_reason": evidence_reason}
+        # the suppression pattern this version publishes (recorded with the release)
+        result["suppressed_cells"] = [[row, column] for column in item.table.column_names
+                                      for row, value in enumerate(item.table.column(column).to_pylist())
+                                      if value is None or value != value]
         results.append(FileCheck(name, item.file_type, data, verdicts.status, verdicts.verified, result, sql))
     return results
 
@@ -139,4 +176,23 @@ def table_preview(name: str, data: bytes, max_rows: int = 200) -> dict | None:
 
 
 __all__ = ["FAIL", "KINDS", "PASS", "REVIEW", "FileCheck", "check_submission", "overall_status",
-           "parse_released", "table_preview"]
+           "EarlierOutput", "apply_suggested_suppression", "load_related", "table_preview"]
+
+
+def apply_suggested_suppression(name: str, data: bytes, result: dict) -> bytes | None:
+    """The file with the suppression SPE proposed for it (`result["suppression"]`, from its
+    check) applied: the pattern's cells left empty, same format. None when there is no pattern."""
+    pattern = (result or {}).get("suppression")
+    if not pattern or not pattern.get("cells"):
+        return None
+    loaded = load_output(name, data, make_policy({"max_file_bytes": max(len(data), 1)}))
+    table = apply_pattern(loaded.table, pattern["cells"])
+    sink = io.BytesIO()
+    if loaded.file_type == "parquet":
+        pq.write_table(table, sink)
+    elif loaded.file_type == "csv":
+        pacsv.write_csv(table, sink)
+    else:
+        sink.write(json.dumps({"columns": table.column_names,
+                               "data": [list(r.values()) for r in table.to_pylist()]}, default=str).encode())
+    return sink.getvalue()

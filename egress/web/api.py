@@ -7,6 +7,7 @@
     POST {prefix}api/requests/<id>/reviews         {"version", "decision", "comment"}
     POST {prefix}api/requests/<id>/release
     POST {prefix}api/requests/<id>/withdraw
+    POST {prefix}api/requests/<id>/suppression     apply the suggested suppression (a new version)
     GET  {prefix}api/requests/<id>/files/<name>    download a released file (members; audited)
     GET  {prefix}api/releases                      released files of the user's permits
     POST {prefix}api/dp/query, GET {prefix}api/dp/budget   DP gateway (egress.web.dp)
@@ -152,6 +153,11 @@ class ReleaseHandler(ApiHandler):
 class WithdrawHandler(ApiHandler):
     async def post(self, request_id: str):
         self.send(await self.call(self.service.withdraw, self.actor(), request_id))
+
+
+class ApplySuggestionHandler(ApiHandler):
+    async def post(self, request_id: str):
+        self.send(await self.call(self.service.apply_suggestion, self.actor(), request_id), 201)
 
 
 class ReleasesHandler(ApiHandler):

@@ -73,6 +73,12 @@ class WithdrawFormHandler(PageHandler):
         self.redirect(self.url("requests", request_id) + "?message=withdrawn")
 
 
+class ApplySuggestionFormHandler(PageHandler):
+    async def post(self, request_id: str):
+        await self.call(self.service.apply_suggestion, self.actor(), request_id)
+        self.redirect(self.url("requests", request_id) + "?message=suggested+suppression+applied")
+
+
 def cell_marks(check: dict) -> dict:
     """`{(row, column): (status, "rule: message; …")}` for highlighting a table's cells."""
     marks = {}
@@ -80,4 +86,10 @@ def cell_marks(check: dict) -> dict:
         text = "; ".join(f"{f['rule']}: {f['message']}" for f in cell["findings"])
         marks[(cell["row"], cell["column"])] = (cell["status"], text,
                                                 ", ".join(sorted({f["rule"] for f in cell["findings"]})))
+    for cell in (check.get("suppression") or {}).get("cells", []):
+        key = (cell["row"], cell["column"])
+        status, text, rules = marks.get(key, ("pass", "", ""))
+        note = f"suggested suppression ({cell['reason']})"
+        marks[key] = (status + " suggested", f"{text}; {note}" if text else note,
+                      f"{rules}, suggested" if rules else "suggested")
     return marks

@@ -28,7 +28,7 @@ from spe.errors import (Conflict, Forbidden, NotConfigured, Refused, ServiceUnav
                         TooLarge, from_response)
 
 __version__ = "0.1.0"
-__all__ = ["dp", "submit", "resubmit", "requests", "request", "withdraw", "Refused", "Forbidden", "Conflict",
+__all__ = ["dp", "submit", "resubmit", "requests", "request", "withdraw", "apply_suggested_suppression", "Refused", "Forbidden", "Conflict",
            "TooLarge", "NotConfigured", "ServiceUnavailable", "SpeClientError"]
 
 KINDS = ("frequency", "magnitude", "model", "figure", "text")
@@ -164,6 +164,11 @@ def request(request_id: str, *, url: str | None = None, token: str | None = None
 
 def withdraw(request_id: str, *, url: str | None = None, token: str | None = None) -> dict:
     return _call("POST", f"api/requests/{request_id}/withdraw", url=url, token=token)
+
+
+def apply_suggested_suppression(request_id: str, *, url: str | None = None, token: str | None = None) -> dict:
+    """Resubmit the request with the suppression the checks proposed (a new version)."""
+    return _call("POST", f"api/requests/{request_id}/suppression", url=url, token=token)
 
 
 from spe import dp  # noqa: E402  (spe.dp.count(...), spe.dp.budget())
