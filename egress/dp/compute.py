@@ -28,6 +28,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -174,6 +175,47 @@ def check_types(q: DpQuery, types: dict[str, str]) -> None:
             if not ok:
                 raise InvalidInput(f"column {f.column!r} is {t}; value {str(v)[:40]!r} does not fit",
                                    field=f"where.{i}.value")
+            problem = value_problem(v, t)
+            if problem:
+                # Refused here, before the charge: DuckDB would fail to bind it after the charge.
+                raise InvalidInput(f"column {f.column!r} is {t}; {problem}", field=f"where.{i}.value")
+
+
+# Integer column types and the values they hold (a filter value outside is refused, not cast).
+INTEGER_RANGES = {
+    "TINYINT": (-2**7, 2**7 - 1), "SMALLINT": (-2**15, 2**15 - 1), "INTEGER": (-2**31, 2**31 - 1),
+    "INT": (-2**31, 2**31 - 1), "BIGINT": (-2**63, 2**63 - 1), "HUGEINT": (-2**127, 2**127 - 1),
+    "UTINYINT": (0, 2**8 - 1), "USMALLINT": (0, 2**16 - 1), "UINTEGER": (0, 2**32 - 1), "UBIGINT": (0, 2**64 - 1),
+}
+# What a bound parameter can carry at all (DuckDB binds Python ints as BIGINT).
+BIND_RANGE = (-2**63, 2**63 - 1)
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?$")
+
+
+def value_problem(value, column_type: str) -> str | None:
+    """Why a filter value cannot be compared with a column of `column_type` in DuckDB (None: it can)."""
+    t = column_type.upper()
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) and NUMERIC_TYPE_RE.match(t):
+        low, high = INTEGER_RANGES.get(t.split("(")[0].strip(), BIND_RANGE)
+        if isinstance(value, int) and not (max(low, BIND_RANGE[0]) <= value <= min(high, BIND_RANGE[1])):
+            return f"{value} is outside the range of the column ({low} to {high})"
+        if isinstance(value, float) and t.split("(")[0].strip() in INTEGER_RANGES and not low <= value <= high:
+            return f"{value:g} is outside the range of the column ({low} to {high})"
+        return None
+    if isinstance(value, str) and TEMPORAL_TYPE_RE.match(t):
+        date_only = t.startswith("DATE")
+        pattern = _ISO_DATE if date_only else _ISO_TIMESTAMP
+        try:
+            ok = bool(pattern.match(value)) and bool(
+                date.fromisoformat(value) if date_only else datetime.fromisoformat(value.replace(" ", "T")))
+        except ValueError:
+            ok = False
+        if not ok:
+            return f"{value[:40]!r} is not an ISO date ({'YYYY-MM-DD' if date_only else 'YYYY-MM-DD[THH:MM[:SS]]'})"
+    return None
 
 
 def col_expr(name: str) -> str:

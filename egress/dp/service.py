@@ -16,7 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from hub import audit
-from hub.exceptions import Failure, Forbidden, NotFound, Refused
+from hub.exceptions import Failure, Forbidden, InvalidInput, NotFound, Refused
 
 from egress.dp import ledger
 from egress.dp.calibrate import make_plan
@@ -53,6 +53,22 @@ def check_can_query(permit, member: str) -> None:
         raise Refused(f"permit {permit.id} is {permit.status}: no DP queries")
 
 
+def check_epsilon(q, permit) -> None:
+    """One query spends at most the permit's `dp.max_query_epsilon` (default 10): refused before the charge."""
+    cap = getattr(permit.dp, "max_query_epsilon", 10.0)
+    if q.epsilon > cap:
+        raise InvalidInput(f"must be at most {cap:g} for one query under permit {permit.id} (dp.max_query_epsilon)",
+                           field="epsilon")
+
+
+def release_of(permit, epsilon: float) -> str:
+    """`auto` (the answer goes back at once) only with `dp.auto_release` and an epsilon up to
+    `dp.auto_release_max_epsilon` (default 1); otherwise `review` (the two-person workflow):
+    an answer bought with a large epsilon is close to the exact value."""
+    limit = getattr(permit.dp, "auto_release_max_epsilon", 1.0)
+    return "auto" if permit.dp.auto_release and epsilon <= limit else "review"
+
+
 def run_query(engine: sa.Engine, settings_or_extract_dir, permit, member: str, spec: dict, *,
               schema=None, memory_limit: str | None = None, threads: int | None = None) -> dict:
     """Answer one DP query for `member` of `permit` (a `hub.permits.model.Permit`).
@@ -69,6 +85,7 @@ def run_query(engine: sa.Engine, settings_or_extract_dir, permit, member: str, s
             extract_dir = _extract_dir(engine, settings_or_extract_dir, permit.id)
             available = {t: tuple(cols) for t, cols in permit.tables.items()} if permit.tables else None
             q = parse_query(spec, _schema(engine, permit, schema), available=available)
+            check_epsilon(q, permit)
             # one read-only DuckDB cursor serves the type check and, after the charge, the computation
             con = connect(extract_dir, memory_limit=memory_limit, threads=threads)
             types = check_extract(q, extract_dir, con=con)
@@ -100,7 +117,7 @@ def _charge_compute_release(engine, permit, member, role, q, plan, extract_dir, 
         if isinstance(err, Failure):
             raise
         raise Failure("the DP query failed after its budget was charged; the charge stands") from err
-    release = "auto" if permit.dp.auto_release else "review"
+    release = release_of(permit, plan.epsilon)
     with engine.begin() as conn:
         seq = audit.record(conn, actor=member, role=role, action="dp.query", permit_id=permit.id,
                            object_id=q.query_hash,
