@@ -193,6 +193,8 @@ def test_a_differencing_pair_is_flagged_against_an_earlier_release(hub, people):
     # released earlier (first test) holds the 1950/8507 count; this one drops persons from it
     assert "differencing" in rules, cells
     assert r.json()["versions"][-1]["check_status"] == "fail"
+    # a pending request is compared too (issue 15): withdrawn, it no longer counts
+    assert bob_ws.post(f"api/requests/{r.json()['id']}/withdraw").json()["state"] == "withdrawn"
 
 
 def test_concurrent_reviews_lose_nothing(hub, people):
