@@ -18,11 +18,12 @@ like this (`Database`), in this order:
   `<private>/spill` (at most `max_spill`) instead of failing;
 - extensions off: no autoinstall, no autoload, no community extensions (with external access
   off DuckDB loads only what is statically linked: parquet, json, icu, core functions);
-  Python replacement scans off (a query cannot read a DataFrame of the calling frame);
   persistent secrets off;
 - `allowed_paths` = exactly the extract's Parquet files, then `enable_external_access=false`:
   no other file, directory, glob or URL can be read or written (`read_csv('/etc/passwd')`,
-  another permit's extract, `COPY ... TO`, `EXPORT DATABASE`, `ATTACH 'file'`, `INSTALL`);
+  another permit's extract, `COPY ... TO`, `EXPORT DATABASE`, `ATTACH 'file'`, `INSTALL`), and
+  no Python replacement scan (a query cannot read a DataFrame of the calling frame: DuckDB's
+  `python_enable_replacements` is per cursor and on by default, external access is what stops it);
 - `lock_configuration=true` last, so no `SET`/`RESET`/`PRAGMA` changes any of the above, and
   the result is read back (fail closed if DuckDB did not take a setting).
 
@@ -314,7 +315,6 @@ class Database:
                 ("autoload_known_extensions", False),
                 ("allow_community_extensions", False),
                 ("allow_persistent_secrets", False),
-                ("python_enable_replacements", False),
                 ("allowed_directories", []),
                 ("allowed_paths", files),
                 # Order matters: from here on only the files above are readable, and then no
@@ -328,7 +328,7 @@ class Database:
                 con.execute(f"SET {name} = $v", {"v": value})
             got = con.execute("SELECT current_setting('enable_external_access'), current_setting('lock_configuration'), "
                               "current_setting('autoload_known_extensions'), "
-                              "current_setting('python_enable_replacements')").fetchone()
+                              "current_setting('autoinstall_known_extensions')").fetchone()
             if tuple(got) != (False, True, False, False):
                 raise ExtractUnavailable(f"the DuckDB sandbox did not take its settings: {got}")
         except BaseException as err:
