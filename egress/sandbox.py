@@ -288,6 +288,8 @@ class Database:
             shutil.rmtree(self.private_dir, ignore_errors=True)
             raise
         _OPEN.add(self)
+        log.info("opened the extract sandbox of %s (%s, %s threads%s) in %s", extract.root, limits.memory_limit,
+                 limits.threads or "all", ", scratch" if scratch else "", self.private_dir)
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         catalog = self.private_dir / "extract.duckdb"
@@ -373,6 +375,7 @@ class Database:
         finally:
             shutil.rmtree(self.private_dir, ignore_errors=True)
             _OPEN.discard(self)
+            log.info("closed the extract sandbox of %s", self.extract.root)
 
 
 _OPEN: "weakref.WeakSet[Database]" = weakref.WeakSet()

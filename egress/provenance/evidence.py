@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Collection
+from typing import TYPE_CHECKING, Any, Collection
 
 import pyarrow as pa
 
 from egress.checks.evidence import COUNT_AGGREGATES, MAGNITUDE_AGGREGATES, CellEvidence, Evidence, label_key
 from egress.exceptions import ProvenanceRefused
 from egress.provenance.gate import Unparsable, parse_tree, to_sql
+
+if TYPE_CHECKING:
+    from egress.provenance.runner import Sandbox
 
 PERSON_KEY = "person_id"
 _WRAPPERS = frozenset({"round", "floor", "ceil", "ceiling", "trunc", "abs"})
@@ -141,14 +144,14 @@ def plan_evidence(query: str, recomputed: pa.Table, tables: Collection[str]) -> 
     single = source.get("table_name") if (source.get("type") == "BASE_TABLE" and not source.get("schema_name")
                                           and not source.get("catalog_name") and not node["cte_map"]["map"]) else None
     return EvidencePlan(label_names, tuple(measures), tuple(aggregates), base,
-                 single if single in tables else None, all(row_counts))
+                        single if single in tables else None, all(row_counts))
 
 
-def run_evidence(sandbox, plan: EvidencePlan, top_n: int, recomputed: pa.Table | None = None) -> Evidence:
-    """Run the evidence query of `plan` in `sandbox` (an `egress.provenance.runner.Sandbox`):
-    distinct persons, the `top_n` largest per-person contributions, totals, missing and
-    negative values per cell; with `recomputed` (the compared result), pure row counts of a
-    table with one row per person are read from it without a second scan."""
+def run_evidence(sandbox: "Sandbox", plan: EvidencePlan, top_n: int, recomputed: pa.Table | None = None) -> Evidence:
+    """Run the evidence query of `plan` in `sandbox`: distinct persons, the `top_n` largest
+    per-person contributions, totals, missing and negative values per cell; with `recomputed`
+    (the compared result), pure row counts of a table with one row per person are read from it
+    without a second scan."""
     if (recomputed is not None and plan.row_counts and plan.single_table is not None
             and sandbox.one_row_per_person(plan.single_table)):
         # Counting rows of a table with one row per person counts persons: the re-executed
