@@ -259,6 +259,8 @@ class _Watchdog:
                     entry[0].interrupt()
                 except duckdb.Error:  # the cursor closed meanwhile: nothing left to stop
                     pass
+                except Exception:  # never let the one watchdog die
+                    log.exception("interrupting a sandbox statement failed")
 
 
 _WATCHDOG = _Watchdog()

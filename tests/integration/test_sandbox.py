@@ -330,3 +330,25 @@ def test_python_objects_of_the_calling_frame_are_not_readable(place):
         with pytest.raises(duckdb.Error, match="secret_frame"):
             session.con.execute("SELECT * FROM secret_frame")
     assert secret_frame.num_rows == 1
+
+
+def test_the_watchdog_interrupts_only_the_statement_that_ran_out_of_time(place):
+    errors, answers = [], []
+
+    def short_queries():
+        try:
+            for _ in range(20):
+                with open_session(place["extract"], timeout_seconds=60) as session:
+                    answers.append(session.execute("SELECT count(*) FROM measurement").fetchone()[0])
+        except Exception as err:  # collected: any interrupt here would be the watchdog's mistake
+            errors.append(err)
+
+    workers = [threading.Thread(target=short_queries) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    with open_session(place["extract"], timeout_seconds=0.3) as slow:
+        with pytest.raises(SandboxLimit):
+            slow.execute("SELECT count(*) FROM range(1000000000000)")
+    for worker in workers:
+        worker.join()
+    assert errors == [] and answers == [200] * 80
