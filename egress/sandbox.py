@@ -27,11 +27,12 @@ like this (`Database`), in this order:
 - `lock_configuration=true` last, so no `SET`/`RESET`/`PRAGMA` changes any of the above, and
   the result is read back (fail closed if DuckDB did not take a setting).
 
-Two exceptions DuckDB makes by design: its own temp directory (here the private spill
-directory) stays readable and writable, and an allowed file is writable as well as readable.
-The extract's files are protected from that by the file system (provisioning leaves them
-0444 in a 0555 directory; the service runs as a non-root user), and untrusted SQL reaches a
-sandbox only as one SELECT statement (`egress.provenance.gate`).
+What a raw DuckDB cursor could still do, by DuckDB's design: read and write its own temp
+directory (here the private spill directory), write an allowed file as well as read it, and,
+on a database with a scratch catalog, write there and DETACH/USE catalogs. The extract's files
+are protected by the file system (provisioning leaves them 0444 in a 0555 directory; the
+service runs as a non-root user), untrusted SQL reaches a sandbox only as one SELECT statement
+(`egress.provenance.gate`), and only the DP gateway's own SQL runs on a scratch database.
 
 Each use is a `Session`: its own cursor with a time budget; a watchdog thread interrupts the
 cursor when the budget is spent (and again every 50 ms until the statement stops). Open
@@ -46,7 +47,6 @@ I/O edge: DuckDB, the extract directory and the private temp directory. Imports 
 
 from __future__ import annotations
 
-import atexit
 import heapq
 import itertools
 import json
@@ -196,11 +196,15 @@ def _version_key(root: Path) -> tuple:
         st = (root / MANIFEST).stat()
         return ("manifest", st.st_ino, st.st_size, st.st_mtime_ns)
     except FileNotFoundError:
-        files = []
-        for path in sorted(root.glob("*.parquet")):
+        pass
+    files = []
+    for path in sorted(root.glob("*.parquet")):
+        try:
             st = path.stat()
-            files.append((path.name, st.st_ino, st.st_size, st.st_mtime_ns))
-        return ("files", *files)
+        except FileNotFoundError:  # removed meanwhile: read_extract decides what is left
+            continue
+        files.append((path.name, st.st_ino, st.st_size, st.st_mtime_ns))
+    return ("files", *files)
 
 
 # --- the time limit --------------------------------------------------------------------------
@@ -284,12 +288,13 @@ class Database:
         self._retired = False
         self._closed = False
         self.private_dir = Path(tempfile.mkdtemp(prefix="spe-sandbox-", dir=temp_dir or None))  # 0700
+        # removed on close, or when this object is collected, or at exit, whichever comes first
+        self._remove_private_dir = weakref.finalize(self, shutil.rmtree, str(self.private_dir), True)
         try:
             self._con = self._open()
         except BaseException:
-            shutil.rmtree(self.private_dir, ignore_errors=True)
+            self._remove_private_dir()
             raise
-        _OPEN.add(self)
         log.info("opened the extract sandbox of %s (%s, %s threads%s) in %s", extract.root, limits.memory_limit,
                  limits.threads or "all", ", scratch" if scratch else "", self.private_dir)
 
@@ -375,18 +380,8 @@ class Database:
         try:
             self._con.close()
         finally:
-            shutil.rmtree(self.private_dir, ignore_errors=True)
-            _OPEN.discard(self)
+            self._remove_private_dir()
             log.info("closed the extract sandbox of %s", self.extract.root)
-
-
-_OPEN: "weakref.WeakSet[Database]" = weakref.WeakSet()
-
-
-@atexit.register
-def _remove_private_dirs() -> None:
-    for database in list(_OPEN):
-        shutil.rmtree(database.private_dir, ignore_errors=True)
 
 
 # --- a session: one cursor, one time budget --------------------------------------------------
