@@ -27,6 +27,7 @@ import requests
 from bench.common import percentile, write_report
 from hub.cli import main as spe
 from hub.hubapp.process import REPO_ROOT, hub_env, remove_run_resources, start_hub, stop_pid, tail, wait_for_hub
+from hub.hubapp.process import free_loopback_port as free_port
 from hub.netfw import ensure_network
 
 BENCH_PERMIT_ID = "BENCH-SPAWN-1"
@@ -126,14 +127,6 @@ def measure(api: Api, server: str, rounds: int, concurrent_rounds: int, client, 
                             "mean": round(statistics.mean(memory) / 2**20, 1) if memory else None,
                             "max": round(max(memory) / 2**20, 1) if memory else None},
     }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_hub(kind: str, home: Path, env_vars: dict, ports: dict, rounds: int, concurrent_rounds: int, client,

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from hub.hubapp.config import free_loopback_port as free_port  # noqa: E402
+from hub.hubapp.process import free_loopback_port as free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 PERMIT = "DEMO-2026-001"

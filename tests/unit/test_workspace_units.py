@@ -1,17 +1,14 @@
-"""Pure parts of the workspace layer: firewall rules, server names, lifecycle plan, passwords, hub config."""
+"""Pure parts of the workspace layer: firewall rules, server names, lifecycle plan, passwords, audit of deletions."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from traitlets.config import Config
 
 from hub.exceptions import Conflict, InvalidInput, NotFound
 from hub.hubapp.audit_log import parse_server_delete
 from hub.hubapp.auth import check_password, hash_password, load_users, make_demo_users
-from hub.hubapp.config import CUSTOM_SCOPES, GROUP_SCOPES, configure
-from hub.hubapp.options import HubOptions
 from hub.lifecycle import Running, plan_round
 from hub.netfw import FirewallPlan, make_firewall_rules, make_firewall_teardown, make_network_options
 from hub.permits.model import Member, Permit
@@ -132,41 +129,6 @@ def test_passwords_are_hashed_and_checked(tmp_path):
 def test_demo_users_reject_bad_names_and_groups(tmp_path, users):
     with pytest.raises(InvalidInput):
         make_demo_users(tmp_path / "u.json", users)
-
-
-@pytest.mark.parametrize("env", [
-    {"SPE_EXTRACT_GRACE_DAYS": "184"}, {"SPE_LIFECYCLE_PERIOD_SECONDS": "61"}, {"SPE_FIREWALL": "off"},
-    {"SPE_HUB_PORT": "eighty"}, {"SPE_BRIDGE": "much-too-long-bridge"}, {"SPE_IDLE_TIMEOUT_SECONDS": "5"},
-    {"SPE_NAME_PREFIX": "Spe_1"}, {"SPE_NAME_PREFIX": "x" * 21},
-])
-def test_hub_options_refuse_bad_values(env, tmp_path):
-    with pytest.raises(InvalidInput):
-        HubOptions.from_env({"SPE_HOME": str(tmp_path), **env})
-
-
-def test_hub_config_roles_scopes_and_listeners(tmp_path):
-    opts = HubOptions.from_env({"SPE_HOME": str(tmp_path), "SPE_HUB_PORT": "9081"})
-    c = Config()
-    configure(c, opts, "172.30.0.1", egress_available=True)
-    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
-    assert c.JupyterHub.hub_bind_url == "http://172.30.0.1:9081"
-    assert c.JupyterHub.allow_named_servers is True
-    assert set(c.JupyterHub.custom_scopes) == set(CUSTOM_SCOPES)
-    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
-    assert roles["spe-researchers"]["groups"] == ["researchers"]
-    assert "custom:spe:submit" in roles["spe-researchers"]["scopes"]
-    assert {"custom:spe:review", "custom:spe:release"} <= set(roles["spe-output-checkers"]["scopes"])
-    assert "custom:spe:audit" in roles["spe-auditors"]["scopes"]
-    # operators administer servers but can never open one (no access to data)
-    assert "admin:servers" in GROUP_SCOPES["operators"]
-    assert not any(s.startswith("access:servers") for scopes in GROUP_SCOPES.values() for s in scopes)
-    services = {s["name"]: s for s in c.JupyterHub.services}
-    assert services["egress"]["url"] == f"http://172.30.0.1:{opts.egress_port}"
-    assert services["egress"]["oauth_no_confirm"] is True
-    assert "--timeout=3600" in services["idle-culler"]["command"]
-    assert "custom:spe:submit!user" in c.PermitSpawner.server_token_scopes
-    assert all("access:services!service=egress" in scopes for scopes in GROUP_SCOPES.values())
-    assert c.PermitSpawner.egress_url == f"http://172.30.0.1:{opts.egress_port}/services/egress/"
 
 
 @pytest.mark.parametrize("method, path, hit", [
