@@ -1,11 +1,11 @@
 """JupyterHub configuration of SPE on one Docker host: `jupyterhub -f hub/jupyterhub_config.py` (`spe hub start`).
 
 An entry point: the only hub-side place that reads the environment. Settings come from the
-SPE_* variables (hub.hubapp.options.ENVIRONMENT), then from `c.SpeHub` / `c.SpeDockerHub` in a
-config file that loads this one, then from the site's config file named by SPE_HUB_EXTRA_CONFIG
-(production authenticator, TLS, ...; docs/operator-oidc.md), whose other settings are applied
-last, over SPE's. The host is prepared (internal network + firewall, fail closed) before the
-configuration of hub.hubapp.config_docker is set.
+SPE_* variables (hub.hubapp.options.ENVIRONMENT), overridden by `c.SpeHub` / `c.SpeDockerHub` in
+the site's config file named by SPE_HUB_EXTRA_CONFIG (production authenticator, TLS, ...;
+docs/operator-oidc.md), whose other settings are applied last, over SPE's. The host is prepared
+(internal network + firewall, fail closed) before the configuration of hub.hubapp.config_docker
+is set.
 """
 
 import os
@@ -23,6 +23,6 @@ from hub.settings import Settings  # noqa: E402
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
 _settings = Settings.from_env(env=os.environ)  # SPE_HOME, SPE_DB_URL: as for every spe command
 _site = site_config(os.environ.get("SPE_HUB_EXTRA_CONFIG"))
-_spe = settings_from(os.environ, c, _site)
+_spe = settings_from(os.environ, _site)
 configure_docker(c, _spe, _settings, prepare_host(_spe, _settings), egress_available())
 c.merge(_site)
