@@ -11,15 +11,12 @@ import `egress`.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from hub.hubapp.config import (EGRESS_PREFIX, LIFECYCLE, RECORDER, configure_hub, egress_service,
                                 idle_culler_service, lifecycle_command)
 from hub.hubapp.options import SpeDockerHub
-from hub.hubapp.process import free_loopback_port
+from hub.hubapp.process import REPO_ROOT, free_loopback_port
 from hub.settings import Settings
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def egress_url(spe: SpeDockerHub, gateway_ip: str) -> str:
