@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from hub.exceptions import InvalidInput, NotFound
-from hub.hubapp.config_kube import VALUES_FILE
+from hub.hubapp.config_kube import VALUES_FILE, load_values
 from hub.provision.kubejob import DEFAULT_DEADLINE_SECONDS, MAX_PERMIT_FILE_BYTES
 
 log = logging.getLogger("spe.kube")
@@ -99,8 +99,6 @@ def cmd_provision(args, settings) -> int:
 
 
 def _hub_values(path: str) -> dict:
-    from hub.hubapp.config_kube import load_values
-
     try:
         return load_values(path, field="--values")
     except NotFound as err:
