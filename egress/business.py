@@ -32,6 +32,7 @@ from hub import audit
 from hub.audit.store import utc_now_iso
 from hub.db import transaction
 from hub.exceptions import Conflict, Forbidden, InvalidInput, NotFound, Refused
+from hub.permits.access import is_workspace_of, permit_for_server
 from hub.permits.model import Permit
 from hub.permits.store import PermitStore
 from hub.provision.extracts import current_extract
@@ -68,15 +69,18 @@ class EgressService:
     # --- submitting ------------------------------------------------------------------------
     def submit(self, actor: wf.Actor, submission: Submission, permit_id: str | None = None) -> dict:
         """New request from a workspace: checked, stored, and waiting for review (state checked)."""
-        permit_id = permit_id or self.permit_for_server(actor.server_name)
-        if not permit_id:
-            raise Forbidden("submit from a permit's workspace (its server token names the permit)")
+        permit = None
         try:
-            permit = self.permits.get(permit_id)
+            # The calling workspace's permit, even when the permit is named: a server name that
+            # two permits share is refused, never guessed.
+            workspace = self.workspace_permit(actor)
+            if not (permit_id or workspace):
+                raise Forbidden("submit from a permit's workspace (its server token names the permit)")
+            permit = self.permits.get(permit_id) if permit_id else workspace
             wf.check_can_submit(permit, actor, self._today)
             checks = self._check(permit, submission)
         except Refused as err:
-            self._audit_refusal(actor, wf.AUDIT_ACTION[wf.SUBMIT], permit_id, None, err)
+            self._audit_refusal(actor, wf.AUDIT_ACTION[wf.SUBMIT], permit.id if permit else permit_id, None, err)
             raise
         request_id = "r-" + secrets.token_hex(8)
         now = utc_now_iso()
@@ -323,7 +327,7 @@ class EgressService:
             out = []
             for r in rows:
                 item = self._summary(conn, r)
-                inside = (actor.server_name or "").lower() == r["permit_id"].lower()
+                inside = is_workspace_of(r["permit_id"], actor.server_name)
                 if not inside and r["state"] != wf.RELEASED:
                     item["description"] = HIDDEN
                 out.append(item)
@@ -404,12 +408,12 @@ class EgressService:
         except Forbidden as err:
             raise _Denied(err, facts.permit_id, facts.state) from None
 
-    def permit_for_server(self, server_name: str | None) -> str | None:
-        """The permit whose workspace this named server is (server name = permit id, any case)."""
-        if not server_name:
+    def workspace_permit(self, actor: wf.Actor) -> Permit | None:
+        """The permit of the workspace whose server token the actor holds (None outside a
+        workspace); NotFound / Conflict from `hub.permits.access.permit_for_server`."""
+        if not actor.server_name:
             return None
-        matches = [p.id for p in self.permits.list() if p.id.lower() == server_name.lower()]
-        return matches[0] if len(matches) == 1 else server_name
+        return permit_for_server(self.permits.list(), actor.server_name)
 
     def _permit_of(self, request_id: str) -> Permit:
         # Read before opening the caller's transaction: on SQLite every connection takes the

@@ -27,11 +27,10 @@ class DpQueryHandler(ApiHandler):
         actor = self.actor()
         spec = self.json_body()
         service = self.service
-        permit_id = service.permit_for_server(actor.server_name)
-        if not permit_id:
+        permit = await self.call(service.workspace_permit, actor)
+        if permit is None:
             raise Forbidden("DP queries run from a permit's workspace (its server token names the permit)")
-        permit = await self.call(service.permits.get, permit_id)
-        await self.call(wf.check_can_submit, permit, actor)
+        wf.check_can_query(permit, actor)
         answer = await self.call(run_query, service.engine, service.settings, permit, actor.username, spec)
         if answer.get("release") == "auto":
             self.send(answer)
@@ -52,10 +51,11 @@ class DpBudgetHandler(ApiHandler):
     async def get(self):
         actor = self.actor()
         service = self.service
-        permit_id = self.get_argument("permit", None) or service.permit_for_server(actor.server_name)
-        if not permit_id:
+        permit_id = self.get_argument("permit", None)
+        permit = await self.call(service.permits.get, permit_id) if permit_id else \
+            await self.call(service.workspace_permit, actor)
+        if permit is None:
             raise InvalidInput("name the permit (?permit=...) or call from its workspace", field="permit")
-        permit = await self.call(service.permits.get, permit_id)
         if actor.has(wf.SCOPE_OPERATE) and not permit.is_member(actor.username):
             view = await self.call(dp_budget, service.engine, permit, None)
         else:

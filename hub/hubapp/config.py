@@ -173,7 +173,7 @@ def _permits_for_template(opts: HubOptions):
 
         if user is None:
             return []
-        from hub.spawner.servernames import server_name_for
+        from hub.naming import server_name_for
 
         out = []
         for p in PermitStore(make_engine(opts.db_url)).active_for_user(user.name):

@@ -11,7 +11,7 @@ from hub.audit.tables import audit_events
 from hub.db import make_engine
 from hub.lifecycle import delete_permit_data
 from hub.permits.store import PermitStore
-from hub.spawner.slugs import safe_slug
+from hub.naming import safe_slug
 
 LIFECYCLE_LIMIT_SECONDS = 60  # issue 3: stopped within 60 s of expiry
 
