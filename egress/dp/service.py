@@ -12,11 +12,10 @@ translates `hub.exceptions` into status codes, nothing more.
 from __future__ import annotations
 
 import logging
+from datetime import date
 from pathlib import Path
 
 import sqlalchemy as sa
-
-from datetime import date
 
 from hub import audit
 from hub.exceptions import Failure, NotFound, Refused

@@ -141,12 +141,13 @@ def _permit(status="active", members=("alice", "bob")) -> Permit:
     (wf.Actor("alice", SUBMIT_SCOPES, "p-1"), "suspended", date(2026, 6, 1), Refused),
     (wf.Actor("alice", SUBMIT_SCOPES, "p-1"), "active", date(2027, 1, 2), Refused),  # after valid_until
 ])
-def test_who_may_submit(actor, status, today, error):
+@pytest.mark.parametrize("check, can", [(wf.check_can_submit, wf.can_submit), (wf.check_can_query, wf.can_query)])
+def test_who_may_submit_or_query(actor, status, today, error, check, can):
     permit = _permit(status)
-    assert wf.can_submit(permit, actor, today) is (error is None)
+    assert can(permit, actor, today) is (error is None)
     if error:
         with pytest.raises(error):
-            wf.check_can_submit(permit, actor, today)
+            check(permit, actor, today)
 
 
 def test_the_transition_table_is_complete_and_consistent():
