@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
-from hub.cli import main as spe
 from hub.naming import server_name_for
-from tests.hubfixture import spe_hub  # noqa: F401
+from tests.hubfixture import EXPIRING_PERMIT, _provision, spe_hub  # noqa: F401
 from tests.integration.kernel import Kernel
 
 pytestmark = pytest.mark.docker
@@ -29,26 +29,6 @@ DOTTED = "Awk.Case_2026.1"
 LONGEST = ("HDAB.Long_Permit-2026." + "Xy_z." * 13)[:63]
 # permit id -> (member who opens it, her role, DP answers released at once)
 CASES = {DOTTED: ("bob", "researcher", True), LONGEST: ("carol", "data_manager", False)}
-
-PERMIT = """\
-id: {id}
-title: Awkward permit id {id}
-purpose: scientific_research
-purpose_description: Permit whose id is not a JupyterHub server name.
-organisation: Example University Hospital
-principal_investigator: alice
-members:
-  - {{username: alice, role: principal_investigator}}
-  - {{username: {member}, role: {role}}}
-dataset: eunomia
-tables:
-  person: [person_id, gender_concept_id, year_of_birth]
-generalise:
-  person.year_of_birth: {{band: 5}}
-valid_from: "2026-01-01"
-valid_until: "2030-12-31"
-dp: {{epsilon: 2.0, auto_release: {auto}}}
-"""
 
 SQL = "SELECT gender_concept_id, count(*) AS n FROM person GROUP BY gender_concept_id ORDER BY 1"
 INSIDE = f'''
@@ -65,19 +45,19 @@ print(json.dumps({{"permit_env": os.environ["SPE_PERMIT_ID"], "request": req["pe
 '''
 
 
-def _spe(home, *args: str) -> None:
-    assert spe(["--home", str(home), "--actor", "tester", *args]) == 0, f"spe {' '.join(args)} failed"
-
-
 @pytest.fixture(scope="module")
 def awkward_permits(spe_hub, tmp_path_factory):
     assert len(LONGEST) == 63 and len(server_name_for(LONGEST)) <= 30
     folder = tmp_path_factory.mktemp("awkward")
     for i, (pid, (member, role, auto)) in enumerate(CASES.items()):
-        doc = folder / f"permit-{i}.yaml"
-        doc.write_text(PERMIT.format(id=pid, member=member, role=role, auto=str(auto).lower()))
-        _spe(spe_hub.home, "permit", "apply", str(doc))
-        _spe(spe_hub.home, "permit", "provision", pid)
+        doc = yaml.safe_load(EXPIRING_PERMIT)  # one small table (person), valid until 2030
+        doc.update(id=pid, title=f"Awkward permit id {pid}", dp={"epsilon": 2.0, "auto_release": auto},
+                   members=[{"username": "alice", "role": "principal_investigator"},
+                            {"username": member, "role": role}])
+        path = folder / f"permit-{i}.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        _provision(spe_hub.home, "permit", "apply", str(path))
+        _provision(spe_hub.home, "permit", "provision", pid)
     return CASES
 
 
