@@ -34,14 +34,14 @@ from hub import audit
 from hub.db import make_engine
 from hub.exceptions import Refused
 from hub.hubapp.options import LIFECYCLE_MAX_PERIOD_SECONDS, MAX_EXTRACT_GRACE_DAYS
+from hub.naming import safe_slug
+from hub.permits.access import check_can_open, permit_for_server
 from hub.permits.lifecycle import ENDED
 from hub.permits.model import Permit
 from hub.permits.store import PermitStore
 from hub.provision.extracts import delete_extracts
 from hub.registry_tables import permits as permits_table
 from hub.settings import Settings
-from hub.naming import safe_slug
-from hub.permits.access import check_can_open, permit_for_server
 
 log = logging.getLogger("spe.lifecycle")
 SYSTEM = "system"

@@ -13,7 +13,8 @@
   Two permits mapping to one name are refused, never guessed.
 
 Callers compare names only through these functions (a server name is never the permit id
-lower-cased). Used by the spawners, provisioning, the lifecycle service, egress and bench.
+lower-cased). Used by the spawners, provisioning, the lifecycle service, bench, and through
+`hub.permits.access` (which permit a workspace belongs to) by egress.
 Imports nothing of SPE but `hub.exceptions`; must not import `egress`.
 """
 

@@ -1,9 +1,10 @@
 """The DP gateway's business layer: the only way a DP answer is produced.
 
 `run_query`: check the member and the permit (`hub.permits.access.check_can_query`: a member
-whose role may query an active permit within its dates) -> validate the spec -> check it against the extract -> build
-and calibrate the OpenDP measurements -> charge the ledger (atomically, before any value
-exists) -> compute the exact aggregate in DuckDB -> add noise -> audit the release.
+whose role may query an active permit within its dates) -> validate the spec -> check it
+against the extract -> build and calibrate the OpenDP measurements -> charge the ledger
+(atomically, before any value exists) -> compute the exact aggregate in DuckDB -> add noise
+-> audit the release.
 Everything before the charge is free and changes nothing stored (a refusal is audited);
 a failure after the charge keeps the charge (see `ledger`). The HTTP layer calls this and
 translates `hub.exceptions` into status codes, nothing more.

@@ -1,6 +1,6 @@
 """PermitKubeSpawner: a KubeSpawner whose pod is built from a permit, for SPE on Kubernetes.
 
-One pod per (permit, user) named server: the server name is the permit's (hub.naming). The pod gets only
+One pod per (permit, user) named server, named for the permit (hub.naming). The pod gets only
 that permit's extract (a read-only subPath `<permit>/<version>` of the extracts PVC) at /data,
 a per-(permit, user) work PVC, the permit's resource limits, the labels the chart's workspace
 NetworkPolicy selects, no service-account token, and an init container that locks the pod's
