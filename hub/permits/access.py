@@ -113,7 +113,6 @@ def boolean_guard(check):
     return can
 
 
-can = boolean_guard(check_can)
 can_open = boolean_guard(check_can_open)
 can_submit = boolean_guard(check_can_submit)
 can_query = boolean_guard(check_can_query)
