@@ -126,7 +126,7 @@ def permits_for_home_page(db_url: str):
     def permits(user) -> list[dict]:
         from hub.db import make_engine
         from hub.permits.store import PermitStore
-        from hub.spawner.servernames import server_name_for
+        from hub.naming import server_name_for
 
         if user is None:
             return []

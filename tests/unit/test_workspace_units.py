@@ -1,4 +1,4 @@
-"""Pure parts of the workspace layer: firewall rules, server names, lifecycle plan, passwords, audit of deletions."""
+"""Pure parts of the workspace layer: firewall rules, lifecycle plan, passwords, audit of deletions."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from hub.exceptions import Conflict, InvalidInput, NotFound
+from hub.exceptions import InvalidInput
 from hub.hubapp.audit_log import parse_server_delete
 from hub.hubapp.auth import check_password, hash_password, load_users, make_demo_users
 from hub.lifecycle import Running, plan_round
 from hub.netfw import FirewallPlan, make_firewall_rules, make_firewall_teardown, make_network_options
 from hub.permits.model import Member, Permit
-from hub.spawner.servernames import permit_id_for_server, server_name_for
 
 
 def plan(**kw):
@@ -49,32 +48,6 @@ def test_network_is_internal_without_icc():
     assert opts["com.docker.network.bridge.name"] == "spe-internal0"
 
 
-@pytest.mark.parametrize("permit_id, name", [
-    ("DEMO-2026-001", "demo-2026-001"),
-    ("ABC_12.x", "abc-12-x"),
-    ("a--b", "a-b"),
-])
-def test_server_names_are_jupyterhub_slugs(permit_id, name):
-    assert server_name_for(permit_id) == name
-
-
-@pytest.mark.parametrize("permit_id", ["2026-001", "X" * 40, "A-"])
-def test_server_names_fall_back_to_hashed_slug(permit_id):
-    from jupyterhub.slugs import is_valid_safe_slug
-
-    name = server_name_for(permit_id)
-    assert is_valid_safe_slug(name)
-    assert name != permit_id.lower()
-
-
-def test_server_name_to_permit_is_exact_or_refused():
-    assert permit_id_for_server(["DEMO-2026-001", "DEMO-2026-002"], "demo-2026-002") == "DEMO-2026-002"
-    with pytest.raises(NotFound):
-        permit_id_for_server(["DEMO-2026-001"], "demo-2026-009")
-    with pytest.raises(Conflict):
-        permit_id_for_server(["DEMO-1", "demo.1"], "demo-1")
-
-
 def _permit(pid="P-1", status="active", until=date(2030, 1, 1), members=("alice",)):
     return Permit(id=pid, title="t", purpose="scientific_research", organisation="o", principal_investigator="alice",
                   members=tuple(Member(m, "researcher") for m in members), dataset="eunomia", tables={},
@@ -102,6 +75,17 @@ def test_lifecycle_stops_workspaces_of_closed_permits(permit, user, stops):
 def test_lifecycle_stops_unknown_workspaces():
     p = plan_round([_permit()], {}, [Running("alice", "not-a-permit")], set(), TODAY, NOW, 30)
     assert p.stop[0][1] == ""
+
+
+@pytest.mark.parametrize("pid", ["Awk.Case_2026.1", "HDAB.Long_Permit-2026." + "Xy_z." * 8 + "X"])
+def test_lifecycle_finds_awkward_permits_by_their_server_name(pid):
+    from hub.naming import server_name_for
+
+    kept = plan_round([_permit(pid)], {}, [Running("alice", server_name_for(pid))], set(), TODAY, NOW, 30)
+    assert kept.stop == []
+    stopped = plan_round([_permit(pid, status="suspended")], {}, [Running("alice", server_name_for(pid))], set(),
+                         TODAY, NOW, 30)
+    assert [(pid_, "suspended" in reason) for _, pid_, reason in stopped.stop] == [(pid, True)]
 
 
 @pytest.mark.parametrize("status, ended_days_ago, grace, deleted", [
