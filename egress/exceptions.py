@@ -36,11 +36,11 @@ class ExtractUnavailable(Failure):
 
 
 class _SandboxError(Refused):
-    """`reason` completes a sentence whose subject the caller may name ("the DP query")."""
+    """The message is "the query <reason>"; a caller may name the query ("the provenance query")."""
 
-    def __init__(self, reason: str, subject: str = "the query"):
+    def __init__(self, reason: str):
         self.reason = reason
-        super().__init__(f"{subject} {reason}")
+        super().__init__(f"the query {reason}")
 
 
 class SandboxRefused(_SandboxError):

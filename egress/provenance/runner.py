@@ -16,7 +16,6 @@ the result. Must not import the web layer.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -67,9 +66,6 @@ class Sandbox:
                 unique = False
             _ONE_ROW_PER_PERSON[key] = bool(unique)
         return _ONE_ROW_PER_PERSON[key]
-
-    def check_sql(self, sql: Any) -> str:
-        return gate.check_sql(sql)
 
     def run(self, sql: str) -> pa.Table:
         """Run one already-accepted SELECT under the time and row limits."""
