@@ -1,7 +1,7 @@
 """Egress tables on the registry `metadata`: requests, their versions and files, reviews,
 releases and downloads.
 
-Only `egress.business` writes these rows (each change with its audit event in the same
+Only `egress.business.data` writes these rows (each change with its audit event in the same
 transaction). `egress_requests.row_version` is the optimistic lock: every state change is a
 compare-and-set on it, so two concurrent writers can never both move a request.
 Must not import the web layer.

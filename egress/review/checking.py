@@ -65,7 +65,7 @@ class EarlierOutput:
 
 
 def load_related(earlier: Sequence[EarlierOutput], extract_dir: Path | None, policy, *,
-                 timeout_seconds: float = 30, memory_limit: str = "512MB") -> list[Related]:
+                 timeout_seconds: float | None = None, memory_limit: str | None = None) -> list[Related]:
     """The permit's earlier tables for differencing and the linked suppression audit; with
     their evidence (person sets per cell) when their provenance SQL still reproduces them on
     the current extract (unparseable files are skipped)."""
@@ -93,8 +93,8 @@ def load_related(earlier: Sequence[EarlierOutput], extract_dir: Path | None, pol
 
 def check_submission(files: Sequence[tuple[str, bytes]], *, kind: str, provenance: dict[str, str],
                      policy, extract_dir: Path | None, extract_persons: int | None,
-                     released: Sequence[Related] = (), timeout_seconds: float = 30,
-                     memory_limit: str = "512MB") -> list[FileCheck]:
+                     released: Sequence[Related] = (), timeout_seconds: float | None = None,
+                     memory_limit: str | None = None) -> list[FileCheck]:
     if kind not in KINDS:
         raise InvalidInput(f"unknown output kind {kind!r}; expected one of {', '.join(KINDS)}", field="kind")
     if not files:
@@ -175,10 +175,6 @@ def table_preview(name: str, data: bytes, max_rows: int = 200) -> dict | None:
             "total_rows": loaded.table.num_rows}
 
 
-__all__ = ["FAIL", "KINDS", "PASS", "REVIEW", "FileCheck", "check_submission", "overall_status",
-           "EarlierOutput", "apply_suggested_suppression", "load_related", "table_preview"]
-
-
 def apply_suggested_suppression(name: str, data: bytes, result: dict) -> bytes | None:
     """The file with the suppression SPE proposed for it (`result["suppression"]`, from its
     check) applied: the pattern's cells left empty, same format. None when there is no pattern."""
@@ -196,3 +192,7 @@ def apply_suggested_suppression(name: str, data: bytes, result: dict) -> bytes |
         sink.write(json.dumps({"columns": table.column_names,
                                "data": [list(r.values()) for r in table.to_pylist()]}, default=str).encode())
     return sink.getvalue()
+
+
+__all__ = ["FAIL", "KINDS", "PASS", "REVIEW", "FileCheck", "check_submission", "overall_status",
+           "EarlierOutput", "apply_suggested_suppression", "load_related", "table_preview"]
