@@ -40,6 +40,7 @@ class CellEvidence:
               suppressed one. The suppression audit protects suppressed cells around it.
     person_set: the (hashed) persons behind the cell when the evidence query listed them;
               differencing then works on sets of persons instead of cell values.
+    values:   rows with a value behind the cell (None: not known), for the checker's page.
     """
 
     persons: int
@@ -51,6 +52,7 @@ class CellEvidence:
     value: float | None = None
     value_known: bool = False
     person_set: frozenset | None = field(default=None, repr=False)
+    values: int | None = None
 
 
 @dataclass(frozen=True)

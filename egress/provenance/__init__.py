@@ -7,8 +7,11 @@ One job per module:
 - `runner`: runs accepted SQL in the egress DuckDB sandbox (`egress.sandbox`: read-only
   extract, no other file, no extensions, locked settings, memory limit with spill, time
   budget) with a row limit, and words the sandbox's refusals for provenance;
-- `evidence`: the evidence rewrite (distinct persons and per-person contributions per cell)
-  for queries in the supported form;
+- `tree`: reading and building DuckDB parse trees; `shape`: which aggregate SELECTs produce
+  the cells and what each column is; `persons`: the person behind every row, traced through
+  joins, subqueries and CTEs to the extract's person key;
+- `evidence`: the evidence rewrite (distinct persons, per-person contributions, person sets
+  per cell) for any deterministic aggregate query, verified against the re-executed table;
 - `verify`: the one call the review workflow makes (re-execute, compare with the submitted
   table, derive evidence, check).
 
@@ -16,7 +19,8 @@ Everything the rest of egress uses is importable from here.
 """
 
 from egress.checks.compare import Match, Mismatch, check_match, compare
-from egress.provenance.evidence import PERSON_KEY, Unsupported, plan_evidence, run_evidence
+from egress.provenance.evidence import PERSON_KEY, plan_evidence, run_evidence
+from egress.provenance.shape import Unsupported
 from egress.provenance.gate import MAX_SQL_CHARS, check_sql
 from egress.provenance.runner import MAX_RESULT_ROWS, Sandbox, clear_caches, reexecute
 from egress.provenance.verify import Provenance, check_with_provenance, derive_evidence, verify_provenance

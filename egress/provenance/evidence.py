@@ -1,23 +1,31 @@
-"""The evidence rewrite: from a provenance query to per-cell person counts and contributions.
+"""The evidence rewrite: per-cell persons and per-person contributions for any aggregate query.
 
-`plan_evidence` (pure, on DuckDB's parse tree from `egress.provenance.gate`) checks that the
-query is in the supported form and rewrites it: its SELECT list becomes the labels, `person_id`
-and the aggregates' arguments; GROUP BY/HAVING/ORDER BY/LIMIT are dropped. `run_evidence`
-aggregates that base per (cell, person) and per cell, in the sandbox. Supported form (anything
-else is still re-executed and compared, but has no evidence, and is marked unverified):
+`plan_evidence(query, tables, rows_are_persons)` reads the query's shape (`shape.read_shape`:
+the aggregate SELECTs that produce cells, their label and measure columns), traces the person
+behind every row of each one (`persons.Tracer`) and rewrites each aggregate SELECT into an
+evidence query whose grouping is the original's (GROUP BY, GROUPING SETS, ROLLUP, CUBE, GROUP
+BY ALL, positional keys: DuckDB's own binder applies them), in one of three forms:
 
-    [WITH ...] SELECT <label expr> [AS name], ..., <agg>(<expr>) [AS name], ...
-    FROM <tables/joins/subqueries exposing person_id> [WHERE ...]
-    GROUP BY <one key per label> | GROUP BY ALL   [HAVING ...] [ORDER BY ...] [LIMIT ...]
+- **single scan** (the query is one aggregate SELECT over rows that are persons, e.g. an
+  extract table with one row per person, and the rewrite changed no row): the original query
+  with evidence aggregates appended to its SELECT list; its first columns are the re-executed
+  table, so one scan gives both (`EvidencePlan.single_scan`);
+- **rows are persons** (same, inside a UNION or a wrapper): one row per cell with the evidence
+  aggregates next to the original ones;
+- **per person** (anything else: joins, several rows per person): a first level groups by the
+  original grouping sets *and* each of them extended with the person (`GROUPING SETS (s, s ∪
+  {person})`), so the original cells and their per-person contributions come from the same rows
+  in one scan; a second level folds the person rows of each cell (distinct persons, the largest
+  contributions, totals) and keeps the original cell's value.
 
-with <agg> one of count(*), count(x), count(DISTINCT x), sum, avg/mean, median, min, max,
-stddev/variance (optionally wrapped in round()/CAST), without FILTER or ORDER BY inside the
-aggregate. HAVING only removes cells, so evidence is computed for every cell and matched to the
-table by label values.
+`run_evidence` runs the queries in the sandbox and *verifies* them: every cell of the
+re-executed table must have exactly one evidence row with the same label values, and the value
+the evidence query computed for it must equal the re-executed value. Evidence that does not
+verify is dropped with the reason (the table is then unverified), never used.
 
-When the FROM clause is a single extract table with one row per person (unique, non-null
-`person_id`), the per-person step is skipped (rows are persons), and for pure row counts the
-re-executed result itself is the evidence.
+Per cell and measure: distinct persons with a value, number of values, the `top_n` largest
+per-person contributions and their total (sum/avg), missing (NULL) and negative values, and,
+with `person_sets=True`, the hashed persons (for differencing, `egress.checks.differencing`).
 
 Must not import the web layer; runs SQL only through the sandbox it is given.
 """
@@ -25,258 +33,384 @@ Must not import the web layer; runs SQL only through the sandbox it is given.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Collection
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import pyarrow as pa
 
-from egress.checks.evidence import COUNT_AGGREGATES, MAGNITUDE_AGGREGATES, CellEvidence, Evidence, label_key
+from egress.checks.evidence import CellEvidence, Evidence, label_key
+from egress.checks.tables import is_numeric
 from egress.exceptions import ProvenanceRefused
 from egress.provenance.gate import Unparsable, parse_tree, to_sql
+from egress.provenance.persons import DEFAULT_PERSON_KEY, Person, TableFacts, Tracer, is_person
+from egress.provenance.shape import Branch, Measure, QueryShape, Unsupported, read_shape
+from egress.provenance.tree import aliased, build, expressions, is_aggregate_call
 
 if TYPE_CHECKING:
     from egress.provenance.runner import Sandbox
 
-PERSON_KEY = "person_id"
-_WRAPPERS = frozenset({"round", "floor", "ceil", "ceiling", "trunc", "abs"})
+PERSON_KEY = DEFAULT_PERSON_KEY
+LINEAR = frozenset({"sum", "avg"})
+
+
+@dataclass(frozen=True)
+class BranchQuery:
+    """The evidence query of one branch: label values at column indices `labels`, per measure
+    j the columns `spe_<stat>{j}` and the cell's value at `values[j]` (else column `spe_v{j}`)."""
+
+    sql: str
+    labels: tuple[int, ...]
+    values: tuple[int, ...]
+    per_person: bool             # a second level folded person rows (spe_cells counts cells)
+    reused: tuple[bool, ...]     # measure j's value is its person count (count(*) of rows that are persons)
 
 
 @dataclass(frozen=True)
 class EvidencePlan:
-    """The rewritten query (`base_tree`) and what each output column of the original is."""
+    shape: QueryShape
+    branches: tuple[BranchQuery, ...]
+    single_scan: BranchQuery | None = None  # the query that is both the table and its evidence
+    top_n: int = 2
+    person_sets: bool = False
 
-    label_names: tuple[str, ...]
-    measure_names: tuple[str, ...]
-    aggregates: tuple[str, ...]
-    base_tree: dict = field(repr=False)
-    single_table: str | None = None     # FROM is exactly this extract table (no join, no subquery)
-    row_counts: bool = False            # every measure is count(*) or count(x) (not DISTINCT)
-
-
-class Unsupported(Exception):
-    """The query is outside the supported form for evidence; the message says why."""
+    @property
+    def aggregates(self) -> tuple[str, ...]:
+        return self.shape.aggregates
 
 
-def plan_evidence(query: str, recomputed: pa.Table, tables: Collection[str]) -> EvidencePlan:
-    """How to derive evidence for `query` (an accepted SELECT) whose result is `recomputed`;
-    `tables`: the extract's table names. Pure (DuckDB's parser only); Unsupported says why not."""
+def plan_evidence(query: str, tables: Mapping[str, TableFacts], rows_are_persons: Callable[[str], bool], *,
+                  top_n: int = 2, person_sets: bool = False) -> EvidencePlan:
+    """How to derive evidence for `query` (an accepted SELECT). `tables`: the extract's tables;
+    `rows_are_persons(table)`: does the table have one row per person. Unsupported says why not."""
     try:
         tree = parse_tree(query)
     except Unparsable as err:
         raise Unsupported(str(err)) from None
-    statements = tree.get("statements") or []
-    if tree.get("error") or len(statements) != 1:
-        raise Unsupported("the query could not be parsed into one SELECT")
-    node = statements[0]["node"]
-    if node.get("type") != "SELECT_NODE":
-        raise Unsupported("set operations (UNION/EXCEPT/INTERSECT) are not in the supported form")
-    if any(m.get("type") == "DISTINCT_MODIFIER" for m in node.get("modifiers", [])):
-        raise Unsupported("SELECT DISTINCT is not in the supported form")
-    if node.get("qualify") is not None or node.get("sample") is not None:
-        raise Unsupported("QUALIFY/SAMPLE are not in the supported form")
-    select_list = node["select_list"]
-    if len(select_list) != recomputed.num_columns:
-        raise Unsupported("SELECT * is not in the supported form")
-    labels, measures, aggregates, arguments, row_counts = [], [], [], [], []
-    for position, expr in enumerate(select_list):
-        name = recomputed.column_names[position]
-        if expr.get("class") in ("STAR", "COLUMNS"):
-            raise Unsupported("SELECT * / COLUMNS(...) is not in the supported form")
-        aggregate = _unwrap_aggregate(expr)
-        if aggregate is None:
-            if _contains_aggregate(expr):
-                raise Unsupported(f"column {name!r}: only one aggregate per column, optionally inside "
-                                  "round()/CAST, is in the supported form")
-            labels.append((name, expr))
-            continue
-        function = aggregate["function_name"].lower()
-        if aggregate.get("filter") is not None or aggregate.get("order_bys", {}).get("orders"):
-            raise Unsupported(f"column {name!r}: FILTER/ORDER BY inside an aggregate is not in the supported form")
-        if function not in COUNT_AGGREGATES and function not in MAGNITUDE_AGGREGATES:
-            raise Unsupported(f"column {name!r}: aggregate {function}() is not in the supported form")
-        if aggregate.get("distinct") and function not in COUNT_AGGREGATES:
-            raise Unsupported(f"column {name!r}: {function}(DISTINCT ...) is not in the supported form")
-        args = aggregate.get("arguments", [])
-        if function == "count_star" or (function == "count" and not args):
-            argument = None
-        elif args:
-            argument = args[0]["expression"]  # quantile_cont(x, 0.5): the measure is x
+    shape = read_shape(tree)
+    queries = []
+    single = None
+    for branch in shape.branches:
+        tracer = Tracer(tables, rows_are_persons)
+        node = branch.node
+        person = tracer.relation(node.get("from_table"), list(node["cte_map"]["map"]))
+        if person is None:
+            raise Unsupported(f"the query reads no extract table with a person key ({PERSON_KEY}): the persons "
+                              "behind its cells are unknown")
+        distinct = any(m.get("type") == "DISTINCT_MODIFIER" for m in node.get("modifiers") or [])
+        if person.unique and not person.conflicts:
+            if branch.top and person.exact and not distinct:
+                single = _rows_query(tree, branch, shape, person, top_n, person_sets, whole=True)
+                continue
+            queries.append(_rows_query(tree, branch, shape, person, top_n, person_sets, whole=False))
         else:
-            raise Unsupported(f"column {name!r}: {function}() without an argument")
-        measures.append(name)
-        row_counts.append(function == "count_star" or (function == "count" and not aggregate.get("distinct")))
-        aggregates.append("count" if function in COUNT_AGGREGATES else function)
-        arguments.append(argument)
-    if not measures:
-        raise Unsupported("the query has no aggregate: it is not a table of cells")
-    group_expressions = node.get("group_expressions", [])
-    if node.get("aggregate_handling") != "FORCE_AGGREGATES":
-        if len(node.get("group_sets", [])) > 1:
-            raise Unsupported("GROUPING SETS/ROLLUP/CUBE are not in the supported form")
-        if len(group_expressions) != len(labels):
-            raise Unsupported(f"GROUP BY has {len(group_expressions)} key(s) for {len(labels)} label column(s); "
-                              "group by exactly the label columns")
-    base = copy.deepcopy(tree)
-    base_node = base["statements"][0]["node"]
-    new_list = []
-    for i, (_, expr) in enumerate(labels):
-        item = copy.deepcopy(expr)
-        item["alias"] = f"spe_l{i}"
-        new_list.append(item)
-    new_list.append({"class": "COLUMN_REF", "type": "COLUMN_REF", "alias": "spe_p", "column_names": [PERSON_KEY]})
-    for j, argument in enumerate(arguments):
-        item = copy.deepcopy(argument) if argument is not None else {
-            "class": "CONSTANT", "type": "VALUE_CONSTANT", "alias": "", "literal": {"kind": "INTEGER", "text": "1"}}
-        item["alias"] = f"spe_m{j}"
-        new_list.append(item)
-    base_node["select_list"] = new_list
-    base_node["group_expressions"] = []
-    base_node["group_sets"] = []
-    base_node["aggregate_handling"] = "STANDARD_HANDLING"
-    base_node["having"] = None
-    base_node["modifiers"] = []
-    label_names = tuple(n for n, _ in labels)
-    key_columns = [recomputed.column(n).to_pylist() for n in label_names]
-    keys = [label_key(v) for v in zip(*key_columns)] if key_columns else [()] * recomputed.num_rows
-    if len(set(keys)) != len(keys):
-        raise Unsupported("the label columns do not identify the cells uniquely")
-    source = node.get("from_table") or {}
-    single = source.get("table_name") if (source.get("type") == "BASE_TABLE" and not source.get("schema_name")
-                                          and not source.get("catalog_name") and not node["cte_map"]["map"]) else None
-    return EvidencePlan(label_names, tuple(measures), tuple(aggregates), base,
-                        single if single in tables else None, all(row_counts))
+            queries.append(_per_person_query(tree, branch, shape, person, top_n, person_sets))
+    return EvidencePlan(shape, tuple(queries), single, top_n, person_sets)
 
 
-def run_evidence(sandbox: "Sandbox", plan: EvidencePlan, top_n: int, recomputed: pa.Table | None = None) -> Evidence:
-    """Run the evidence query of `plan` in `sandbox`: distinct persons, the `top_n` largest
-    per-person contributions, totals, missing and negative values per cell; with `recomputed`
-    (the compared result), pure row counts of a table with one row per person are read from it
-    without a second scan."""
-    if (recomputed is not None and plan.row_counts and plan.single_table is not None
-            and sandbox.one_row_per_person(plan.single_table)):
-        # Counting rows of a table with one row per person counts persons: the re-executed
-        # result (already compared with the submission) is the evidence, no second scan.
-        return evidence_from_counts(plan, recomputed)
-    labels = [f"spe_l{i}" for i in range(len(plan.label_names))]
-    measures = range(len(plan.measure_names))
-    per_person = ", ".join(
-        [f"count(spe_m{j}) AS spe_n{j}, sum(spe_m{j}) AS spe_c{j}, "
-         f"count(*) - count(spe_m{j}) AS spe_miss{j}, count_if(spe_m{j} < 0) AS spe_neg{j}"
-         if plan.aggregates[j] != "count" else f"count(spe_m{j}) AS spe_n{j}"
-         for j in measures])
-    # Hook for differencing (egress.checks.differencing): the hashed persons of every cell.
-    per_cell = ", ".join(
-        [f"count_if(spe_n{j} > 0 AND spe_p IS NOT NULL) AS spe_persons{j}, "
-         f"list(hash(spe_p)) FILTER (WHERE spe_n{j} > 0 AND spe_p IS NOT NULL) AS spe_set{j}"
-         + (f", sum(spe_c{j}) AS spe_total{j}, max(spe_c{j}, {top_n}) AS spe_top{j}, "
-            f"sum(spe_miss{j}) AS spe_miss{j}, sum(spe_neg{j}) AS spe_neg{j}"
-            if plan.aggregates[j] != "count" else "")
-         for j in measures])
-    group = ", ".join(labels + ["spe_p"])
-    cell_group = f"GROUP BY {', '.join(labels)}" if labels else ""
-    label_select = (", ".join(labels) + ", ") if labels else ""
-    if plan.single_table is not None and sandbox.one_row_per_person(plan.single_table):
-        # Every base row is a different person: aggregate the rows per cell in one pass.
-        per_cell = ", ".join(
-            # person_id is known non-null and unique here: rows are persons.
-            [f"count(spe_m{j}) AS spe_persons{j}, list(hash(spe_p)) FILTER (WHERE spe_m{j} IS NOT NULL) AS spe_set{j}"
-             + (f", sum(spe_m{j}) AS spe_total{j}, max(spe_m{j}, {top_n}) AS spe_top{j}, "
-                f"count(*) - count(spe_m{j}) AS spe_miss{j}, count_if(spe_m{j} < 0) AS spe_neg{j}"
-                if plan.aggregates[j] != "count" else "")
-             for j in measures])
-        per_person = None
-    errors = []
-    result = None
-    # `person_id` unqualified first; if a join makes it ambiguous, qualify it with each base
-    # table (or alias) of the FROM clause in turn.
-    for qualifier in [None] + _relations(plan.base_tree["statements"][0]["node"].get("from_table")):
-        tree = copy.deepcopy(plan.base_tree)
-        person = next(e for e in tree["statements"][0]["node"]["select_list"] if e.get("alias") == "spe_p")
-        person["column_names"] = [PERSON_KEY] if qualifier is None else [qualifier, PERSON_KEY]
-        try:
-            base_sql = to_sql(tree)
-        except Unparsable as err:
-            raise Unsupported(str(err)) from None
-        if per_person is None:
-            # A subquery, not a CTE: DuckDB may materialise a CTE, which costs a full copy.
-            sql = f"SELECT {label_select}{per_cell} FROM (\n{base_sql}\n) AS spe_base {cell_group}"
-        else:
-            sql = (f"SELECT {label_select}{per_cell} FROM (SELECT {group}, {per_person} "
-                   f"FROM (\n{base_sql}\n) AS spe_base GROUP BY {group}) AS spe_pp {cell_group}")
-        try:
-            result = sandbox.run(sql)
-            break
-        except ProvenanceRefused as err:
-            errors.append(str(err))
-    if result is None:
-        raise Unsupported(f"the evidence query could not run (does every row carry {PERSON_KEY}?): {errors[0]}")
-    rows = result.to_pylist()
-    cells: dict[tuple[tuple, str], CellEvidence] = {}
-    for row in rows:
-        key = label_key(row[label] for label in labels)
-        for j in measures:
-            persons = row.get(f"spe_set{j}")
-            person_set = frozenset(persons or ()) if f"spe_set{j}" in row else None
-            if plan.aggregates[j] == "count":
-                cell = CellEvidence(persons=int(row[f"spe_persons{j}"]), aggregate="count", person_set=person_set)
-            else:
-                top = tuple(float(v) for v in (row[f"spe_top{j}"] or []) if v is not None)
-                total = row[f"spe_total{j}"]
-                cell = CellEvidence(persons=int(row[f"spe_persons{j}"]),
-                                    total=None if total is None else float(total), top=top,
-                                    negative=int(row[f"spe_neg{j}"] or 0), missing=int(row[f"spe_miss{j}"] or 0),
-                                    aggregate=plan.aggregates[j], person_set=person_set)
-            cells[(key, plan.measure_names[j])] = cell
-    return Evidence(label_columns=plan.label_names, cells=cells, source="provenance")
+# --- building the queries ---------------------------------------------------------------------
+
+def _rows_query(tree: dict, branch: Branch, shape: QueryShape, person: Person, top_n: int, person_sets: bool,
+                *, whole: bool) -> BranchQuery:
+    """Rows are persons: the evidence aggregates next to the original ones, one row per cell.
+    `whole`: keep the query as it is (HAVING, ORDER BY, LIMIT) and append the evidence, so that
+    its first columns are the table."""
+    node = branch.node
+    stats: list[dict] = []
+    reused = []
+    for j, position in enumerate(shape.measures):
+        measure = branch.measures[position]
+        expr = node["select_list"][branch.columns[position]]
+        # count(*) of rows that are persons, or count(DISTINCT person_id): the value is the persons
+        reuse = (measure.is_count and is_aggregate_call(expr) and not person_sets
+                 and (not measure.distinct or is_person(measure.argument, person.expr)))
+        reused.append(reuse)
+        if not reuse:
+            stats.append(_call("count", measure.argument, measure.filter, alias=f"spe_persons{j}"))
+        stats.extend(_magnitude_stats(measure, j, top_n))
+        if person_sets:
+            stats.append(_call("list", build("hash({0})", person.expr), measure.filter,
+                               _not_null(measure.argument), alias=f"spe_set{j}"))
+    if whole:
+        node["select_list"] = node["select_list"] + stats
+        return BranchQuery(_sql(tree, node), tuple(branch.columns[p] for p in shape.labels),
+                           tuple(branch.columns[p] for p in shape.measures), False, tuple(reused))
+    keys, labels = _node_labels(node, branch, shape)
+    values = [aliased(node["select_list"][branch.columns[p]], f"spe_v{j}") for j, p in enumerate(shape.measures)]
+    _strip(node)
+    node["select_list"] = keys + values + stats
+    inner = _sql(tree, node)
+    outer = ", ".join([f"spe_a{k} AS spe_l{i}" for i, k in enumerate(labels)] + ["*"])
+    sql = f"SELECT {outer} FROM (\n{inner}\n) AS {_renamed(len(keys))}"
+    return BranchQuery(sql, tuple(range(len(labels))), (), False, tuple(reused))
 
 
-def evidence_from_counts(plan: EvidencePlan, recomputed: pa.Table) -> Evidence:
-    label_values = [recomputed.column(n).to_pylist() for n in plan.label_names]
-    keys = [label_key(v) for v in zip(*label_values)] if label_values else [()] * recomputed.num_rows
-    cells: dict[tuple[tuple, str], CellEvidence] = {}
-    for name in plan.measure_names:
-        for key, value in zip(keys, recomputed.column(name).to_pylist()):
-            if value is not None:
-                cells[(key, name)] = CellEvidence(persons=int(value), aggregate="count")
-    return Evidence(label_columns=plan.label_names, cells=cells, source="provenance")
+def _per_person_query(tree: dict, branch: Branch, shape: QueryShape, person: Person, top_n: int,
+                      person_sets: bool) -> BranchQuery:
+    """Level 1: the original grouping sets and each extended with the person, one scan; level
+    2: the person rows of each cell folded, next to the cell's own value."""
+    node = branch.node
+    keys, labels = _node_labels(node, branch, shape)
+    groups, sets = _grouping(node)
+    original = copy.deepcopy(groups)
+    groups.append(person.expr)
+    p = len(groups) - 1
+    select = list(keys)
+    if len(sets) > 1:
+        select.append(build("GROUPING(" + ", ".join("{%d}" % i for i in range(len(original))) + ")",
+                            *original, alias="spe_g"))
+    select.append(build("GROUPING({0})", person.expr, alias="spe_o"))
+    select.append(aliased(person.expr, "spe_p"))
+    counts_persons = []
+    for j, position in enumerate(shape.measures):
+        measure = branch.measures[position]
+        expr = node["select_list"][branch.columns[position]]
+        # count(DISTINCT person_id) is the cell's persons: verified against them (a DISTINCT per
+        # person row would cost a hash table per (cell, person) group for nothing)
+        counts_persons.append(measure.distinct and is_aggregate_call(expr) and is_person(measure.argument,
+                                                                                         person.expr))
+        if not counts_persons[j]:
+            select.append(aliased(expr, f"spe_v{j}"))
+        select.append(_call("count", measure.argument, measure.filter, alias=f"spe_n{j}"))
+        if not measure.is_count:
+            select.append(_missing(measure, f"spe_miss{j}"))
+            select.append(_call("count", None, measure.filter, _negative(measure.argument), alias=f"spe_neg{j}"))
+        if measure.function in LINEAR:
+            select.append(_call("sum", measure.argument, measure.filter, alias=f"spe_c{j}"))
+    if person.conflicts:
+        select.append(_call("bool_or", _any(person.conflicts), None, alias="spe_x"))
+    _strip(node)
+    node["select_list"] = select
+    node["group_expressions"] = groups
+    node["group_sets"] = [list(s) for s in sets] + [list(s) + [p] for s in sets]
+    node["aggregate_handling"] = "STANDARD_HANDLING"
+    level1 = _sql(tree, node)
+    # GROUPING(person) is 1 on the cell's own row (the original grouping set), 0 on its person rows
+    stats = ["count(*) FILTER (WHERE spe_o = 1) AS spe_cells"]
+    for j, position in enumerate(shape.measures):
+        measure = branch.measures[position]
+        mine = f"spe_o = 0 AND spe_n{j} > 0"
+        persons = f"count(*) FILTER (WHERE {mine} AND spe_p IS NOT NULL)"
+        value = persons if counts_persons[j] else f"any_value(spe_v{j}) FILTER (WHERE spe_o = 1)"
+        stats += [f"{value} AS spe_v{j}", f"{persons} AS spe_persons{j}",
+                  f"sum(spe_n{j}) FILTER (WHERE spe_o = 0) AS spe_values{j}"]
+        if not measure.is_count:
+            stats += [f"sum(spe_miss{j}) FILTER (WHERE spe_o = 0) AS spe_miss{j}",
+                      f"sum(spe_neg{j}) FILTER (WHERE spe_o = 0) AS spe_neg{j}"]
+        if measure.function in LINEAR:
+            stats += [f"sum(spe_c{j}) FILTER (WHERE spe_o = 0) AS spe_total{j}",
+                      f"max(spe_c{j}, {int(top_n)}) FILTER (WHERE {mine}) AS spe_top{j}"]
+        if person_sets:
+            stats.append(f"list(hash(spe_p)) FILTER (WHERE {mine} AND spe_p IS NOT NULL) AS spe_set{j}")
+    if person.conflicts:
+        stats.append("bool_or(spe_x) AS spe_x")
+    cell = [f"spe_a{k}" for k in labels] + (["spe_g"] if len(sets) > 1 else [])
+    label_select = [f"spe_a{k} AS spe_l{i}" for i, k in enumerate(labels)]
+    sql = (f"SELECT {', '.join(label_select + stats)} FROM (\n{level1}\n) AS {_renamed(len(keys))}"
+           + (f" GROUP BY {', '.join(cell)}" if cell else ""))
+    return BranchQuery(sql, tuple(range(len(labels))), (), True, (False,) * len(shape.measures))
 
 
-def _relations(from_table: Any) -> list[str]:
-    """Names (alias, else table name) of the base tables and subqueries in a FROM tree."""
-    if not isinstance(from_table, dict):
+def _renamed(keys: int) -> str:
+    """The alias of the evidence subquery: its first `keys` columns (the node's label items,
+    whatever their names) renamed spe_a0, spe_a1, ..."""
+    return "spe_b" + (f"({', '.join(f'spe_a{i}' for i in range(keys))})" if keys else "")
+
+
+def _node_labels(node: dict, branch: Branch, shape: QueryShape) -> tuple[list[dict], list[int]]:
+    """The node's non-aggregate SELECT items (aliases kept: GROUP BY may name them) and, per
+    output label, its index among them."""
+    keys, index = [], {}
+    for i, item in enumerate(node["select_list"]):
+        if not any(is_aggregate_call(e) or e.get("class") == "WINDOW" for e in expressions(item)):
+            index[i] = len(keys)
+            keys.append(item)
+    return keys, [index[branch.columns[p]] for p in shape.labels]
+
+
+def _grouping(node: dict) -> tuple[list[dict], list[list[int]]]:
+    """The node's group keys (positional keys resolved, GROUP BY ALL spelled out) and sets."""
+    select = node["select_list"]
+    if node.get("aggregate_handling") == "FORCE_AGGREGATES":
+        groups = [aliased(item, "") for item in select
+                  if not any(is_aggregate_call(e) for e in expressions(item))]
+        return groups, [list(range(len(groups)))] if groups else [[]]
+    groups = []
+    for expr in node.get("group_expressions") or []:
+        literal = expr.get("literal", {}) if expr.get("class") == "CONSTANT" else {}
+        if literal.get("kind") in ("INTEGER", "BIGINT") and 1 <= int(literal["text"]) <= len(select):
+            expr = aliased(select[int(literal["text"]) - 1], "")  # GROUP BY 1: the first SELECT item
+        groups.append(copy.deepcopy(expr))
+    sets = [list(s) for s in node.get("group_sets") or []]
+    return groups, sets or [[]]
+
+
+def _strip(node: dict) -> None:
+    """What only filters or orders the cells goes: evidence is derived for every cell."""
+    node["having"] = None
+    node["qualify"] = None
+    node["modifiers"] = []
+
+
+def _sql(tree: dict, node: dict) -> str:
+    out = copy.deepcopy(tree)
+    out["statements"][0]["node"] = node
+    try:
+        return to_sql(out)
+    except Unparsable as err:
+        raise Unsupported(str(err)) from None
+
+
+def _call(function: str, argument: dict | None, *conditions: dict | None, alias: str) -> dict:
+    """`function(argument) FILTER (WHERE c1 AND c2 ...)` (argument None: `count(*)`)."""
+    parts = [c for c in conditions if c is not None]
+    template = f"{function}(*)" if argument is None else f"{function}({{{len(parts)}}})"
+    if parts:
+        template += " FILTER (WHERE " + " AND ".join(f"({{{i}}})" for i in range(len(parts))) + ")"
+    return build(template, *parts, *([argument] if argument is not None else []), alias=alias)
+
+
+def _magnitude_stats(measure: Measure, j: int, top_n: int) -> list[dict]:
+    if measure.is_count:
         return []
-    kind = from_table.get("type")
-    if kind in ("BASE_TABLE", "SUBQUERY", "TABLE_FUNCTION"):
-        name = from_table.get("alias") or from_table.get("table_name")
-        return [name] if name else []
-    if kind == "JOIN":
-        return _relations(from_table.get("left")) + _relations(from_table.get("right"))
-    return []
+    stats = [_missing(measure, f"spe_miss{j}"),
+             _call("count", None, measure.filter, _negative(measure.argument), alias=f"spe_neg{j}")]
+    if measure.function in LINEAR:
+        stats.append(_call("sum", measure.argument, measure.filter, alias=f"spe_total{j}"))
+        top = build("max({0}, %d)" % int(top_n), measure.argument)
+        if measure.filter is not None:
+            top = build("max({0}, %d) FILTER (WHERE {1})" % int(top_n), measure.argument, measure.filter)
+        stats.append(aliased(top, f"spe_top{j}"))
+    return stats
 
 
-def _unwrap_aggregate(expr: dict) -> dict | None:
-    kind = expr.get("class")
-    if kind == "FUNCTION":
-        name = expr.get("function_name", "").lower()
-        if name in COUNT_AGGREGATES or name in MAGNITUDE_AGGREGATES:
-            return expr
-        args = [a["expression"] for a in expr.get("arguments", [])]
-        if name in _WRAPPERS and args and all(a.get("class") == "CONSTANT" for a in args[1:]):
-            return _unwrap_aggregate(args[0])
-        return None
-    if kind == "CAST":
-        return _unwrap_aggregate(expr["child"])
-    return None
+def _missing(measure: Measure, alias: str) -> dict:
+    return _call("count", None, measure.filter, build("{0} IS NULL", measure.argument), alias=alias)
 
 
-def _contains_aggregate(expr: Any) -> bool:
-    if isinstance(expr, dict):
-        if expr.get("class") == "FUNCTION" and expr.get("function_name", "").lower() in (
-                COUNT_AGGREGATES | MAGNITUDE_AGGREGATES):
-            return True
-        if expr.get("class") == "WINDOW":
-            return True
-        return any(_contains_aggregate(v) for v in expr.values())
-    if isinstance(expr, list):
-        return any(_contains_aggregate(v) for v in expr)
-    return False
+def _negative(argument: dict | None) -> dict | None:
+    return None if argument is None else build("{0} < 0", argument)
+
+
+def _not_null(argument: dict | None) -> dict | None:
+    return None if argument is None else build("{0} IS NOT NULL", argument)
+
+
+def _any(conflicts: list[dict]) -> dict:
+    expr = conflicts[0]
+    for other in conflicts[1:]:
+        expr = build("{0} OR {1}", expr, other)
+    return expr
+
+
+# --- running and verifying --------------------------------------------------------------------
+
+def run_evidence(sandbox: "Sandbox", plan: EvidencePlan, recomputed: pa.Table,
+                 combined: pa.Table | None = None) -> Evidence:
+    """Run the plan's evidence queries and verify them against the re-executed table
+    `recomputed` (`combined`: the single scan's result, table and evidence in one)."""
+    shape = plan.shape
+    label_names = tuple(recomputed.column_names[p] for p in shape.labels)
+    measure_names = tuple(recomputed.column_names[p] for p in shape.measures)
+    for name, position in zip(measure_names, shape.measures):
+        if not is_numeric(recomputed.schema.field(position).type):
+            raise Unsupported(f"column {name!r}: the aggregate's value is not a number, not a cell the rules "
+                              "can check")
+    rows: dict[tuple, tuple[BranchQuery, dict, list]] = {}
+    results = [(plan.single_scan, combined)] if plan.single_scan is not None else []
+    for query in plan.branches:
+        try:
+            results.append((query, sandbox.run(query.sql)))
+        except ProvenanceRefused as err:
+            raise Unsupported(f"the evidence query could not run: {_why(str(err))}") from None
+    for query, result in results:
+        names = result.column_names
+        for values in zip(*(c.to_pylist() for c in result.columns)):
+            row = dict(zip(names, values))
+            if row.get("spe_x"):
+                raise Unsupported("a join pairs rows of two different persons: join the tables on the person key")
+            if query.per_person and row["spe_cells"] != 1:
+                raise Unsupported("two cells of the query have the same label values: add the column that "
+                                  "tells them apart")
+            key = label_key(values[i] for i in query.labels)
+            if key in rows:
+                raise Unsupported(f"two cells of the query have the label values {key}: add the column that "
+                                  "tells them apart")
+            rows[key] = (query, row, list(values))
+    return _verified(plan, recomputed, rows, label_names, measure_names)
+
+
+def _verified(plan: EvidencePlan, recomputed: pa.Table, rows: dict, label_names, measure_names) -> Evidence:
+    shape = plan.shape
+    table_columns = [recomputed.column(p).to_pylist() for p in range(recomputed.num_columns)]
+    cells: dict[tuple[tuple, str], CellEvidence] = {}
+    for r in range(recomputed.num_rows):
+        key = label_key(table_columns[p][r] for p in shape.labels)
+        found = rows.get(key)
+        if found is None:
+            raise Unsupported(f"the evidence query has no cell {key}: evidence not verified")
+        query, row, values = found
+        for j, (name, position) in enumerate(zip(measure_names, shape.measures)):
+            value = table_columns[position][r]
+            theirs = values[query.values[j]] if query.values else row[f"spe_v{j}"]
+            if not _same_value(value, theirs):
+                raise Unsupported(f"the evidence query computes {theirs!r} for cell {key} {name!r}, the query "
+                                  f"{value!r}: evidence not verified")
+            cells[(key, name)] = _cell(plan, j, row, value, query.reused[j])
+    return Evidence(label_columns=label_names, cells=cells, source="provenance")
+
+
+def _cell(plan: EvidencePlan, j: int, row: dict, value: Any, reused: bool) -> CellEvidence:
+    aggregate = plan.aggregates[j]
+    persons = int(value) if reused else int(row[f"spe_persons{j}"] or 0)
+    values = row.get(f"spe_values{j}")
+    person_set = frozenset(row.get(f"spe_set{j}") or ()) if plan.person_sets else None
+    if aggregate == "count":
+        return CellEvidence(persons=persons, aggregate="count", person_set=person_set,
+                            values=persons if values is None else int(values))
+    total = row.get(f"spe_total{j}")
+    top = tuple(float(v) for v in (row.get(f"spe_top{j}") or ()) if v is not None)
+    return CellEvidence(persons=persons, total=None if total is None else float(total), top=top,
+                        negative=int(row.get(f"spe_neg{j}") or 0), missing=int(row.get(f"spe_miss{j}") or 0),
+                        aggregate=aggregate, person_set=person_set,
+                        values=persons if values is None else int(values))
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if a is None or b is None:  # an empty cell (NULL, or NaN read back as NULL) is empty on both sides
+        return (a is None or _nan(a)) and (b is None or _nan(b))
+    try:
+        x, y = float(a), float(b)
+    except (TypeError, ValueError):
+        return a == b
+    if math.isnan(x) or math.isnan(y):
+        return math.isnan(x) and math.isnan(y)
+    return x == y or abs(x - y) <= 1e-9 * max(abs(x), abs(y), 1.0)
+
+
+def _nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _why(message: str) -> str:
+    if "must appear in the GROUP BY" in message or "GROUP BY clause" in message:
+        return ("a subquery or CTE aggregates over persons (its GROUP BY does not keep the person key, "
+                f"{PERSON_KEY}): its rows are not person-level")
+    return message
+
+
+def table_facts(manifest: Mapping[str, Any], tables: Iterable[str]) -> dict[str, TableFacts]:
+    """What the manifest says about the persons of each extract table in `tables`: its
+    `person_key`; else `person_id` when the table has that column or its columns are not listed."""
+    described = manifest.get("tables") if isinstance(manifest.get("tables"), dict) else {}
+    out = {}
+    for name in tables:
+        info = described.get(name) if isinstance(described.get(name), dict) else {}
+        columns = info.get("columns")
+        names = None
+        if isinstance(columns, list):
+            names = tuple(c["name"] if isinstance(c, dict) else str(c) for c in columns)
+        key = info.get("person_key") if "person_key" in info else (
+            PERSON_KEY if names is None or PERSON_KEY in names else None)
+        out[name] = TableFacts(person_key=key, columns=names)
+    return out

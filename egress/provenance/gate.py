@@ -36,7 +36,7 @@ _parser: duckdb.DuckDBPyConnection | None = None
 _parser_lock = threading.Lock()
 
 
-def _cursor() -> duckdb.DuckDBPyConnection:
+def parser_cursor() -> duckdb.DuckDBPyConnection:
     global _parser
     with _parser_lock:
         if _parser is None:
@@ -64,7 +64,7 @@ def bounded(query: str, max_rows: int) -> str:
 
 
 def _one_select(sql: str, what: str) -> str:
-    cursor = _cursor()
+    cursor = parser_cursor()
     try:
         statements = cursor.extract_statements(sql)
     except duckdb.Error as err:
@@ -90,7 +90,7 @@ def to_sql(tree: dict) -> str:
 
 
 def _scalar(sql: str, argument: str, failure: str) -> str:
-    cursor = _cursor()
+    cursor = parser_cursor()
     try:
         return cursor.execute(sql, [argument]).fetchall()[0][0]
     except duckdb.Error as err:

@@ -20,10 +20,13 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from hub.datasets.source import quote_ident
+
 from egress import sandbox as extract_sandbox
 from egress.exceptions import ProvenanceLimit, ProvenanceRefused, SandboxLimit, SandboxRefused, first_line
 from egress.provenance import gate
-from egress.provenance.evidence import PERSON_KEY
+from egress.provenance.evidence import table_facts
+from egress.provenance.persons import TableFacts
 
 MAX_RESULT_ROWS = 1_000_000
 _ONE_ROW_PER_PERSON: dict[tuple[str, int, int], bool] = {}  # (file, mtime, size) -> bool; see Sandbox
@@ -47,11 +50,20 @@ class Sandbox:
     def persons(self) -> int | None:
         return self.session.extract.persons
 
+    @property
+    def table_facts(self) -> dict[str, TableFacts]:
+        """Per extract table, its person key column and columns (from the manifest)."""
+        return table_facts(self.manifest, self.tables)
+
     def one_row_per_person(self, table: str) -> bool:
         """Does every row of extract `table` belong to a different person (unique, non-null
-        `person_id`)? Then per-person contributions are the row values and evidence needs no
+        person key)? Then per-person contributions are the row values and evidence needs no
         per-(cell, person) aggregation. From the manifest (`tables.<t>.persons == rows`) when
         it says so, else computed once per extract file and cached (extracts are immutable)."""
+        table = next((t for t in self.tables if t.lower() == table.lower()), table)
+        person_key = self.table_facts.get(table, TableFacts()).person_key
+        if person_key is None:
+            return False
         info = self.session.extract.table_info(table)
         if isinstance(info.get("persons"), int) and isinstance(info.get("rows"), int):
             return info["persons"] == info["rows"]
@@ -60,9 +72,11 @@ class Sandbox:
         key = (str(path), stat.st_mtime_ns, stat.st_size)
         if key not in _ONE_ROW_PER_PERSON:
             try:
-                unique = self.run(f'SELECT count(*) = count(DISTINCT {PERSON_KEY}) AND count(*) = count({PERSON_KEY}) '
-                                  f'AS unique_persons FROM "{table}"').column(0)[0].as_py()
-            except ProvenanceRefused:  # the table has no person_id column
+                column = quote_ident(person_key)
+                unique = self.run(f"SELECT count(*) = count(DISTINCT {column}) AND count(*) = count({column}) "
+                                  f"AS unique_persons FROM {quote_ident(table)}"
+                                  ).column(0)[0].as_py()
+            except ProvenanceRefused:  # the table has no such column
                 unique = False
             _ONE_ROW_PER_PERSON[key] = bool(unique)
         return _ONE_ROW_PER_PERSON[key]

@@ -23,8 +23,9 @@ from egress.checks import check_table
 from egress.checks.compare import Match, check_match, compare
 from egress.checks.evidence import Evidence
 from egress.checks.policy import make_policy
-from egress.exceptions import ExtractUnavailable
-from egress.provenance.evidence import Unsupported, plan_evidence, run_evidence
+from egress.exceptions import ExtractUnavailable, ProvenanceRefused
+from egress.provenance.evidence import plan_evidence, run_evidence
+from egress.provenance.shape import Nondeterministic, Unsupported
 from egress.provenance.gate import check_sql
 from egress.provenance.runner import Sandbox
 from egress.sandbox import read_extract
@@ -42,6 +43,7 @@ class Provenance:
     evidence_reason: str = ""           # why evidence is unavailable ("" when available)
     extract_persons: int | None = None
     label_columns: tuple[str, ...] = ()
+    deterministic: bool = True          # False: the query gives another result on each run
 
     @property
     def verified(self) -> bool:
@@ -50,42 +52,62 @@ class Provenance:
 
 def verify_provenance(table: pa.Table, sql: str, extract_dir: Path | str, *, policy: Any = None,
                       memory_limit: str | None = None, timeout_seconds: float | None = None,
-                      threads: int | None = None, shared: bool = True) -> Provenance:
+                      threads: int | None = None, shared: bool = True, person_sets: bool = False) -> Provenance:
     """Re-execute, compare and derive evidence in one sandbox session (by default on the
     pooled database of the extract version). Does not raise on a mismatch (the service
-    stores and flags it; `check_match(result.match)` raises)."""
+    stores and flags it; `check_match(result.match)` raises). `person_sets`: also list the
+    (hashed) persons of every cell, for differencing against earlier outputs."""
     policy = make_policy(policy)
     query = check_sql(sql)
     with Sandbox(extract_dir, memory_limit=memory_limit, threads=threads,
                  timeout_seconds=timeout_seconds, shared=shared) as sandbox:
-        recomputed = sandbox.run(query)
-        plan = None
-        reason = ""
+        plan, reason, deterministic = None, "", True
         try:
-            plan = plan_evidence(query, recomputed, sandbox.tables)
+            plan = plan_evidence(query, sandbox.table_facts, sandbox.one_row_per_person,
+                                 top_n=max(policy.dominance_n, 2), person_sets=person_sets)
         except Unsupported as err:
-            reason = str(err)
-            log.info("provenance outside the supported form, no evidence: %s", reason)
-        labels = plan.label_names if plan else None
+            reason, deterministic = str(err), not isinstance(err, Nondeterministic)
+            log.info("no evidence for this provenance query: %s", reason)
+        combined = None
+        if plan is not None and plan.single_scan is not None:
+            try:  # one scan: the table and its evidence
+                combined = sandbox.run(plan.single_scan.sql)
+            except ProvenanceRefused as err:
+                log.warning("the single-scan evidence query failed, re-executing the query alone: %s", err)
+        recomputed = (combined.select(list(range(plan.shape.width))) if combined is not None
+                      else sandbox.run(query))
+        labels = [recomputed.column_names[p] for p in plan.shape.labels] if plan is not None else None
         match = compare(table, recomputed, label_columns=labels, rounding_base=policy.rounding_base)
+        if combined is not None and not match.equal:
+            # The rewritten query stood in for the original: re-execute the original itself, so
+            # that a mismatch is always the table's, never the rewrite's.
+            recomputed = sandbox.run(query)
+            match = compare(table, recomputed, label_columns=labels, rounding_base=policy.rounding_base)
+            if match.equal:
+                plan, reason = None, "the evidence query does not reproduce the table"
         evidence = None
         if plan is not None and match.equal:
             try:
-                evidence = run_evidence(sandbox, plan, max(policy.dominance_n, 2), recomputed)
+                evidence = run_evidence(sandbox, plan, recomputed, combined)
             except Unsupported as err:
                 reason = str(err)
+                log.info("evidence not verified: %s", reason)
         elif plan is not None:
             reason = "the table does not match its query"
-        return Provenance(recomputed, match, evidence, reason, sandbox.persons, tuple(labels or ()))
+        return Provenance(recomputed, match, evidence, reason, sandbox.persons, tuple(labels or ()),
+                          deterministic)
 
 
 def derive_evidence(sql: str, extract_dir: Path | str, *, top_n: int = 2, memory_limit: str | None = None,
-                    timeout_seconds: float | None = None) -> Evidence:
-    """Evidence for the result of `sql`; raises `Unsupported` outside the supported form."""
+                    timeout_seconds: float | None = None, person_sets: bool = False) -> Evidence:
+    """Evidence for the result of `sql`; raises `Unsupported` outside what evidence covers."""
     query = check_sql(sql)
     with Sandbox(extract_dir, memory_limit=memory_limit, timeout_seconds=timeout_seconds) as sandbox:
-        recomputed = sandbox.run(query)
-        return run_evidence(sandbox, plan_evidence(query, recomputed, sandbox.tables), max(top_n, 2))
+        plan = plan_evidence(query, sandbox.table_facts, sandbox.one_row_per_person, top_n=max(top_n, 2),
+                             person_sets=person_sets)
+        combined = sandbox.run(plan.single_scan.sql) if plan.single_scan is not None else None
+        recomputed = combined.select(list(range(plan.shape.width))) if combined is not None else sandbox.run(query)
+        return run_evidence(sandbox, plan, recomputed, combined)
 
 
 def check_with_provenance(table: pa.Table, policy: Any = None, *, kind: str, sql: str | None = None,

@@ -81,7 +81,8 @@ def load_related(earlier: Sequence[EarlierOutput], extract_dir: Path | None, pol
         if item.provenance_sql and extract_dir is not None:
             try:
                 prov = verify_provenance(loaded.table, item.provenance_sql, extract_dir, policy=policy,
-                                         timeout_seconds=timeout_seconds, memory_limit=memory_limit)
+                                         timeout_seconds=timeout_seconds, memory_limit=memory_limit,
+                                         person_sets=True)
             except Refused:
                 prov = None
             if prov is not None and prov.match.equal and prov.evidence is not None:
@@ -127,9 +128,12 @@ def check_submission(files: Sequence[tuple[str, bytes]], *, kind: str, provenanc
         if sql:
             if extract_dir is None:
                 raise ProvenanceRefused("the permit has no extract to re-execute the provenance SQL against")
+            # person sets per cell only when there are earlier outputs to difference against
             prov = verify_provenance(item.table, sql, extract_dir, policy=policy,
-                                     timeout_seconds=timeout_seconds, memory_limit=memory_limit)
-            check_match(prov.match)  # a tampered or stale table is refused here
+                                     timeout_seconds=timeout_seconds, memory_limit=memory_limit,
+                                     person_sets=bool(released))
+            if prov.deterministic:
+                check_match(prov.match)  # a tampered or stale table is refused here
             evidence, match, evidence_reason = prov.evidence, prov.match.to_dict(), prov.evidence_reason
             if evidence is not None:
                 evidence = evidence.with_values(prov.recomputed)  # true values of suppressed cells
