@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from hub import __version__, audit
 from hub.audit.store import utc_now_iso
 from hub.datasets.registry import get_dataset
-from hub.datasets.source import attach, sql_literal, source_tables
+from hub.datasets.source import attach, quote_ident, sql_literal, source_tables
 from hub.exceptions import Failure, Refused
 from hub.permits.store import PermitStore
 from hub.provision.extracts import permit_dir
@@ -121,11 +121,15 @@ def provision(engine: sa.Engine, settings: Settings, permit_id: str, actor: str,
                         _used(tp.sql, params))
             written = f"read_parquet({sql_literal(str(out))})"
             cols = con.execute(f"DESCRIBE SELECT * FROM {written}").fetchall()
-            has_pid = any(c[0] == "person_id" for c in cols)
-            rows, table_persons = con.execute(
-                f"SELECT count(*), {'count(DISTINCT person_id)' if has_pid else 'NULL'} FROM {written}").fetchone()
+            person_key = dataset.schema.get("person_key", "person_id")
+            has_pid = tp.has_persons and any(c[0] == person_key for c in cols)
+            distinct = f"count(DISTINCT {quote_ident(person_key)})" if has_pid else "NULL"
+            rows, table_persons = con.execute(f"SELECT count(*), {distinct} FROM {written}").fetchone()
+            # person_key: the column that says whose row it is (None: the table has no persons);
+            # the egress checks trace every provenance query's rows to it
             tables[tp.name] = {"file": out.name, "rows": rows, "sha256": sha256_file(out),
-                               "columns": [{"name": c[0], "type": c[1]} for c in cols]}
+                               "columns": [{"name": c[0], "type": c[1]} for c in cols],
+                               "person_key": person_key if has_pid else None}
             if has_pid:  # distinct persons: lets the egress checks skip a scan when rows == persons
                 tables[tp.name]["persons"] = table_persons
         kanon = k_anonymity_report(con, tmp / f"{plan.person_table}.parquet", plan.quasi_identifiers,

@@ -159,6 +159,9 @@ def test_manifest_hashes_equal_files(engine, settings, permits):
         data = (r.path / t["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == t["sha256"]
         assert ext(r.path, f"SELECT count(*) FROM '{{dir}}/{t['file']}'")[0][0] == t["rows"]
+        # whose row it is: the column the egress checks trace provenance queries to
+        assert t["person_key"] == "person_id" and t["persons"] == ext(
+            r.path, f"SELECT count(DISTINCT person_id) FROM '{{dir}}/{t['file']}'")[0][0]
     assert manifest["permit_version"] == 1
     from hub.datasets.registry import get_dataset
 
