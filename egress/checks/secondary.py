@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import pyarrow as pa
 
-from egress.checks.grid import Grid, InconsistentRelease, is_additive, link, make_grids
+from egress.checks.grid import Grid, InconsistentRelease, is_additive, is_wide, link, make_grids
 from egress.checks.policy import Policy
 from egress.checks.suppression import Pattern, audit, propose
 from egress.checks.verdicts import FAIL, REVIEW, Finding
@@ -44,6 +44,10 @@ class LinkedTable:
 def _grids(table: pa.Table, labels, measures, facts: CellFacts) -> list[tuple[tuple[str, ...], Grid]]:
     """(columns, grid) for the measures of a table whose margins are sums of their cells."""
     out = []
+    summable = [c for c in measures if facts.is_count(c) or facts.additive(c) is not False]
+    if len(summable) < len(measures) and is_wide(measures):
+        return out  # a crosstab of means: no margin is a sum
+    measures = summable  # means, spreads, medians: their margins are not sums, read no equations
     for columns, grid in make_grids(table, labels, measures, truth=facts.truth, sensitive=facts.sensitive,
                                     integer=lambda cs: all(facts.is_count(c) for c in cs)):
         if not grid.integer:

@@ -361,19 +361,20 @@ def _verified(plan: EvidencePlan, recomputed: pa.Table, rows: dict, label_names,
 
 
 def _cell(plan: EvidencePlan, j: int, row: dict, value: Any, reused: bool) -> CellEvidence:
+    """The evidence of one cell; `value` is the re-executed (verified) value, None for an empty cell."""
     aggregate = plan.aggregates[j]
     persons = int(value) if reused else int(row[f"spe_persons{j}"] or 0)
     values = row.get(f"spe_values{j}")
-    person_set = frozenset(row.get(f"spe_set{j}") or ()) if plan.person_sets else None
+    known = dict(value=None if value is None or _nan(value) else float(value), value_known=True,
+                 person_set=frozenset(row.get(f"spe_set{j}") or ()) if plan.person_sets else None,
+                 values=persons if values is None else int(values))
     if aggregate == "count":
-        return CellEvidence(persons=persons, aggregate="count", person_set=person_set,
-                            values=persons if values is None else int(values))
+        return CellEvidence(persons=persons, aggregate="count", **known)
     total = row.get(f"spe_total{j}")
     top = tuple(float(v) for v in (row.get(f"spe_top{j}") or ()) if v is not None)
     return CellEvidence(persons=persons, total=None if total is None else float(total), top=top,
                         negative=int(row.get(f"spe_neg{j}") or 0), missing=int(row.get(f"spe_miss{j}") or 0),
-                        aggregate=aggregate, person_set=person_set,
-                        values=persons if values is None else int(values))
+                        aggregate=aggregate, **known)
 
 
 def _same_value(a: Any, b: Any) -> bool:

@@ -50,12 +50,14 @@ def plant_boundary(rng: random.Random, persons: list[dict], dims: list[str]) -> 
             members.append(p)
 
 
-def table_of(persons: list[dict], dims: list[str], measure: str):
-    """A long table over `dims` with every margin (`All`), its person sets and its evidence."""
+def table_of(persons: list[dict], dims: list[str], measure: str, margin: str | None = "All"):
+    """A long table over `dims` with every margin (labelled `margin`: `All`, or NULL as SQL's
+    CUBE writes it), its person sets and its evidence."""
     rows, sets = [], []
-    for key in itertools.product(*[ATTRIBUTES[d] + ["All"] for d in dims]):
-        members = [p for p in persons if all(k == "All" or p[d] == k for d, k in zip(dims, key))]
-        value = len(members) if measure == "n" else sum(p["value"] for p in members)
+    for key in itertools.product(*[ATTRIBUTES[d] + [margin] for d in dims]):
+        members = [p for p in persons if all(k == margin or p[d] == k for d, k in zip(dims, key))]
+        value = (len(members) if measure == "n" else sum(p["value"] for p in members) if measure == "total_value"
+                 else sum(p["value"] for p in members) / len(members) if members else None)
         rows.append(key + (value,))
         sets.append(frozenset(p["pid"] for p in members))
     table = pa.table({**{d: [r[i] for r in rows] for i, d in enumerate(dims)},
@@ -65,8 +67,9 @@ def table_of(persons: list[dict], dims: list[str], measure: str):
         values = sorted((p["value"] for p in persons if p["pid"] in members), reverse=True)
         cells[(label_key(row[:-1]), measure)] = CellEvidence(
             persons=len(members), total=None if measure == "n" else float(sum(values)),
-            top=tuple(values[:3]) if measure != "n" else (), aggregate="count" if measure == "n" else "sum",
-            value=float(row[-1]), value_known=True, person_set=members)
+            top=tuple(values[:3]) if measure != "n" else (),
+            aggregate={"n": "count", "total_value": "sum"}.get(measure, "avg"),
+            value=None if row[-1] is None else float(row[-1]), value_known=True, person_set=members)
     return table, Evidence(tuple(dims), cells), sets
 
 
@@ -88,7 +91,8 @@ def brute_force_fails(persons, sets, values, measure) -> set[int]:
 
 # --- the attackers (independent of egress.checks.suppression) ---------------------------------
 
-def lp_attack(table: pa.Table, dims: list[str], measure: str) -> dict[int, tuple[float, float]]:
+def lp_attack(table: pa.Table, dims: list[str], measure: str, margin: str | None = "All"
+              ) -> dict[int, tuple[float, float]]:
     """Interval of every suppressed cell given all published cells and the margin equations."""
     keys = list(zip(*[table.column(d).to_pylist() for d in dims]))
     values = table.column(measure).to_pylist()
@@ -98,7 +102,7 @@ def lp_attack(table: pa.Table, dims: list[str], measure: str) -> dict[int, tuple
     rows, rhs = [], []
     for i, key in enumerate(keys):
         for d in range(len(dims)):
-            if key[d] != "All":
+            if key[d] != margin:
                 continue
             parts = [where[key[:d] + (c,) + key[d + 1:]] for c in ATTRIBUTES[dims[d]]]
             coefficients = np.zeros(len(unknown))
@@ -145,17 +149,18 @@ def differencing_attack(new_sets, old_sets) -> set[int]:
     return out
 
 
-CASES = [(seed, dims, measure) for seed in range(6)
+CASES = [(seed, dims, measure, margin) for seed in range(6)
          for dims, measure in ((["region"], "n"), (["sex", "region"], "n"), (["sex", "region", "band"], "n"),
-                               (["sex", "region"], "total_value"))]
+                               (["sex", "region"], "total_value"))
+         for margin in (("All", None) if seed % 2 else ("All",))]
 
 
-@pytest.mark.parametrize("seed, dims, measure", CASES)
-def test_verdicts_equal_brute_force_and_proposed_patterns_resist_the_lp_attack(seed, dims, measure):
+@pytest.mark.parametrize("seed, dims, measure, margin", CASES)
+def test_verdicts_equal_brute_force_and_proposed_patterns_resist_the_lp_attack(seed, dims, measure, margin):
     rng = random.Random(seed)
     persons = make_persons(rng, rng.randint(150, 400))
     plant_boundary(rng, persons, dims)
-    table, evidence, sets = table_of(persons, dims, measure)
+    table, evidence, sets = table_of(persons, dims, measure, margin)
     kind = "frequency" if measure == "n" else "magnitude"
     verdicts = check_table(table, None, kind=kind, evidence=evidence)
     primary = {c.row for c in verdicts.cells if {"threshold", "zero", "dominance", "p_percent"} & set(c.rules)}
@@ -170,7 +175,7 @@ def test_verdicts_equal_brute_force_and_proposed_patterns_resist_the_lp_attack(s
     suppressed = apply_pattern(table, pattern["cells"])
     assert {c["row"] for c in pattern["cells"]} >= truth_fails
     values = table.column(measure).to_pylist()
-    for row, interval in lp_attack(suppressed, dims, measure).items():
+    for row, interval in lp_attack(suppressed, dims, measure, margin).items():
         assert not exposed(interval, values[row], row in truth_fails, measure), (row, interval, values[row])
     # the checker agrees: nothing left to flag once applied
     again = check_table(suppressed, None, kind=kind, evidence=evidence)
@@ -202,3 +207,22 @@ def test_value_level_differencing_sees_a_margin_of_a_released_table():
     new = pa.table({"sex": ["F", "F", "M", "M"], "band": ["a", "b", "a", "b"], "n": [60, 37, 50, 40]})
     verdicts = check_table(new, None, kind="frequency", released=[released])
     assert verdicts.cells_with("differencing") == {(0, "n"), (1, "n")}  # F: 100 - 97 = 3 persons
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_means_with_margins_get_the_threshold_and_no_margin_equations(seed):
+    """A mean's margin is not the sum of its cells: the threshold decides, and the suppression
+    audit reads no equations from it (no "inconsistent margins" review)."""
+    rng = random.Random(300 + seed)
+    persons = make_persons(rng, rng.randint(150, 400))
+    plant_boundary(rng, persons, ["sex", "region"])
+    table, evidence, sets = table_of(persons, ["sex", "region"], "mean_value", rng.choice(["All", None]))
+    verdicts = check_table(table, None, kind="magnitude", evidence=evidence)
+    assert {c.row for c in verdicts.cells if "threshold" in c.rules} == {
+        row for row, members in enumerate(sets) if len(members) < THRESHOLD}
+    assert not verdicts.table, verdicts.to_dict()
+    pattern = verdicts.suppression
+    assert pattern is not None and {c["row"] for c in pattern["cells"]} == {
+        row for row, members in enumerate(sets) if len(members) < THRESHOLD}
+    again = check_table(apply_pattern(table, pattern["cells"]), None, kind="magnitude", evidence=evidence)
+    assert again.status != "fail" and not again.table, again.to_dict()
