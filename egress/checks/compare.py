@@ -68,15 +68,15 @@ def compare(submitted: pa.Table, recomputed: pa.Table, *, label_columns: Sequenc
     labels = list(label_columns) if label_columns is not None else [c for c in names if c not in numeric]
     sub_rows = _rows(submitted, names)
     rec_rows = _rows(recomputed, names)
-    pairs = _align(sub_rows, rec_rows, [names.index(c) for c in labels], [names.index(c) for c in numeric])
+    label_idx = [names.index(c) for c in labels]
+    numeric_idx = [names.index(c) for c in numeric]
+    pairs, by_key = _align(sub_rows, rec_rows, label_idx, numeric_idx)
     if pairs is None:
         return Match(False, "rows with these labels are not in the query result")
     mismatches: list[Mismatch] = []
     suppressed = rounded = 0
-    label_idx = [names.index(c) for c in labels]
-    numeric_idx = [names.index(c) for c in numeric]
     for sub_row, rec_row in pairs:
-        for i in label_idx:
+        for i in label_idx if not by_key else ():  # rows paired by their labels have the same labels
             if label_key([sub_rows[sub_row][i]]) != label_key([rec_rows[rec_row][i]]):
                 mismatches.append(Mismatch(sub_row, names[i], sub_rows[sub_row][i], rec_rows[rec_row][i]))
         for i in numeric_idx:
@@ -160,7 +160,8 @@ def _rows(table: pa.Table, names: list[str]) -> list[tuple]:
     return list(zip(*columns))
 
 
-def _align(sub_rows, rec_rows, label_idx, numeric_idx) -> list[tuple[int, int]] | None:
+def _align(sub_rows, rec_rows, label_idx, numeric_idx) -> tuple[list[tuple[int, int]] | None, bool]:
+    """(pairs of submitted and recomputed rows, whether they were paired by their labels)."""
     def key(row, idx):
         return label_key(row[i] for i in idx)
 
@@ -169,7 +170,7 @@ def _align(sub_rows, rec_rows, label_idx, numeric_idx) -> list[tuple[int, int]] 
     if label_idx and len(set(sub_keys)) == len(sub_keys) and len(set(rec_keys)) == len(rec_keys):
         where = {k: i for i, k in enumerate(rec_keys)}
         pairs = [(i, where.get(k)) for i, k in enumerate(sub_keys)]
-        return None if any(p[1] is None for p in pairs) else pairs
+        return (None if any(p[1] is None for p in pairs) else pairs), True
 
     # Labels do not identify rows: sort both on all columns (numbers at 6 significant digits).
     def sort_key(row):
@@ -179,7 +180,7 @@ def _align(sub_rows, rec_rows, label_idx, numeric_idx) -> list[tuple[int, int]] 
 
     sub_order = sorted(range(len(sub_rows)), key=lambda i: sort_key(sub_rows[i]))
     rec_order = sorted(range(len(rec_rows)), key=lambda i: sort_key(rec_rows[i]))
-    return list(zip(sub_order, rec_order))
+    return list(zip(sub_order, rec_order)), False
 
 
 def _rounded(value: Any) -> tuple:

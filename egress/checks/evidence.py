@@ -13,8 +13,9 @@ Pure: no DuckDB, no I/O.
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 # Aggregates whose cells are counts of persons/rows (frequency rules) vs magnitudes.
@@ -66,26 +67,6 @@ class Evidence:
     def get(self, labels: Iterable[Any], column: str) -> CellEvidence | None:
         return self.cells.get((label_key(labels), column))
 
-    def with_values(self, recomputed: Any) -> "Evidence":
-        """A copy whose cells carry their true values from the re-executed result (a pyarrow
-        Table with the label and measure columns): what the suppression audit and the
-        empty-cell rule need to know about cells the author left empty."""
-        names = set(recomputed.column_names)
-        if not all(c in names for c in self.label_columns):
-            return self
-        labels = [recomputed.column(c).to_pylist() for c in self.label_columns]
-        keys = [label_key(v) for v in zip(*labels)] if labels else [()] * recomputed.num_rows
-        cells = dict(self.cells)
-        for column in {col for _, col in self.cells} & names:
-            for key, raw in zip(keys, recomputed.column(column).to_pylist()):
-                cell = cells.get((key, column))
-                if cell is not None:
-                    number = None if raw is None else float(raw)
-                    if number is not None and math.isnan(number):
-                        number = None
-                    cells[(key, column)] = replace(cell, value=number, value_known=True)
-        return replace(self, cells=cells)
-
     def aggregate_of(self, column: str) -> str | None:
         for (_, col), cell in self.cells.items():
             if col == column:
@@ -95,6 +76,17 @@ class Evidence:
 
 def normalise_label(value: Any) -> Any:
     """One canonical form per label value (see module docstring)."""
+    try:
+        return _normalised(value)
+    except TypeError:  # not hashable
+        return _normalise(value)
+
+
+# A table's label values repeat across its cells and every lookup normalises them again.
+_normalised = functools.lru_cache(maxsize=1 << 16, typed=True)(lambda value: _normalise(value))
+
+
+def _normalise(value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, bool):

@@ -144,8 +144,11 @@ def _with_null_margins(grid: Grid) -> Grid:
     """Decide per dimension whether NULL labels are margins (module docstring), then build the
     equations. A table whose named margins contradict its cells raises InconsistentRelease."""
     dims_with_null = [d for d in range(len(grid.dims)) if any(c.key[d] == _NULL for c in grid.cells)]
-    as_margin = {d for d in dims_with_null if not _violations(_replace_null(grid, {d}), d)}
-    final = _replace_null(grid, as_margin)
+    if dims_with_null:
+        as_margin = {d for d in dims_with_null if not _violations(_replace_null(grid, {d}), d)}
+        final = _replace_null(grid, as_margin)
+    else:
+        final = Grid(grid.dims, grid.cells, equations_of(grid.cells, len(grid.dims)), grid.integer)
     problems = _violations(final, None)
     if problems:
         raise InconsistentRelease(problems[0])

@@ -87,7 +87,7 @@ def audit_table(table: pa.Table, labels, measures, facts: CellFacts, policy: Pol
     for columns, grid in grids:
         others = _linked(columns, linked)
         names = [name for _, name in others]
-        merged, taken = link(grid, [g for g, _ in others])
+        merged, taken = link(grid, [g for g, _ in others]) if others else (grid, [])
         try:
             exposures = audit(merged, policy.threshold, policy.p_percent, protect_all=protect_all)
         except InconsistentRelease as err:
@@ -127,7 +127,7 @@ def propose_table(table: pa.Table, labels, measures, facts: CellFacts, policy: P
     loss_total = 0.0
     for columns, grid in grids:
         others = _linked(columns, linked)
-        merged, _ = link(grid, [g for g, _ in others])
+        merged = link(grid, [g for g, _ in others])[0] if others else grid
         pattern: Pattern = propose(merged, policy.threshold, policy.p_percent, protect_all=protect_all)
         primary |= {merged.cells[i].origin for i in pattern.primary if merged.cells[i].table == 0}
         secondary |= {merged.cells[i].origin for i in pattern.secondary if merged.cells[i].table == 0}

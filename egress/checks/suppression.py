@@ -4,7 +4,8 @@
 margins, linked with the tables already released or pending for the permit) is an unknown
 `x >= 0`; every margin equation whose cells are not all published ties unknowns to published
 values. The feasible set is what an attacker knows. For each suppressed cell that needs
-protection we solve two linear programmes (min x, max x; `scipy.optimize.linprog`, HiGHS) and
+protection we solve two linear programmes (min x, max x; HiGHS through `egress.checks.lp`, one warm-started
+model per group of linked unknowns) and
 compare the interval `[low, high]` with its protection requirement:
 
 - counts (integer grids): the whole numbers in the interval must span at least `threshold`
@@ -43,9 +44,9 @@ from typing import Sequence
 
 import numpy as np
 from scipy import sparse
-from scipy.optimize import linprog
 
 from egress.checks.grid import Grid, GridCell, InconsistentRelease  # noqa: F401 (re-exported)
+from egress.checks.lp import INFEASIBLE, OPTIMAL, UNBOUNDED, Polytope
 
 _EPS = 1e-7
 # 2 LPs per protected unknown; a few hundred linked unknowns take seconds: the checker decides.
@@ -176,11 +177,11 @@ def intervals(grid: Grid, wanted: set[tuple] | None = None,
             raise TooManyUnknowns(f"{len(variables)} linked suppressed values (more than {MAX_GROUP_UNKNOWNS}) "
                                   "are too many to bound here")
         position = {k: p for p, k in enumerate(variables)}
-        a_eq, b_eq = _matrix([system.rows[e] for e in rows], position, len(variables))
+        polytope = Polytope(*_matrix([system.rows[e] for e in rows], position, len(variables)), lower=0.0)
 
         def solve(objective):
-            result = linprog(objective, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
-            if result.status == 2:
+            result = polytope.minimise(objective)
+            if result.status == INFEASIBLE:
                 raise InconsistentRelease("published cells and margins admit no non-negative solution")
             return result
 
@@ -190,7 +191,7 @@ def intervals(grid: Grid, wanted: set[tuple] | None = None,
             weights[[position[k] for k in need]] = 1.0
             for objective in (weights, -weights):
                 result = solve(objective)
-                if result.status == 0:
+                if result.status == OPTIMAL:
                     points.append(result.x)
         for k in need:
             at = position[k]
@@ -203,11 +204,11 @@ def intervals(grid: Grid, wanted: set[tuple] | None = None,
             objective[at] = 1.0
             low = solve(objective)
             high = solve(-objective)
-            top = math.inf if high.status == 3 else -high.fun
-            out[system.keys[k]] = (max(0.0, low.fun), top)
+            top = math.inf if high.status == UNBOUNDED else -high.value
+            out[system.keys[k]] = (max(0.0, low.value), top)
             if good_enough is not None:
                 # each vertex is a feasible point: it may already certify the keys still to come
-                points += [r.x for r in (low, high) if r.status == 0]
+                points += [r.x for r in (low, high) if r.status == OPTIMAL]
     return out
 
 
@@ -302,6 +303,8 @@ def propose(grid: Grid, threshold: int, p: float, *, protect_all: bool = False) 
         return Pattern(tuple(primary), (), len(primary), 0.0, False,
                        "some cells have no known value; no pattern can be computed")
     chosen = set(_same_key(grid, primary))
+    if not grid.equations:  # no margins tie cells together: the failing cells alone protect themselves
+        return Pattern(tuple(sorted(primary)), (), len(chosen), sum(abs(grid.cells[i].truth) for i in chosen), True)
     total = sum(abs(grid.cells[i].truth) for i in own) or 1.0
     for _ in range(MAX_ROUNDS):
         trial = _suppress(grid, chosen)
@@ -395,20 +398,16 @@ def _deviation_support(grid: Grid, target: tuple, shift: float, total: float) ->
     # variables: z+ (n) then z- (n); A (z+ - z-) = 0 and z+_t - z-_t = shift
     signed = [({k: c for k, c in coefficients.items()}, 0.0) for coefficients in rows] + [({position[target]: 1.0}, shift)]
     half, b_eq = _matrix(signed, {k: k for k in range(n)}, n)
-    a_eq = sparse.hstack([half, -half]).tocsr()
+    a_eq = sparse.hstack([half, -half]).tocsc()
     cost = np.zeros(2 * n)
-    bounds = []
     for k in variables:
         info = keys[k]
         unit = 1e-6 if info["free"] else 1.0 + abs(info["truth"] or 0.0) / (total + 1.0)
         cost[position[k]] = cost[n + position[k]] = unit
-    for k in variables:
-        bounds.append((0, None))
-    for k in variables:
-        truth = keys[k]["truth"]
-        bounds.append((0, truth if truth is not None else 0.0))  # stay non-negative
-    result = linprog(cost, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
-    if result.status != 0:
+    # z+ unbounded; z- at most the cell's value: the deviated table stays non-negative
+    upper = np.concatenate([np.full(n, np.inf), [keys[k]["truth"] or 0.0 for k in variables]])
+    result = Polytope(a_eq, b_eq, lower=0.0, upper=upper).minimise(cost)
+    if result.status != OPTIMAL:
         return set()
     z = result.x[:n] - result.x[n:]
     support = set()

@@ -17,6 +17,7 @@ the sandbox, the extract or the web layer.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from typing import Any
@@ -80,13 +81,25 @@ def _one_select(sql: str, what: str) -> str:
 
 
 def parse_tree(query: str) -> dict:
-    """DuckDB's parse tree of `query` (`json_serialize_sql`); Unparsable if it has none."""
-    return json.loads(_scalar("SELECT json_serialize_sql(?)", query, "the query could not be parsed"))
+    """DuckDB's parse tree of `query` (`json_serialize_sql`, a fresh copy the caller may change);
+    Unparsable if it has none."""
+    return json.loads(_serialized(query))
 
 
 def to_sql(tree: dict) -> str:
     """SQL text of a parse tree (`json_deserialize_sql`); Unparsable if DuckDB cannot."""
-    return _scalar("SELECT json_deserialize_sql(?)", json.dumps(tree), "the evidence query could not be built")
+    return _deserialized(json.dumps(tree))
+
+
+# The same provenance SQL is parsed again each time a later output is checked against it.
+@functools.lru_cache(maxsize=512)
+def _serialized(query: str) -> str:
+    return _scalar("SELECT json_serialize_sql(?)", query, "the query could not be parsed")
+
+
+@functools.lru_cache(maxsize=512)
+def _deserialized(tree_json: str) -> str:
+    return _scalar("SELECT json_deserialize_sql(?)", tree_json, "the evidence query could not be built")
 
 
 def _scalar(sql: str, argument: str, failure: str) -> str:

@@ -86,7 +86,7 @@ def load_related(earlier: Sequence[EarlierOutput], extract_dir: Path | None, pol
             except Refused:
                 prov = None
             if prov is not None and prov.match.equal and prov.evidence is not None:
-                evidence, labels = prov.evidence.with_values(prov.recomputed), prov.label_columns or None
+                evidence, labels = prov.evidence, prov.label_columns or None
         name = f"{item.where}/{item.name}" if item.where else item.name
         out.append(Related(loaded.table, name, item.status, evidence, labels))
     return out
@@ -134,9 +134,8 @@ def check_submission(files: Sequence[tuple[str, bytes]], *, kind: str, provenanc
                                      person_sets=bool(released))
             if prov.deterministic:
                 check_match(prov.match)  # a tampered or stale table is refused here
+            # the evidence carries every cell's true value, also of cells the author left empty
             evidence, match, evidence_reason = prov.evidence, prov.match.to_dict(), prov.evidence_reason
-            if evidence is not None:
-                evidence = evidence.with_values(prov.recomputed)  # true values of suppressed cells
             persons = prov.extract_persons if prov.extract_persons is not None else extract_persons
         verdicts = check_table(item.table, policy, kind=_TABLE_KIND[kind], evidence=evidence,
                                released=list(released), extract_persons=persons)
