@@ -20,6 +20,8 @@ import numpy as np
 from scipy import sparse
 
 OPTIMAL, INFEASIBLE, UNBOUNDED = "optimal", "infeasible", "unbounded"
+_DECIDED = (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInfeasible,
+            highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible)
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,20 @@ class Polytope:
         self.highs.passModel(lp)
         self._columns = np.arange(width, dtype=np.int32)
 
+    def set_bounds(self, lower, upper) -> None:
+        """New bounds for every variable (the model and its last basis stay)."""
+        self.highs.changeColsBounds(self.width, self._columns, np.asarray(lower, dtype=float),
+                                    np.minimum(np.asarray(upper, dtype=float), highspy.kHighsInf))
+
     def minimise(self, cost) -> Solution:
         self.highs.changeColsCost(self.width, self._columns, np.asarray(cost, dtype=float))
         self.highs.run()
         status = self.highs.getModelStatus()
+        if status not in _DECIDED:
+            # numerical trouble from the warm start: solve this one from scratch
+            self.highs.clearSolver()
+            self.highs.run()
+            status = self.highs.getModelStatus()
         if status == highspy.HighsModelStatus.kUnboundedOrInfeasible:
             # presolve could not tell which: a zero objective decides feasibility
             self.highs.changeColsCost(self.width, self._columns, np.zeros(self.width))

@@ -29,16 +29,18 @@ repeat until the exact audit passes; then complementary cells are removed one by
 first) while the audit still passes. The result is always re-audited: a pattern is offered
 only when `audit` finds nothing.
 
-Batching: unknowns split into independent groups (connected through shared equations); each
-group is solved on its own, so cost grows with the size of the groups, not of the table.
+One model per grid (`_Model`): the margin equations `A x = 0` over one variable per key, built
+once; a trial pattern only fixes the published keys at their values and frees the others, so
+every LP of an audit and of a proposal (its rounds, its thinning, its final audit) runs on the
+same warm-started HiGHS model (`egress.checks.lp`), whose presolve drops the fixed keys.
 
-Pure: numpy/scipy only.
+Pure: numpy/scipy/highspy only.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
@@ -50,7 +52,7 @@ from egress.checks.lp import INFEASIBLE, OPTIMAL, UNBOUNDED, Polytope
 
 _EPS = 1e-7
 # 2 LPs per protected unknown; a few hundred linked unknowns take seconds: the checker decides.
-MAX_GROUP_UNKNOWNS = 1500
+MAX_UNKNOWNS = 1500
 MAX_ROUNDS = 12
 MAX_PRUNE = 12
 
@@ -95,121 +97,169 @@ class Pattern:
 
 # --- the linear system ---------------------------------------------------------------------
 
-@dataclass
-class _System:
-    keys: list[tuple]                       # unknown keys, in variable order
-    rows: list[tuple[dict[int, float], float]]  # sum(coefficient * x) = rhs over unknowns
-    cells_of: dict[tuple, list[int]]
+class _Model:
+    """A grid's margin equations over its keys (`A x = 0`, one variable per key), built once and
+    solved for every trial pattern of an audit or a proposal: a trial only changes which keys
+    are published (their variable fixed at the value) and which are unknown (`x >= 0`), so one
+    warm-started HiGHS model serves every LP (`egress.checks.lp`)."""
 
+    def __init__(self, grid: Grid):
+        self.grid = grid
+        self.cells_of: dict[tuple, list[int]] = {}
+        for i, c in enumerate(grid.cells):
+            self.cells_of.setdefault(c.key, []).append(i)
+        self.keys = list(self.cells_of)
+        position = {k: n for n, k in enumerate(self.keys)}
+        rows, seen = [], set()
+        for total, parts in grid.equations:
+            coefficients: dict[int, float] = {}
+            for cell, sign in [(total, -1.0)] + [(p_, 1.0) for p_ in parts]:
+                k = position[grid.cells[cell].key]
+                coefficients[k] = coefficients.get(k, 0.0) + sign
+            coefficients = {k: v for k, v in coefficients.items() if v != 0}
+            signature = tuple(sorted(coefficients.items()))
+            if coefficients and signature not in seen:
+                seen.add(signature)
+                rows.append(coefficients)
+        self.rows = rows
+        self.matrix, _ = _matrix([(r, 0.0) for r in rows], {k: k for k in range(len(self.keys))}, len(self.keys))
+        self.in_rows = np.zeros(len(self.keys), dtype=bool)
+        for r in rows:
+            self.in_rows[list(r)] = True
+        self.truth = np.array([next((grid.cells[i].truth for i in cells if grid.cells[i].truth is not None), np.nan)
+                               for cells in self.cells_of.values()])
+        # published by a linked table: known to the attacker whatever this table leaves empty
+        self.pinned = np.array([any(grid.cells[i].table != 0 and grid.cells[i].value is not None for i in cells)
+                                for cells in self.cells_of.values()])
+        self._bounded: Polytope | None = None
+        self._deviation: Polytope | None = None
 
-def _system(grid: Grid) -> _System:
-    cells_of: dict[tuple, list[int]] = {}
-    published: dict[tuple, float] = {}
-    for i, c in enumerate(grid.cells):
-        cells_of.setdefault(c.key, []).append(i)
-        if c.value is not None:
-            published.setdefault(c.key, c.value)
-    keys = [k for k in cells_of if k not in published]
-    position = {k: p for p, k in enumerate(keys)}
-    rows = []
-    seen = set()
-    for total, parts in grid.equations:
-        terms = [(grid.cells[total].key, -1.0)] + [(grid.cells[p].key, 1.0) for p in parts]
-        coefficients: dict[int, float] = {}
-        rhs = 0.0
-        for key, sign in terms:
-            if key in position:
-                coefficients[position[key]] = coefficients.get(position[key], 0.0) + sign
-            else:
-                rhs -= sign * published[key]
-        coefficients = {k: v for k, v in coefficients.items() if v != 0}
-        if not coefficients:
-            if abs(rhs) > 0.5 + 1e-6 * abs(rhs):
-                raise InconsistentRelease(f"published cells and margins disagree by {abs(rhs):g}")
-            continue
-        signature = (tuple(sorted(coefficients.items())), round(rhs, 9))
-        if signature not in seen:
-            seen.add(signature)
-            rows.append((coefficients, rhs))
-    return _System(keys, rows, cells_of)
+    def values(self, hidden: set[int]) -> np.ndarray:
+        """The published value of every key (NaN: unknown) once the cells `hidden` are suppressed too."""
+        out = np.full(len(self.keys), np.nan)
+        for n, cells in enumerate(self.cells_of.values()):
+            for i in cells:
+                value = self.grid.cells[i].value
+                if value is not None and i not in hidden:
+                    out[n] = value
+                    break
+        return out
 
-
-def _components(count: int, rows) -> list[tuple[list[int], list[int]]]:
-    parent = list(range(count))
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for coefficients, _ in rows:
-        ks = list(coefficients)
-        for other in ks[1:]:
-            parent[find(other)] = find(ks[0])
-    groups: dict[int, tuple[list[int], list[int]]] = {}
-    for k in range(count):
-        groups.setdefault(find(k), ([], []))[0].append(k)
-    for e, (coefficients, _) in enumerate(rows):
-        groups[find(next(iter(coefficients)))][1].append(e)
-    return list(groups.values())
-
-
-def intervals(grid: Grid, wanted: set[tuple] | None = None,
-              good_enough=None) -> dict[tuple, tuple[float, float]]:
-    """`{key: (low, high)}` for the suppressed keys (all, or those in `wanted`).
-
-    `good_enough(key, low, high)`: when given, two LPs over a whole group first (minimise and
-    maximise the sum of its wanted cells) give feasible points; a key whose range over those
-    points already satisfies it is answered with that range (a sub-interval of the exact one)
-    and costs no LP of its own. The audit only needs to know that protection holds.
-    """
-    system = _system(grid)
-    out: dict[tuple, tuple[float, float]] = {}
-    for variables, rows in _components(len(system.keys), system.rows):
-        need = [k for k in variables if wanted is None or system.keys[k] in wanted]
+    def intervals(self, values: np.ndarray, wanted: list[int], good_enough=None) -> dict[int, tuple[float, float]]:
+        """`{key index: (low, high)}` of the unknown keys in `wanted` (see `intervals`)."""
+        known = ~np.isnan(values)
+        for r in self.rows:
+            if all(known[k] for k in r):
+                gap = sum(c * values[k] for k, c in r.items())
+                if abs(gap) > 0.5 + 1e-6 * abs(gap):
+                    raise InconsistentRelease(f"published cells and margins disagree by {abs(gap):g}")
+        out = {k: (0.0, math.inf) for k in wanted if not self.in_rows[k]}
+        need = [k for k in wanted if self.in_rows[k]]
         if not need:
-            continue
-        if not rows:
-            out.update({system.keys[k]: (0.0, math.inf) for k in need})
-            continue
-        if len(variables) > MAX_GROUP_UNKNOWNS:
-            raise TooManyUnknowns(f"{len(variables)} linked suppressed values (more than {MAX_GROUP_UNKNOWNS}) "
-                                  "are too many to bound here")
-        position = {k: p for p, k in enumerate(variables)}
-        polytope = Polytope(*_matrix([system.rows[e] for e in rows], position, len(variables)), lower=0.0)
+            return out
+        if int((~known & self.in_rows).sum()) > MAX_UNKNOWNS:
+            raise TooManyUnknowns(f"{int((~known & self.in_rows).sum())} linked suppressed values (more than "
+                                  f"{MAX_UNKNOWNS}) are too many to bound here")
+        if self._bounded is None:
+            self._bounded = Polytope(self.matrix, np.zeros(len(self.rows)), lower=0.0)
+        model = self._bounded
+        model.set_bounds(np.where(known, values, 0.0), np.where(known, values, np.inf))
 
         def solve(objective):
-            result = polytope.minimise(objective)
+            result = model.minimise(objective)
             if result.status == INFEASIBLE:
                 raise InconsistentRelease("published cells and margins admit no non-negative solution")
             return result
 
         points: list[np.ndarray] = []
         if good_enough is not None and len(need) > 1:
-            weights = np.zeros(len(variables))
-            weights[[position[k] for k in need]] = 1.0
+            weights = np.zeros(len(self.keys))
+            weights[need] = 1.0
             for objective in (weights, -weights):
                 result = solve(objective)
                 if result.status == OPTIMAL:
                     points.append(result.x)
         for k in need:
-            at = position[k]
             if points:
-                seen = [pt[at] for pt in points]
-                if good_enough(system.keys[k], min(seen), max(seen)):
-                    out[system.keys[k]] = (min(seen), max(seen))
+                seen = [pt[k] for pt in points]
+                if good_enough(k, min(seen), max(seen)):
+                    out[k] = (min(seen), max(seen))
                     continue
-            objective = np.zeros(len(variables))
-            objective[at] = 1.0
+            objective = np.zeros(len(self.keys))
+            objective[k] = 1.0
             low = solve(objective)
             high = solve(-objective)
-            top = math.inf if high.status == UNBOUNDED else -high.value
-            out[system.keys[k]] = (max(0.0, low.value), top)
+            out[k] = (max(0.0, low.value), math.inf if high.status == UNBOUNDED else -high.value)
             if good_enough is not None:
                 # each vertex is a feasible point: it may already certify the keys still to come
                 points += [r.x for r in (low, high) if r.status == OPTIMAL]
-    return out
+        return out
+
+    def audit(self, hidden: set[int], threshold: int, p: float, protect_all: bool) -> list[Exposure]:
+        """Every unknown key that is not protected once the cells `hidden` are suppressed too."""
+        values = self.values(hidden)
+        needs: dict[int, Requirement] = {}
+        for n, key in enumerate(self.keys):
+            if np.isnan(values[n]):
+                req = requirement(self.grid, self.cells_of[key], threshold, p, protect_all)
+                if req is not None:
+                    needs[n] = req
+        if not needs:
+            return []
+        bounds = self.intervals(values, list(needs),
+                                good_enough=lambda k, low, high: bool(_meets(needs[k], low, high)))
+        out = []
+        for n, req in needs.items():
+            low, high = bounds[n]
+            ok = _meets(req, low, high)
+            if not ok:
+                out.append(_exposure(self.keys[n], self.cells_of[self.keys[n]], req, low, high, ok))
+        return out
+
+    def deviation_support(self, hidden: set[int], target: tuple, shift: float, total: float) -> set[int]:
+        """Cells (of table 0, not yet suppressed) that a least-cost deviation moving `target` by
+        `shift` while keeping every margin equation must use (module docstring)."""
+        t = self.keys.index(target)
+        if self.pinned[t]:
+            return set()
+        n = len(self.keys)
+        if self._deviation is None:
+            # z+ and z-, the deviation's two halves: A (z+ - z-) = 0
+            self._deviation = Polytope(sparse.hstack([self.matrix, -self.matrix]).tocsc(), np.zeros(len(self.rows)),
+                                       lower=0.0)
+        free = np.isnan(self.values(hidden))  # suppressed already: hiding it further costs nothing
+        truth = np.nan_to_num(self.truth)
+        upper = np.concatenate([np.where(self.pinned, 0.0, np.inf), np.where(self.pinned, 0.0, truth)])
+        lower = np.zeros(2 * n)
+        side = t if shift > 0 else n + t  # the target moves by exactly `shift`, up or down
+        lower[side] = upper[side] = abs(shift)
+        upper[n + t if shift > 0 else t] = 0.0
+        unit = np.where(free, 1e-6, 1.0 + np.abs(truth) / (total + 1.0))
+        self._deviation.set_bounds(lower, upper)
+        result = self._deviation.minimise(np.concatenate([unit, unit]))
+        if result.status != OPTIMAL:
+            return set()
+        z = result.x[:n] - result.x[n:]
+        support = set()
+        for k in np.flatnonzero((np.abs(z) > 1e-9) & ~free):
+            support |= {i for i in self.cells_of[self.keys[k]] if self.grid.cells[i].table == 0}
+        return support
+
+
+def intervals(grid: Grid, wanted: set[tuple] | None = None,
+              good_enough=None) -> dict[tuple, tuple[float, float]]:
+    """`{key: (low, high)}` for the suppressed keys (all, or those in `wanted`).
+
+    `good_enough(key, low, high)`: when given, two LPs over all wanted cells first (minimise and
+    maximise their sum) give feasible points; a key whose range over those points already
+    satisfies it is answered with that range (a sub-interval of the exact one) and costs no LP
+    of its own. The audit only needs to know that protection holds.
+    """
+    model = _Model(grid)
+    values = model.values(set())
+    keys = [n for n, key in enumerate(model.keys) if np.isnan(values[n]) and (wanted is None or key in wanted)]
+    check = None if good_enough is None else (lambda n, low, high: good_enough(model.keys[n], low, high))
+    return {model.keys[n]: bounds for n, bounds in model.intervals(values, keys, check).items()}
 
 
 def _matrix(rows, position: dict, width: int):
@@ -222,7 +272,7 @@ def _matrix(rows, position: dict, width: int):
             row_index.append(r)
             col_index.append(position[k])
         b_eq[r] = rhs
-    return sparse.csr_array((data, (row_index, col_index)), shape=(len(rows), width)), b_eq
+    return sparse.csc_array((data, (row_index, col_index)), shape=(len(rows), width)), b_eq
 
 
 # --- the audit -----------------------------------------------------------------------------
@@ -252,39 +302,25 @@ def _meets(req: Requirement, low: float, high: float) -> bool | None:
     return low <= float(a * (1 - p)) + tolerance and high >= float(a * (1 + p)) - tolerance
 
 
+def _exposure(key: tuple, cells: list[int], req: Requirement, low: float, high: float, ok: bool | None) -> Exposure:
+    shown = f"[{low:g}, {high:g}]"
+    if ok is None:
+        message = (f"suppressed value lies within {shown}; its true value is unknown (no provenance), "
+                   f"so its protection of {req.p:.0%} on each side cannot be checked")
+        return Exposure(key, tuple(cells), low, high, "review", message)
+    if req.width is not None:
+        message = (f"suppressed value can be recomputed from the published cells and margins to within "
+                   f"{shown} (fewer than {req.width} whole numbers apart)")
+    else:
+        side = 'each side' if low > req.truth * (1 - req.p) and high < req.truth * (1 + req.p) else 'one side'
+        message = f"suppressed value can be recomputed to within {shown}: less than {req.p:.0%} of its value on {side}"
+    return Exposure(key, tuple(cells), low, high, "fail", message)
+
+
 def audit(grid: Grid, threshold: int, p: float, *, protect_all: bool = False) -> list[Exposure]:
     """Every suppressed cell that is not protected (module docstring). Raises
     InconsistentRelease (or TooManyUnknowns) when the system cannot be solved."""
-    system = _system(grid)
-    needs: dict[tuple, Requirement] = {}
-    for key in system.keys:
-        req = requirement(grid, system.cells_of[key], threshold, p, protect_all)
-        if req is not None:
-            needs[key] = req
-    if not needs:
-        return []
-    bounds = intervals(grid, set(needs), good_enough=lambda key, low, high: bool(_meets(needs[key], low, high)))
-    out = []
-    for key, req in needs.items():
-        low, high = bounds.get(key, (0.0, math.inf))
-        ok = _meets(req, low, high)
-        if ok:
-            continue
-        shown = f"[{low:g}, {high:g}]"
-        if ok is None:
-            message = (f"suppressed value lies within {shown}; its true value is unknown (no provenance), "
-                       f"so its protection of {req.p:.0%} on each side cannot be checked")
-            status = "review"
-        elif req.width is not None:
-            message = (f"suppressed value can be recomputed from the published cells and margins to within "
-                       f"{shown} (fewer than {req.width} whole numbers apart)")
-            status = "fail"
-        else:
-            message = (f"suppressed value can be recomputed to within {shown}: less than {req.p:.0%} of its "
-                       f"value on {'each side' if low > req.truth * (1 - req.p) and high < req.truth * (1 + req.p) else 'one side'}")
-            status = "fail"
-        out.append(Exposure(key, tuple(system.cells_of[key]), low, high, status, message))
-    return out
+    return _Model(grid).audit(set(), threshold, p, protect_all)
 
 
 # --- the proposal --------------------------------------------------------------------------
@@ -306,17 +342,17 @@ def propose(grid: Grid, threshold: int, p: float, *, protect_all: bool = False) 
     if not grid.equations:  # no margins tie cells together: the failing cells alone protect themselves
         return Pattern(tuple(sorted(primary)), (), len(chosen), sum(abs(grid.cells[i].truth) for i in chosen), True)
     total = sum(abs(grid.cells[i].truth) for i in own) or 1.0
+    model = _Model(grid)
     for _ in range(MAX_ROUNDS):
-        trial = _suppress(grid, chosen)
         try:
-            exposures = audit(trial, threshold, p, protect_all=protect_all)
+            exposures = model.audit(chosen, threshold, p, protect_all)
         except InconsistentRelease as err:
             return Pattern(tuple(sorted(chosen & set(primary))), (), len(chosen), 0.0, False, str(err))
         if not exposures:
             break
         added = set()
         for exposure in exposures:
-            added |= _complement(trial, exposure, threshold, p, total)
+            added |= _complement(model, chosen, exposure, threshold, p, total)
         added -= chosen
         if not added:
             return Pattern(tuple(primary), tuple(sorted(chosen - set(primary))), len(chosen), 0.0, False,
@@ -326,9 +362,8 @@ def propose(grid: Grid, threshold: int, p: float, *, protect_all: bool = False) 
     else:
         return Pattern(tuple(primary), tuple(sorted(chosen - set(primary))), len(chosen), 0.0, False,
                        f"no protecting pattern after {MAX_ROUNDS} rounds")
-    chosen = _prune(grid, chosen, set(primary), threshold, p, protect_all)
-    final = _suppress(grid, chosen)
-    verified = not audit(final, threshold, p, protect_all=protect_all)
+    chosen = _prune(model, chosen, set(primary), threshold, p, protect_all)
+    verified = not _Model(grid).audit(chosen, threshold, p, protect_all)  # a fresh model: an independent check
     secondary = tuple(sorted(chosen - set(primary)))
     return Pattern(tuple(sorted(primary)), secondary, len(chosen),
                    sum(abs(grid.cells[i].truth) for i in chosen), verified,
@@ -340,11 +375,6 @@ def _same_key(grid: Grid, cells) -> list[int]:
     return [i for i, c in enumerate(grid.cells) if c.table == 0 and c.key in keys]
 
 
-def _suppress(grid: Grid, chosen: set[int]) -> Grid:
-    cells = [replace(c, value=None) if i in chosen else c for i, c in enumerate(grid.cells)]
-    return Grid(grid.dims, cells, grid.equations, grid.integer)
-
-
 def _levels(req_truth: float, threshold: int, p: float, integer: bool) -> tuple[float, float]:
     """(lower, upper) protection levels: how far the attacker must be unable to exclude."""
     if integer:
@@ -353,8 +383,10 @@ def _levels(req_truth: float, threshold: int, p: float, integer: bool) -> tuple[
     return p * req_truth, p * req_truth
 
 
-def _complement(grid: Grid, exposure: Exposure, threshold: int, p: float, total: float) -> set[int]:
+def _complement(model: _Model, hidden: set[int], exposure: Exposure, threshold: int, p: float,
+                total: float) -> set[int]:
     """Own cells whose suppression protects `exposure`'s cell (one LP per missing direction)."""
+    grid = model.grid
     truth = next((grid.cells[i].truth for i in exposure.cells if grid.cells[i].truth is not None), None)
     if truth is None:
         return set()
@@ -364,62 +396,14 @@ def _complement(grid: Grid, exposure: Exposure, threshold: int, p: float, total:
         reached = truth - exposure.low if direction < 0 else exposure.high - truth
         if level <= 0 or reached >= level - _EPS:
             continue
-        added |= _deviation_support(grid, exposure.key, direction * level, total)
+        added |= model.deviation_support(hidden, exposure.key, direction * level, total)
     return added
 
 
-def _deviation_support(grid: Grid, target: tuple, shift: float, total: float) -> set[int]:
-    """Cells (of table 0, not yet suppressed) that a least-cost deviation moving `target` by
-    `shift` while keeping every margin equation must use (module docstring)."""
-    keys: dict[tuple, dict] = {}
-    for i, c in enumerate(grid.cells):
-        info = keys.setdefault(c.key, {"cells": [], "fixed": False, "free": True, "truth": None, "cost": 0.0})
-        info["cells"].append(i)
-        if c.truth is not None and info["truth"] is None:
-            info["truth"] = c.truth
-        if c.value is not None:
-            info["free"] = False
-            if c.table != 0:
-                info["fixed"] = True  # published by a linked table: cannot be hidden any more
-    variables = [k for k, info in keys.items() if not info["fixed"]]
-    position = {k: n for n, k in enumerate(variables)}
-    if target not in position:
-        return set()
-    rows = []
-    for total_cell, parts in grid.equations:
-        coefficients: dict[int, float] = {}
-        for cell, sign in [(total_cell, -1.0)] + [(p_, 1.0) for p_ in parts]:
-            k = grid.cells[cell].key
-            if k in position:
-                coefficients[position[k]] = coefficients.get(position[k], 0.0) + sign
-        if any(coefficients.values()):
-            rows.append(coefficients)
-    n = len(variables)
-    # variables: z+ (n) then z- (n); A (z+ - z-) = 0 and z+_t - z-_t = shift
-    signed = [({k: c for k, c in coefficients.items()}, 0.0) for coefficients in rows] + [({position[target]: 1.0}, shift)]
-    half, b_eq = _matrix(signed, {k: k for k in range(n)}, n)
-    a_eq = sparse.hstack([half, -half]).tocsc()
-    cost = np.zeros(2 * n)
-    for k in variables:
-        info = keys[k]
-        unit = 1e-6 if info["free"] else 1.0 + abs(info["truth"] or 0.0) / (total + 1.0)
-        cost[position[k]] = cost[n + position[k]] = unit
-    # z+ unbounded; z- at most the cell's value: the deviated table stays non-negative
-    upper = np.concatenate([np.full(n, np.inf), [keys[k]["truth"] or 0.0 for k in variables]])
-    result = Polytope(a_eq, b_eq, lower=0.0, upper=upper).minimise(cost)
-    if result.status != OPTIMAL:
-        return set()
-    z = result.x[:n] - result.x[n:]
-    support = set()
-    for k in variables:
-        if abs(z[position[k]]) > 1e-9 and not keys[k]["free"]:
-            support |= {i for i in keys[k]["cells"] if grid.cells[i].table == 0}
-    return support
-
-
-def _prune(grid: Grid, chosen: set[int], primary: set[int], threshold: int, p: float,
+def _prune(model: _Model, chosen: set[int], primary: set[int], threshold: int, p: float,
            protect_all: bool) -> set[int]:
     """Drop complementary cells, largest first, while the audit still passes."""
+    grid = model.grid
     secondary = sorted(chosen - primary, key=lambda i: -abs(grid.cells[i].truth or 0.0))[:MAX_PRUNE]
     done: set[tuple] = set()
     for i in secondary:
@@ -432,7 +416,7 @@ def _prune(grid: Grid, chosen: set[int], primary: set[int], threshold: int, p: f
             continue
         trial = chosen - same
         try:
-            if not audit(_suppress(grid, trial), threshold, p, protect_all=protect_all):
+            if not model.audit(trial, threshold, p, protect_all):
                 chosen = trial
         except InconsistentRelease:
             continue
