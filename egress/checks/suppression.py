@@ -172,27 +172,46 @@ class _Model:
             return result
 
         points: list[np.ndarray] = []
-        if good_enough is not None and len(need) > 1:
+
+        def certified(k: int) -> bool:
+            seen = [pt[k] for pt in points]
+            if seen and good_enough(k, min(seen), max(seen)):
+                out[k] = (min(seen), max(seen))  # inside the exact interval, and enough
+                return True
+            return False
+
+        pending = list(need)
+        while good_enough is not None and len(pending) > 1:
+            # the lowest and highest sum of the keys still open: each optimum is a feasible point
+            # that may show many of them protected at once (no LP of their own)
             weights = np.zeros(len(self.keys))
-            weights[need] = 1.0
+            weights[pending] = 1.0
             for objective in (weights, -weights):
                 result = solve(objective)
                 if result.status == OPTIMAL:
                     points.append(result.x)
-        for k in need:
-            if points:
-                seen = [pt[k] for pt in points]
-                if good_enough(k, min(seen), max(seen)):
-                    out[k] = (min(seen), max(seen))
-                    continue
+            still = [k for k in pending if not certified(k)]
+            if len(still) == len(pending):
+                break
+            pending = still
+        for k in pending:
+            if good_enough is not None and certified(k):
+                continue
             objective = np.zeros(len(self.keys))
             objective[k] = 1.0
-            low = solve(objective)
             high = solve(-objective)
-            out[k] = (max(0.0, low.value), math.inf if high.status == UNBOUNDED else -high.value)
+            top = math.inf if high.status == UNBOUNDED else -high.value
             if good_enough is not None:
-                # each vertex is a feasible point: it may already certify the keys still to come
-                points += [r.x for r in (low, high) if r.status == OPTIMAL]
+                if high.status == OPTIMAL:
+                    points.append(high.x)
+                seen = [pt[k] for pt in points]
+                if seen and good_enough(k, min(seen), top):
+                    out[k] = (min(seen), top)  # the lowest seen is above the exact minimum: still enough
+                    continue
+            low = solve(objective)
+            out[k] = (max(0.0, low.value), top)
+            if good_enough is not None and low.status == OPTIMAL:
+                points.append(low.x)
         return out
 
     def audit(self, hidden: set[int], threshold: int, p: float, protect_all: bool) -> list[Exposure]:
