@@ -133,16 +133,16 @@ class _Model:
                                 for cells in self.cells_of.values()])
         self._bounded: Polytope | None = None
         self._deviation: Polytope | None = None
+        self._cell_key = np.array([position[c.key] for c in grid.cells], dtype=np.int64)
+        self._cell_value = np.array([np.nan if c.value is None else c.value for c in grid.cells])
 
     def values(self, hidden: set[int]) -> np.ndarray:
         """The published value of every key (NaN: unknown) once the cells `hidden` are suppressed too."""
+        shown = ~np.isnan(self._cell_value)
+        if hidden:
+            shown[list(hidden)] = False
         out = np.full(len(self.keys), np.nan)
-        for n, cells in enumerate(self.cells_of.values()):
-            for i in cells:
-                value = self.grid.cells[i].value
-                if value is not None and i not in hidden:
-                    out[n] = value
-                    break
+        out[self._cell_key[shown]] = self._cell_value[shown]  # the cells of one key show one value
         return out
 
     def intervals(self, values: np.ndarray, wanted: list[int], good_enough=None) -> dict[int, tuple[float, float]]:
@@ -171,12 +171,17 @@ class _Model:
                 raise InconsistentRelease("published cells and margins admit no non-negative solution")
             return result
 
-        points: list[np.ndarray] = []
+        # the lowest and highest value of each key over the feasible points seen so far
+        lowest = np.full(len(self.keys), np.inf)
+        highest = np.full(len(self.keys), -np.inf)
+
+        def seen(x: np.ndarray) -> None:
+            np.minimum(lowest, x, out=lowest)
+            np.maximum(highest, x, out=highest)
 
         def certified(k: int) -> bool:
-            seen = [pt[k] for pt in points]
-            if seen and good_enough(k, min(seen), max(seen)):
-                out[k] = (min(seen), max(seen))  # inside the exact interval, and enough
+            if highest[k] >= lowest[k] and good_enough(k, lowest[k], highest[k]):
+                out[k] = (lowest[k], highest[k])  # inside the exact interval, and enough
                 return True
             return False
 
@@ -189,7 +194,7 @@ class _Model:
             for objective in (weights, -weights):
                 result = solve(objective)
                 if result.status == OPTIMAL:
-                    points.append(result.x)
+                    seen(result.x)
             still = [k for k in pending if not certified(k)]
             if len(still) == len(pending):
                 break
@@ -203,26 +208,24 @@ class _Model:
             top = math.inf if high.status == UNBOUNDED else -high.value
             if good_enough is not None:
                 if high.status == OPTIMAL:
-                    points.append(high.x)
-                seen = [pt[k] for pt in points]
-                if seen and good_enough(k, min(seen), top):
-                    out[k] = (min(seen), top)  # the lowest seen is above the exact minimum: still enough
+                    seen(high.x)
+                if good_enough(k, lowest[k], top):
+                    out[k] = (lowest[k], top)  # the lowest seen is above the exact minimum: still enough
                     continue
             low = solve(objective)
             out[k] = (max(0.0, low.value), top)
             if good_enough is not None and low.status == OPTIMAL:
-                points.append(low.x)
+                seen(low.x)
         return out
 
     def audit(self, hidden: set[int], threshold: int, p: float, protect_all: bool) -> list[Exposure]:
         """Every unknown key that is not protected once the cells `hidden` are suppressed too."""
         values = self.values(hidden)
         needs: dict[int, Requirement] = {}
-        for n, key in enumerate(self.keys):
-            if np.isnan(values[n]):
-                req = requirement(self.grid, self.cells_of[key], threshold, p, protect_all)
-                if req is not None:
-                    needs[n] = req
+        for n in np.flatnonzero(np.isnan(values)).tolist():
+            req = requirement(self.grid, self.cells_of[self.keys[n]], threshold, p, protect_all)
+            if req is not None:
+                needs[n] = req
         if not needs:
             return []
         bounds = self.intervals(values, list(needs),
