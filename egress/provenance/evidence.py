@@ -41,7 +41,7 @@ import pyarrow as pa
 
 from egress.checks.evidence import CellEvidence, Evidence, label_key
 from egress.checks.tables import is_numeric
-from egress.exceptions import ProvenanceRefused
+from egress.exceptions import ProvenanceLimit, ProvenanceRefused
 from egress.provenance.gate import Unparsable, parse_tree, to_sql
 from egress.provenance.persons import DEFAULT_PERSON_KEY, Person, TableFacts, Tracer, is_person
 from egress.provenance.shape import Branch, Measure, QueryShape, Unsupported, read_shape
@@ -324,6 +324,8 @@ def run_evidence(sandbox: "Sandbox", plan: EvidencePlan, recomputed: pa.Table,
             results.append((query, sandbox.run(query.sql)))
         except ProvenanceRefused as err:
             raise Unsupported(f"the evidence query could not run: {_why(str(err))}") from None
+        except ProvenanceLimit as err:  # the table was re-executed: it is unverified, not refused
+            raise Unsupported(f"the evidence query could not finish: {err}") from None
     for query, result in results:
         names = result.column_names
         for values in zip(*(c.to_pylist() for c in result.columns)):

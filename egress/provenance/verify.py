@@ -23,7 +23,7 @@ from egress.checks import check_table
 from egress.checks.compare import Match, check_match, compare
 from egress.checks.evidence import Evidence
 from egress.checks.policy import make_policy
-from egress.exceptions import ExtractUnavailable, ProvenanceRefused
+from egress.exceptions import ExtractUnavailable, ProvenanceLimit, ProvenanceRefused
 from egress.provenance.evidence import plan_evidence, run_evidence
 from egress.provenance.shape import Nondeterministic, Unsupported
 from egress.provenance.gate import check_sql
@@ -72,7 +72,8 @@ def verify_provenance(table: pa.Table, sql: str, extract_dir: Path | str, *, pol
         if plan is not None and plan.single_scan is not None:
             try:  # one scan: the table and its evidence
                 combined = sandbox.run(plan.single_scan.sql)
-            except ProvenanceRefused as err:
+            except (ProvenanceRefused, ProvenanceLimit) as err:
+                plan, reason = None, f"the evidence query could not run: {err}"
                 log.warning("the single-scan evidence query failed, re-executing the query alone: %s", err)
         recomputed = (combined.select(list(range(plan.shape.width))) if combined is not None
                       else sandbox.run(query))
