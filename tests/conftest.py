@@ -8,8 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from egress.extension import install as install_egress
 from hub.db import dispose_engines, make_engine
 from hub.settings import Settings
+
+# The tests use hub and egress together, as the `spe` CLI and the egress service do: egress's
+# tables, metric groups and register rows are registered with hub (hub.extensions) once.
+install_egress()
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "permits"

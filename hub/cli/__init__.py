@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 
+from hub import extensions
 from hub.exceptions import SpeError
 from hub.settings import Settings
 
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env(home=args.home, db_url=args.db_url, actor=args.actor)
     settings.configure_logging(verbose=args.verbose)
     try:
+        extensions.load_installed()  # egress's tables are created by any command, as hub's are
         return int(args.func(args, settings) or 0)
     except SpeError as err:
         log.debug("command failed", exc_info=True)

@@ -22,7 +22,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from hub.audit import record
 from hub.audit.store import utc_now_iso
-from hub.metrics import install_hub_metrics, metrics_handlers
+from egress.web.metrics import metrics_handlers
+from hub.metrics import install_hub_metrics
 from hub.permits.store import PermitStore
 from tests.conftest import stop_process, copy_example
 from hub.hubapp.config import free_loopback_port as free_port  # noqa: E402
