@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 # Workspace images (base from a registry or debootstrap, then spe/workspace:<input hash> and
 # :latest); rebuilt only when their inputs change. Options: docs/operator-images.md.
 images: venv
-	$(PY) -m hub.images
+	$(PY) -m tools.images
 
 # tests/k8s needs a real cluster (make test-k8s); everything else runs here.
 test: venv
