@@ -56,10 +56,6 @@ class Evidence:
     def get(self, labels: Iterable[Any], column: str) -> CellEvidence | None:
         return self.cells.get((label_key(labels), column))
 
-    @property
-    def measure_columns(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(column for _, column in self.cells))
-
     def aggregate_of(self, column: str) -> str | None:
         for (_, col), cell in self.cells.items():
             if col == column:

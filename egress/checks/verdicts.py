@@ -86,10 +86,6 @@ class Verdicts:
     def status(self) -> str:
         return worst([c.status for c in self.cells] + [f.status for f in self.table])
 
-    @property
-    def failing_cells(self) -> tuple[CellVerdict, ...]:
-        return tuple(c for c in self.cells if c.status == FAIL)
-
     def cells_with(self, rule: str) -> set[tuple[int, str]]:
         """`{(row, column)}` of the cells that break `rule` (handy for tests and pages)."""
         return {(c.row, c.column) for c in self.cells if rule in c.rules}

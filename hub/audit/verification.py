@@ -8,7 +8,7 @@ walking and damage classification is `hub.audit.chain`. Reads only: never writes
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import sqlalchemy as sa
@@ -33,7 +33,7 @@ def iter_chain_rows(engine: sa.Engine, *, after_seq: int = 0, upto_seq: int | No
     sha = hashlib.sha256
     for seq, prev, h, content in paged_rows(engine, f"seq, prev_hash, hash, {content_sql}", after_seq=after_seq,
                                             upto_seq=upto_seq, batch=batch):
-        yield (seq, prev, h, sha(content.encode("utf-8")).hexdigest())  # content_hash_of_string, inlined
+        yield (seq, prev, h, sha(content.encode("utf-8")).hexdigest())  # chain.content_hash_values of the string
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,6 @@ class VerifyResult:
     base_seq: int = 0  # events up to here were purged under retention (0: none)
     checkpoints: int = 0
     signatures_checked: bool = False
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     def describe(self) -> str:
         if not self.ok:
