@@ -12,12 +12,15 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import requests
 import yaml
 
 from tests.conftest import EXAMPLES
 from tests.helm.conftest import CHART
 from tests.k8s.conftest import khelm, kubectl
+
+pytestmark = pytest.mark.k8s
 
 PERMIT = "DEMO-2026-001"
 SERVER = "demo-2026-001"  # JupyterHub server names are lower-case slugs (hub.spawner.servernames)
