@@ -27,6 +27,8 @@ import requests
 from bench.common import percentile, write_report
 from hub.cli import main as spe
 from hub.hubapp.process import REPO_ROOT, hub_env, remove_run_resources, start_hub, stop_pid, tail, wait_for_hub
+from hub.hubapp.process import free_loopback_port as free_port
+from hub.naming import server_name_for
 from hub.netfw import ensure_network
 
 BENCH_PERMIT_ID = "BENCH-SPAWN-1"
@@ -128,14 +130,6 @@ def measure(api: Api, server: str, rounds: int, concurrent_rounds: int, client, 
     }
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_hub(kind: str, home: Path, env_vars: dict, ports: dict, rounds: int, concurrent_rounds: int, client,
             network: str) -> dict:
     token = uuid.uuid4().hex
@@ -147,7 +141,7 @@ def run_hub(kind: str, home: Path, env_vars: dict, ports: dict, rounds: int, con
     url = f"http://127.0.0.1:{ports['SPE_PUBLIC_PORT']}"
     try:
         wait_for_hub(url, proc, log_file)
-        server = "bench-spawn-1"
+        server = server_name_for(BENCH_PERMIT_ID)
         return measure(Api(url, token), server, rounds, concurrent_rounds, client, network)
     except Exception:
         print(tail(log_file, 60), file=sys.stderr)

@@ -20,17 +20,19 @@ import asyncio
 import logging
 import os
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import httpserver, web
-from traitlets import Float, Integer, Unicode, default
+from traitlets import Float, Integer, TraitError, Unicode, default, validate
 from traitlets.config import Application
 
-from egress import extension
+from egress import extension, sandbox
 from egress.business import EgressService
+from egress.sandbox import SandboxSettings, check_size
 from egress.web import api, dp, pages
 from egress.web.auditor import auditor_handlers
 from egress.web.base import BaseHandler
@@ -59,13 +61,29 @@ class EgressApp(Application):
         help="""Largest upload body in bytes (all files of one request, multipart or base64 JSON).
         Counted while the body is read; a larger body is answered 413 and never stored. Each file
         is also bounded by its permit's egress.max_file_bytes (default 16 MiB).""").tag(config=True)
-    provenance_timeout_seconds = Float(
-        30.0, help="Time limit of one provenance re-execution (DuckDB is interrupted after it).").tag(config=True)
-    provenance_memory_limit = Unicode(
-        "512MB", help="DuckDB memory limit of one provenance re-execution (no spilling to disk).").tag(config=True)
     worker_threads = Integer(
-        4, help="Threads that run checks and database work off the event loop (each re-execution uses one)."
+        4, help="Threads that run checks, DP queries and database work off the event loop."
     ).tag(config=True)
+
+    # The DuckDB sandbox every provenance check and DP query runs in (egress.sandbox).
+    sandbox_memory_limit = Unicode(
+        "2GB", help="""DuckDB memory limit of each open extract (e.g. '2GB'). A provenance check or DP
+        query that needs more spills to the extract's private spill directory instead of failing;
+        at most sandbox_max_open_extracts extracts are open at once.""").tag(config=True)
+    sandbox_max_spill = Unicode(
+        "20GB", help="Largest spill directory of one open extract; a query that needs more is refused (422)."
+    ).tag(config=True)
+    sandbox_threads = Integer(
+        0, help="DuckDB threads of each open extract; 0 = one per CPU core.").tag(config=True)
+    sandbox_timeout_seconds = Float(
+        30.0, help="""Time limit in seconds of one provenance check or DP query in DuckDB: the statement
+        is interrupted and the request refused (422).""").tag(config=True)
+    sandbox_temp_dir = Unicode(
+        help="""Directory under which each open extract gets its private spill directory (mode 0700,
+        removed when the extract is closed). Default: the system temp directory ($TMPDIR).""").tag(config=True)
+    sandbox_max_open_extracts = Integer(
+        8, help="""Open extract databases kept for reuse (least recently used closed first); each
+        may use up to sandbox_memory_limit.""").tag(config=True)
 
     @default("service_url")
     def _service_url(self):
@@ -84,14 +102,33 @@ class EgressApp(Application):
     def _db_url(self):
         return os.environ.get("SPE_DB_URL") or ""
 
+    @default("sandbox_temp_dir")
+    def _sandbox_temp_dir(self):
+        return tempfile.gettempdir()
+
+    @validate("sandbox_memory_limit", "sandbox_max_spill")
+    def _valid_size(self, proposal):
+        try:
+            return check_size(proposal.trait.name, proposal.value)
+        except ValueError as err:
+            raise TraitError(str(err)) from None
+
+    def sandbox_settings(self) -> SandboxSettings:
+        try:
+            return SandboxSettings(memory_limit=self.sandbox_memory_limit, threads=self.sandbox_threads,
+                                   timeout_seconds=self.sandbox_timeout_seconds, max_spill=self.sandbox_max_spill,
+                                   temp_dir=self.sandbox_temp_dir, max_open_extracts=self.sandbox_max_open_extracts)
+        except ValueError as err:
+            raise TraitError(str(err)) from None
+
     def start(self):
         settings = Settings.from_env(home=self.spe_home, db_url=self.db_url or None, actor="egress")
         settings.ensure_dirs()
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
         url = urlparse(self.service_url)
+        sandbox.configure(self.sandbox_settings())
         app = make_app(settings, service_prefix=self.service_prefix, max_request_bytes=self.max_request_bytes,
-                       provenance_timeout_seconds=self.provenance_timeout_seconds,
-                       provenance_memory_limit=self.provenance_memory_limit, worker_threads=self.worker_threads)
+                       worker_threads=self.worker_threads)
         # Small bodies only by default (reviews, DP queries): a large body to any other route is
         # cut off by tornado before it is buffered; the upload handlers raise their own limit.
         server = httpserver.HTTPServer(app, max_body_size=MAX_SMALL_BODY_BYTES, xheaders=True)
@@ -104,13 +141,14 @@ class EgressApp(Application):
 
 
 def make_app(settings: Settings, *, service_prefix: str = "/services/egress/", max_request_bytes: int = 64 * 1024 * 1024,
-             provenance_timeout_seconds: float = 30.0, provenance_memory_limit: str = "512MB",
              worker_threads: int = 4, cookie_secret: bytes | None = None) -> web.Application:
-    """The tornado application (routes under `service_prefix`); no I/O besides the engine."""
+    """The tornado application (routes under `service_prefix`); no I/O besides the engine. The
+    DuckDB sandbox's limits are the process's (`egress.sandbox.configure`)."""
     extension.install()  # egress's tables, metric groups and register rows, before the engine creates tables
     engine = make_engine(settings.db_url)
-    service = EgressService(engine, settings, provenance_timeout_seconds=provenance_timeout_seconds,
-                            provenance_memory_limit=provenance_memory_limit)
+    limits = sandbox.settings()
+    service = EgressService(engine, settings, provenance_timeout_seconds=limits.timeout_seconds,
+                            provenance_memory_limit=limits.memory_limit)
     p = service_prefix
     rid = r"(r-[0-9a-f]{16})"
     routes = [

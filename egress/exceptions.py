@@ -33,3 +33,26 @@ class TableMismatch(Refused):
 
 class ExtractUnavailable(Failure):
     """The permit's extract directory or one of its Parquet files cannot be opened."""
+
+
+class _SandboxError(Refused):
+    """The message is "the query <reason>"; a caller may name the query ("the provenance query")."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(f"the query {reason}")
+
+
+class SandboxRefused(_SandboxError):
+    """A statement in the extract sandbox (`egress.sandbox`) tried a file outside the extract."""
+
+
+class SandboxLimit(_SandboxError):
+    """A statement in the extract sandbox broke its time or memory limit."""
+
+    http_status = 422
+
+
+def first_line(err: BaseException, max_chars: int = 300) -> str:
+    """The first line of an error's message, bounded: what a user is shown (detail: the log)."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:max_chars]

@@ -3,7 +3,7 @@ releases and downloads; `metadata` also holds the DP ledger's tables (egress.dp.
 They live in egress's own `MetaData`, which `egress.extension` registers with hub
 (`hub.extensions`), so that `hub.db.make_engine` creates them although hub never imports egress.
 
-Only `egress.business` writes these rows (each change with its audit event in the same
+Only `egress.business.data` writes these rows (each change with its audit event in the same
 transaction). `egress_requests.row_version` is the optimistic lock: every state change is a
 compare-and-set on it, so two concurrent writers can never both move a request.
 Must not import the web layer.

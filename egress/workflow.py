@@ -23,10 +23,11 @@ Pure: no database, no web; must not import `egress.business` or the web layer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
 from datetime import date
 
 from hub.exceptions import Conflict, Forbidden, Refused
+from hub.permits import access
+from hub.permits.access import boolean_guard
 from hub.permits.model import Permit
 
 # --- states ---------------------------------------------------------------------------------
@@ -173,20 +174,20 @@ def check_is_state(req: RequestFacts, action: str) -> None:
 
 
 def check_can_submit(permit: Permit, actor: Actor, today: date | None = None) -> None:
-    """A member submits from the workspace of an active permit (its server token names it)."""
-    today = today or date.today()
+    """A member submits from the workspace of an active permit (its server token names it);
+    the permit rules are `hub.permits.access`, the token's scope is checked here."""
     if not actor.has(SCOPE_SUBMIT):
         raise Forbidden(f"{actor.username} lacks the scope {SCOPE_SUBMIT}")
-    if not permit.is_member(actor.username):
-        raise Forbidden(f"{actor.username} is not a member of permit {permit.id}")
-    if (actor.server_name or "").lower() != permit.id.lower():
-        # Outputs leave only from the permit's own workspace: its server token names the server
-        # (the server name is the permit id; hub URLs may carry it lower-cased).
-        raise Forbidden(f"submit from the workspace of permit {permit.id} (its server token), "
-                        f"not from {actor.server_name or 'outside a workspace'}")
-    if permit.status != "active" or not (permit.valid_from <= today <= permit.valid_until):
-        raise Refused(f"permit {permit.id} is {permit.status} (valid {permit.valid_from} to {permit.valid_until}); "
-                      "outputs can only be submitted under an active permit")
+    access.check_can_submit(permit, actor.username, actor.server_name, today)
+
+
+def check_can_query(permit: Permit, actor: Actor, today: date | None = None) -> None:
+    """A member runs a DP query from the workspace of an active permit. A DP answer is an output,
+    so the token needs the submit scope; the DP service checks the permit again before charging."""
+    if not actor.has(SCOPE_SUBMIT):
+        raise Forbidden(f"{actor.username} lacks the scope {SCOPE_SUBMIT}")
+    access.check_can_query(permit, actor.username, today)
+    access.check_from_workspace(permit, actor.server_name, "run DP queries")
 
 
 def check_can_view(req: RequestFacts, actor: Actor) -> None:
@@ -258,7 +259,7 @@ def check_can_see_content(req: RequestFacts, actor: Actor) -> None:
     permit's workspace (its server token) or by an independent checker. Outside the workspace
     the author sees the state alone until release: otherwise the request page itself would be
     a way out of the enclave that skips the review."""
-    inside = (actor.server_name or "").lower() == req.permit_id.lower() and actor.username in req.permit_members
+    inside = access.is_workspace_of(req.permit_id, actor.server_name) and actor.username in req.permit_members
     if inside or req.state == RELEASED and actor.username in req.permit_members:
         return
     if (actor.has(SCOPE_REVIEW) or actor.has(SCOPE_RELEASE)) and actor.username != req.author \
@@ -275,27 +276,16 @@ def check_can_see_reviews(req: RequestFacts, actor: Actor, reviews_in: int) -> N
     check_can_view(req, actor)
 
 
-def _boolean(check):
-    def can(*args, **kwargs) -> bool:
-        try:
-            check(*args, **kwargs)
-        except Refused:
-            return False
-        return True
-    can.__name__ = check.__name__.replace("check_can_", "can_")
-    can.__doc__ = f"True when `{check.__name__}` would allow it."
-    return can
-
-
-can_submit = _boolean(check_can_submit)
-can_view = _boolean(check_can_view)
-can_review = _boolean(check_can_review)
-can_release = _boolean(check_can_release)
-can_resubmit = _boolean(check_can_resubmit)
-can_withdraw = _boolean(check_can_withdraw)
-can_download = _boolean(check_can_download)
-can_see_reviews = _boolean(check_can_see_reviews)
-can_see_content = _boolean(check_can_see_content)
+can_submit = boolean_guard(check_can_submit)
+can_query = boolean_guard(check_can_query)
+can_view = boolean_guard(check_can_view)
+can_review = boolean_guard(check_can_review)
+can_release = boolean_guard(check_can_release)
+can_resubmit = boolean_guard(check_can_resubmit)
+can_withdraw = boolean_guard(check_can_withdraw)
+can_download = boolean_guard(check_can_download)
+can_see_reviews = boolean_guard(check_can_see_reviews)
+can_see_content = boolean_guard(check_can_see_content)
 
 # action -> guard (for the state × action × actor matrix and for generic dispatch)
 GUARDS = {
@@ -310,9 +300,4 @@ def check_can(action: str, req: RequestFacts, actor: Actor) -> None:
     GUARDS[action](req, actor)
 
 
-def can(action: str, req: RequestFacts, actor: Actor) -> bool:
-    try:
-        check_can(action, req, actor)
-    except Refused:
-        return False
-    return True
+can = boolean_guard(check_can)

@@ -1,8 +1,11 @@
-"""JupyterHub configuration of SPE: `jupyterhub -f hub/jupyterhub_config.py` (see `spe hub start`).
+"""JupyterHub configuration of SPE on one Docker host: `jupyterhub -f hub/jupyterhub_config.py` (`spe hub start`).
 
-An entry point: the only hub-side place that reads the environment (hub.hubapp.options
-lists the variables). It prepares the host (internal network + firewall, fail closed) and
-then sets the configuration built by `hub.hubapp.config.configure`.
+An entry point: the only hub-side place that reads the environment. Settings come from the
+SPE_* variables (hub.hubapp.options.ENVIRONMENT), overridden by `c.SpeHub` / `c.SpeDockerHub` in
+the site's config file named by SPE_HUB_EXTRA_CONFIG (production authenticator, TLS, ...;
+docs/operator-oidc.md), whose other settings are applied last, over SPE's. The host is prepared
+(internal network + firewall, fail closed) before the configuration of hub.hubapp.config_docker
+is set.
 """
 
 import os
@@ -12,16 +15,14 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, _ROOT)
 
-from hub.hubapp.config import configure  # noqa: E402
+from hub.hubapp.config_docker import configure_docker  # noqa: E402
 from hub.hubapp.host import egress_available, prepare_host  # noqa: E402
-from hub.hubapp.options import HubOptions  # noqa: E402
+from hub.hubapp.options import settings_from, site_config  # noqa: E402
+from hub.settings import Settings  # noqa: E402
 
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
-_opts = HubOptions.from_env(os.environ)
-_gateway_ip = prepare_host(_opts)
-configure(c, _opts, _gateway_ip, egress_available())
-
-# Site configuration on top (production authenticator, TLS, ...): a JupyterHub config file
-# named by SPE_HUB_EXTRA_CONFIG, loaded last (docs/operator-oidc.md).
-if os.environ.get("SPE_HUB_EXTRA_CONFIG"):
-    load_subconfig(os.environ["SPE_HUB_EXTRA_CONFIG"])  # noqa: F821 - provided by JupyterHub
+_settings = Settings.from_env(env=os.environ)  # SPE_HOME, SPE_DB_URL: as for every spe command
+_site = site_config(os.environ.get("SPE_HUB_EXTRA_CONFIG"))
+_spe = settings_from(os.environ, _site)
+configure_docker(c, _spe, _settings, prepare_host(_spe, _settings), egress_available())
+c.merge(_site)

@@ -34,15 +34,14 @@ from hub import audit
 from hub.db import make_engine
 from hub.exceptions import Refused
 from hub.hubapp.options import LIFECYCLE_MAX_PERIOD_SECONDS, MAX_EXTRACT_GRACE_DAYS
+from hub.naming import safe_slug
+from hub.permits.access import check_can_open, permit_for_server
 from hub.permits.lifecycle import ENDED
 from hub.permits.model import Permit
 from hub.permits.store import PermitStore
 from hub.provision.extracts import delete_extracts
 from hub.registry_tables import permits as permits_table
 from hub.settings import Settings
-from hub.spawner.servernames import permit_id_for_server
-from hub.spawner.slugs import safe_slug
-from hub.spawner.spec import can_open
 
 log = logging.getLogger("spe.lifecycle")
 SYSTEM = "system"
@@ -72,17 +71,17 @@ def plan_round(permits: list[Permit], ended_at: dict[str, datetime], running: li
     expiring = set(plan.expire)
     for r in running:
         try:
-            pid = permit_id_for_server(by_id, r.server)
+            p = permit_for_server(permits, r.server)
         except Refused:
             plan.stop.append((r, "", "no permit opens as this workspace"))
             continue
-        p = by_id[pid]
-        if pid in expiring:
-            plan.stop.append((r, pid, f"permit expired on {p.valid_until}"))
-        elif not can_open(p, r.user, today):
-            reason = (f"permit is {p.status}" if p.status != "active"
-                      else f"{r.user} may no longer open this permit")
-            plan.stop.append((r, pid, reason))
+        if p.id in expiring:
+            plan.stop.append((r, p.id, f"permit expired on {p.valid_until}"))
+            continue
+        try:
+            check_can_open(p, r.user, today)
+        except Refused as err:  # the same rule, and the same reason, as a refused spawn
+            plan.stop.append((r, p.id, str(err)))
     grace = timedelta(days=grace_days)
     for pid in sorted(provisioned):
         p = by_id.get(pid)

@@ -33,6 +33,11 @@ class Settings:
         return self.home / "egress-store"
 
     @property
+    def hub_dir(self) -> Path:
+        """JupyterHub's own state on a single host: its database, cookie secret, pid files, log, demo users."""
+        return self.home / "hub"
+
+    @property
     def log_file(self) -> Path:
         return self.home / "spe.log"
 

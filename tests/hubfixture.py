@@ -23,7 +23,7 @@ from hub.hubapp.auth import make_demo_users
 from hub.hubapp.client import HubClient
 from hub.hubapp.process import hub_env, remove_run_resources, start_hub, stop_pid, wait_for_hub
 from hub.settings import Settings
-from hub.hubapp.config import free_loopback_port as free_port  # noqa: E402
+from hub.hubapp.process import free_loopback_port as free_port  # noqa: E402
 from tools.images import ensure_images
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from hub.permits.model import Member, Permit, Resources
 from hub.spawner.kube import PermitKubeSpawner
-from hub.spawner.servernames import permit_id_for_server
+from hub.permits.access import permit_for_server
 
 KUBECONFIG = """\
 apiVersion: v1
@@ -63,7 +63,7 @@ class RegistrySpawner(PermitKubeSpawner):
     permits: dict = {}
 
     def load_permit(self, server_name):
-        return self.permits[permit_id_for_server(list(self.permits), server_name)]
+        return permit_for_server(self.permits.values(), server_name)
 
     def load_extract_relpath(self, permit):
         return f"{permit.id}/{permit.version}"

@@ -35,7 +35,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from egress.checks.policy import make_policy
-from egress.exceptions import FileRefused
+from egress.exceptions import FileRefused, first_line
 
 TABLE_TYPES = ("csv", "parquet", "json")
 FIGURE_TYPES = ("png", "svg")
@@ -154,7 +154,7 @@ def _read_csv(name: str, data: bytes, max_rows: int) -> pa.Table:
                                parse_options=pacsv.ParseOptions(newlines_in_values=False),
                                convert_options=pacsv.ConvertOptions(strings_can_be_null=False))
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-        raise FileRefused(f"malformed CSV: {_first_line(err)}", field=name) from None
+        raise FileRefused(f"malformed CSV: {first_line(err, 200)}", field=name) from None
     return _bounded_rows(name, table, max_rows)
 
 
@@ -192,7 +192,7 @@ def _read_parquet(name: str, data: bytes, max_rows: int, max_decoded_bytes: int)
     except FileRefused:
         raise
     except (pa.ArrowException, OSError, ValueError) as err:
-        raise FileRefused(f"malformed Parquet: {_first_line(err)}", field=name) from None
+        raise FileRefused(f"malformed Parquet: {first_line(err, 200)}", field=name) from None
 
 
 def _too_big(name: str, decoded: int, limit: int) -> FileRefused:
@@ -205,7 +205,7 @@ def _read_json(name: str, data: bytes, max_rows: int) -> pa.Table:
     try:
         document = json.loads(_utf8(name, data))
     except (json.JSONDecodeError, RecursionError) as err:
-        raise FileRefused(f"malformed JSON: {_first_line(err)}", field=name) from None
+        raise FileRefused(f"malformed JSON: {first_line(err, 200)}", field=name) from None
     if isinstance(document, dict) and set(document) >= {"columns", "data"}:
         columns, rows = document["columns"], document["data"]
         if not (isinstance(columns, list) and isinstance(rows, list)
@@ -226,14 +226,10 @@ def _read_json(name: str, data: bytes, max_rows: int) -> pa.Table:
     try:
         return pa.Table.from_pylist(records)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-        raise FileRefused(f"JSON table has inconsistent column types: {_first_line(err)}", field=name) from None
+        raise FileRefused(f"JSON table has inconsistent column types: {first_line(err, 200)}", field=name) from None
 
 
 def _bounded_rows(name: str, table: pa.Table, max_rows: int) -> pa.Table:
     if table.num_rows > max_rows:
         raise FileRefused(f"{table.num_rows} rows is more than the limit of {max_rows}", field=name)
     return table
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]

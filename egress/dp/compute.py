@@ -1,32 +1,28 @@
 """Exact aggregates for a DP query, computed in DuckDB over the extract's Parquet files.
 
-One narrow door to the data: an in-memory DuckDB connection that may read only the extract
-directory (external access off, configuration locked), SQL built from descriptor-checked
-identifiers and bound parameters only. Nothing here adds noise or touches the ledger.
+One narrow door to the data: a session of the egress DuckDB sandbox (`egress.sandbox`: only
+the extract's files are readable, no extensions, configuration locked, memory limit with
+spill, time limit), on a database of the extract version that has a writable scratch catalog
+for this module's truncation tables. SQL is built from descriptor-checked identifiers and
+bound parameters only. Nothing here adds noise or touches the ledger.
 
 Per-person truncation: the table is cut to the declared `max_per_person` rows per person
 (per person, rows in a fixed pseudo-random order of their content; `dropped_rows`), then the
 query's filters and groups apply, so the calibration's contribution bound holds whatever the
 data hold. Truncation depends only on that person's own rows, so neighbouring datasets stay
 neighbours. It is a property of the table, not of the query, so it is computed once per
-immutable file: the rows it removes are kept in the pooled database and a count or sum is
-aggregate(file) - aggregate(removed rows) with the same filters; quantiles leave the removed
-rows out. Rows without a person key are never counted. A person the person table lists more than
-once is joined through one of their rows (chosen by content), never several.
+immutable file: the rows it removes are kept in the sandbox database's scratch catalog and a
+count or sum is aggregate(file) - aggregate(removed rows) with the same filters; quantiles
+leave the removed rows out. Rows without a person key are never counted. A person the person
+table lists more than once is joined through one of their rows (chosen by content), never several.
 """
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import itertools
-import json
 import re
-import shutil
-import tempfile
 import threading
-import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -37,88 +33,32 @@ import duckdb
 from hub.datasets.source import quote_ident  # names were matched against the descriptor; quoting is the second fence
 from hub.exceptions import Failure, InvalidInput
 
+from egress import sandbox
 from egress.dp.calibrate import I64_SAFE, Plan, grid_bounds
 from egress.dp.spec import NUMERIC_TYPE_RE, STRING_TYPE_RE, TEMPORAL_TYPE_RE, DpQuery
+from egress.sandbox import Extract, Session
 
 _SAFE_TYPE_RE = re.compile(r"^[A-Z0-9_ (),]+$")
 
 
-def table_path(extract_dir: Path, table: str) -> Path:
-    manifest = extract_dir / "manifest.json"
-    if manifest.is_file():
-        info = json.loads(manifest.read_text()).get("tables", {}).get(table)
-        if info is None:
-            raise InvalidInput(f"table {table!r} is not in this permit's extract", field="table")
-        return extract_dir / info.get("file", f"{table}.parquet")
-    path = extract_dir / f"{table}.parquet"
-    if not path.is_file():
-        raise InvalidInput(f"table {table!r} is not in this permit's extract", field="table")
-    return path
+def table_path(extract: Extract, table: str) -> Path:
+    """The Parquet file of `table` in the extract (the sandbox's manifest reader decides)."""
+    try:
+        return extract.tables[table]
+    except KeyError:
+        raise InvalidInput(f"table {table!r} is not in this permit's extract", field="table") from None
 
 
-_pool_lock = threading.Lock()
-_pool: OrderedDict[tuple, tuple[duckdb.DuckDBPyConnection, dict]] = OrderedDict()
-# cursor -> its database's state (`{dropped table name: rows}`): what the database already
-# holds is known without asking it (two statements saved per query)
-_cursor_state: "weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, dict]" = weakref.WeakKeyDictionary()
-MAX_POOLED_DATABASES = 8
-# Each pooled database caps its own memory (DuckDB's default is 80 % of RAM per database).
-DEFAULT_MEMORY_LIMIT = "2GB"
-MAX_SPILL = "20GB"
-
-
-_spill_dir: str | None = None
-
-
-def _spill_root() -> str:
-    """One private spill directory per process (a sub-directory per database), removed at exit.
-    Called only while `_pool_lock` is held (from `connect`)."""
-    global _spill_dir
-    if _spill_dir is None:
-        _spill_dir = tempfile.mkdtemp(prefix="spe-dp-duckdb-")
-        atexit.register(shutil.rmtree, _spill_dir, True)
-    return _spill_dir
-
-
-def _new_database(extract_dir: Path, memory_limit: str | None, threads: int | None):
-    con = duckdb.connect(":memory:")
-    con.execute("SET memory_limit = $m", {"m": memory_limit or DEFAULT_MEMORY_LIMIT})
-    # spill (a truncation window over a large table) into a private directory, never the
-    # service's working directory, and bounded so a runaway query fails instead of filling the disk
-    con.execute("SET temp_directory = $t", {"t": tempfile.mkdtemp(dir=_spill_root())})
-    con.execute("SET max_temp_directory_size = $s", {"s": MAX_SPILL})
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
-    con.execute("SET allowed_directories = $d", {"d": [str(extract_dir) + "/"]})
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
-    return con
-
-
-def connect(extract_dir: Path, *, memory_limit: str | None = None, threads: int | None = None):
-    """A cursor on an in-memory DuckDB database that can read only `extract_dir` (external
-    access off, configuration locked, so no statement can widen it).
+def connect(extract_dir: Path, *, memory_limit: str | None = None, threads: int | None = None) -> Session:
+    """A sandbox session on the extract (`egress.sandbox`), on the pooled database of its
+    version that keeps this module's truncation tables in its scratch catalog.
 
     Creating a DuckDB database costs tens of milliseconds, as much as a small aggregate, so one
-    database per extract directory is kept (extracts are immutable) and each query gets its
-    own cursor (cursors are independent connections to that database: thread-safe). The
-    caller closes the cursor.
+    database per extract version is kept (extracts are immutable) and each query gets its own
+    session (cursor and time budget). `memory_limit`/`threads`: None = the sandbox settings.
+    The caller closes the session.
     """
-    root = Path(extract_dir).resolve()
-    key = (str(root), memory_limit, threads)
-    with _pool_lock:
-        entry = _pool.get(key)
-        if entry is None:
-            entry = (_new_database(root, memory_limit, threads), {})
-            _pool[key] = entry
-            if len(_pool) > MAX_POOLED_DATABASES:
-                # dropped, not closed: a cursor in use elsewhere keeps the database alive
-                _pool.popitem(last=False)
-        else:
-            _pool.move_to_end(key)
-        cursor = entry[0].cursor()
-        _cursor_state[cursor] = entry[1]
-        return cursor
+    return sandbox.open_session(extract_dir, memory_limit=memory_limit, threads=threads, scratch=True)
 
 
 _types_lock = threading.Lock()
@@ -143,11 +83,11 @@ def joins_person(q: DpQuery) -> bool:
     return any("." in c for c in list(q.group_columns) + [f.column for f in q.where])
 
 
-def query_types(con, q: DpQuery, extract_dir: Path) -> dict[str, str]:
+def query_types(con: Session, q: DpQuery) -> dict[str, str]:
     """Column -> type of the queried table, plus `person.<column>` when the query joins it."""
-    types = column_types(con, table_path(extract_dir, q.table))
+    types = column_types(con, table_path(con.extract, q.table))
     if joins_person(q):
-        person = column_types(con, table_path(extract_dir, q.person_table))
+        person = column_types(con, table_path(con.extract, q.person_table))
         if q.person_key not in person:
             raise InvalidInput(f"the person table has no person key {q.person_key!r}", field="by")
         types.update({f"{q.person_table}.{c}": t for c, t in person.items()})
@@ -205,8 +145,6 @@ def _where_sql(q: DpQuery, types: dict[str, str], params: dict) -> list[str]:
 
 
 _stats_lock = threading.Lock()
-
-
 _null_keys_cache: dict[tuple, bool] = {}
 
 
@@ -244,9 +182,10 @@ def _rank_sql(pid: str, columns: list[str], m_cmp: str, source: str) -> str:
             f"hash({content}), {content}) AS __rn FROM {source}) WHERE __rn {m_cmp}")
 
 
-def dropped_rows(con, path: Path, person_key: str, m: int) -> tuple[str, int]:
+def dropped_rows(con: Session, path: Path, person_key: str, m: int) -> tuple[str, int]:
     """The rows that truncation to m rows per person removes from the file, kept as a table in
-    the pooled in-memory database (built once per immutable file and bound), and their number.
+    the scratch catalog of the session's sandbox database (built once per immutable file and
+    bound), and their number.
 
     Truncation is a property of the table, not of a query: every query sees the table with at
     most m rows per person, so aggregate(truncated) = aggregate(file) - aggregate(dropped rows),
@@ -255,30 +194,19 @@ def dropped_rows(con, path: Path, person_key: str, m: int) -> tuple[str, int]:
     """
     st = path.stat()
     ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{person_key}|{int(m)}"
-    name = "dropped_" + hashlib.sha256(ident.encode()).hexdigest()[:20]
-    state = _state_of(con)
-    if state is not None and name in state:  # this database already holds the table
-        return name, state[name]
+    table = f"{con.scratch}.dropped_{hashlib.sha256(ident.encode()).hexdigest()[:20]}"
+    state = con.database.state  # {table: rows} of what this database already holds
+    if table in state:
+        return table, state[table]
     pid = quote_ident(person_key)
     columns = list(column_types(con, path))
     heavy = (f"(SELECT * FROM read_parquet($p, file_row_number = true) WHERE {pid} IN (SELECT {pid} FROM "
              f"read_parquet($p) WHERE {pid} IS NOT NULL GROUP BY {pid} HAVING count(*) > {int(m)}))")
-    with _stats_lock:  # one builder per process; other cursors see the finished table
-        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = $n", {"n": name}).fetchone()[0]
-        if not exists:
-            con.execute(f"CREATE TABLE {name} AS {_rank_sql(pid, columns, f'> {int(m)}', heavy)}", {"p": str(path)})
-        n = int(con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
-        if state is not None:
-            state[name] = n
-    return name, n
-
-
-def _state_of(con) -> dict | None:
-    """The per-database state of a cursor from `connect` (None for any other connection)."""
-    try:
-        return _cursor_state.get(con)
-    except TypeError:  # not weak-referenceable: not one of ours
-        return None
+    with con.database.state_lock:  # one builder per database; other sessions see the finished table
+        if table not in state:
+            con.execute(f"CREATE TABLE {table} AS {_rank_sql(pid, columns, f'> {int(m)}', heavy)}", {"p": str(path)})
+            state[table] = int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    return table, state[table]
 
 
 def _used(sql: str, params: dict) -> dict:
@@ -374,16 +302,15 @@ def _cell_key(values) -> tuple:
 def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, types: dict | None = None,
                     memory_limit: str | None = None, threads: int | None = None,
                     force_truncation: bool = False) -> Exact:
-    """Exact aggregates for the plan. `con`: a connection from `connect(extract_dir)` to reuse
+    """Exact aggregates for the plan. `con`: a session from `connect(extract_dir)` to reuse
     (the caller closes it); without it one is opened and closed here."""
-    extract_dir = Path(extract_dir)
-    path = table_path(extract_dir, q.table)
     own = con is None
     if own:
-        con = connect(extract_dir, memory_limit=memory_limit, threads=threads)
+        con = connect(Path(extract_dir), memory_limit=memory_limit, threads=threads)
     try:
+        path = table_path(con.extract, q.table)
         if types is None:
-            types = query_types(con, q, extract_dir)
+            types = query_types(con, q)
             check_types(q, types)
         params: dict = {"p": str(path)}
         conds = _where_sql(q, types, params)
@@ -400,7 +327,7 @@ def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, type
         join = ""
         full_window = force_truncation
         if joins_person(q):
-            person_path = table_path(extract_dir, q.person_table)
+            person_path = table_path(con.extract, q.person_table)
             params["pp"] = str(person_path)
             person = "read_parquet($pp)"
             if dropped_rows(con, person_path, q.person_key, 1)[1] > 0:
@@ -487,13 +414,11 @@ def exact_aggregate(q: DpQuery, plan: Plan, extract_dir: Path, *, con=None, type
 
 def check_extract(q: DpQuery, extract_dir: Path, *, con=None) -> dict[str, str]:
     """Check the query against the extract's actual columns and types (before any charge)."""
-    extract_dir = Path(extract_dir)
-    table_path(extract_dir, q.table)  # refuses a table the extract does not hold
     own = con is None
     if own:
-        con = connect(extract_dir)
+        con = connect(Path(extract_dir))
     try:
-        types = query_types(con, q, extract_dir)
+        types = query_types(con, q)  # refuses a table the extract does not hold
     except duckdb.Error as err:
         raise Failure(f"cannot read the extract table {q.table!r}: {str(err).splitlines()[0]}") from err
     finally:

@@ -1,8 +1,10 @@
 """The DP gateway's business layer: the only way a DP answer is produced.
 
-`run_query`: check the member -> validate the spec -> check it against the extract -> build
-and calibrate the OpenDP measurements -> charge the ledger (atomically, before any value
-exists) -> compute the exact aggregate in DuckDB -> add noise -> audit the release.
+`run_query`: check the member and the permit (`hub.permits.access.check_can_query`: a member
+whose role may query an active permit within its dates) -> validate the spec -> check it
+against the extract -> build and calibrate the OpenDP measurements -> charge the ledger
+(atomically, before any value exists) -> compute the exact aggregate in DuckDB -> add noise
+-> audit the release.
 Everything before the charge is free and changes nothing stored (a refusal is audited);
 a failure after the charge keeps the charge (see `ledger`). The HTTP layer calls this and
 translates `hub.exceptions` into status codes, nothing more.
@@ -11,12 +13,14 @@ translates `hub.exceptions` into status codes, nothing more.
 from __future__ import annotations
 
 import logging
+from datetime import date
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from hub import audit
-from hub.exceptions import Failure, Forbidden, NotFound, Refused
+from hub.exceptions import Failure, NotFound, Refused
+from hub.permits.access import check_can_query
 
 from egress.dp import ledger
 from egress.dp.calibrate import make_plan
@@ -46,26 +50,21 @@ def _schema(engine: sa.Engine, permit, schema):
     return get_dataset(engine, permit.dataset).schema
 
 
-def check_can_query(permit, member: str) -> None:
-    if not permit.is_member(member):
-        raise Forbidden(f"{member} is not a member of permit {permit.id}")
-    if permit.status != "active":
-        raise Refused(f"permit {permit.id} is {permit.status}: no DP queries")
-
-
 def run_query(engine: sa.Engine, settings_or_extract_dir, permit, member: str, spec: dict, *,
-              schema=None, memory_limit: str | None = None, threads: int | None = None) -> dict:
+              schema=None, memory_limit: str | None = None, threads: int | None = None,
+              today: date | None = None) -> dict:
     """Answer one DP query for `member` of `permit` (a `hub.permits.model.Permit`).
 
     `settings_or_extract_dir`: `hub.settings.Settings` (the permit's current extract is used)
     or the extract directory itself. `schema`: the dataset descriptor in any shape
     `egress.dp.schema.make_dp_schema` accepts; default: the registered dataset's schema.
+    `today`: the date the permit's validity is judged on (default: today).
     """
-    role = permit.member_role(member) if hasattr(permit, "member_role") else None
+    role = permit.member_role(member)
     con = None
     try:
         try:
-            check_can_query(permit, member)
+            check_can_query(permit, member, today)
             extract_dir = _extract_dir(engine, settings_or_extract_dir, permit.id)
             available = {t: tuple(cols) for t, cols in permit.tables.items()} if permit.tables else None
             q = parse_query(spec, _schema(engine, permit, schema), available=available)
@@ -116,8 +115,9 @@ def _charge_compute_release(engine, permit, member, role, q, plan, extract_dir, 
     return answer
 
 
-def budget(engine: sa.Engine, permit, member: str | None = None):
-    """Operators: every budget row of the permit (member=None); a researcher: their own."""
+def budget(engine: sa.Engine, permit, member: str | None = None, today: date | None = None):
+    """Operators: every budget row of the permit (member=None); a researcher: their own, while
+    she may query."""
     if member is not None:
-        check_can_query(permit, member)
+        check_can_query(permit, member, today)
     return ledger.budget_view(engine, permit.id, member, budget=permit.dp)

@@ -62,8 +62,8 @@ def parse_released(files: Sequence[tuple[str, bytes]]) -> list[pa.Table]:
 
 def check_submission(files: Sequence[tuple[str, bytes]], *, kind: str, provenance: dict[str, str],
                      policy, extract_dir: Path | None, extract_persons: int | None,
-                     released: Sequence[pa.Table] = (), timeout_seconds: float = 30,
-                     memory_limit: str = "512MB") -> list[FileCheck]:
+                     released: Sequence[pa.Table] = (), timeout_seconds: float | None = None,
+                     memory_limit: str | None = None) -> list[FileCheck]:
     if kind not in KINDS:
         raise InvalidInput(f"unknown output kind {kind!r}; expected one of {', '.join(KINDS)}", field="kind")
     if not files:

@@ -25,10 +25,10 @@ import sys
 from pathlib import Path
 
 from hub.exceptions import InvalidInput, NotFound
+from hub.hubapp.config_kube import VALUES_FILE, load_values
 from hub.provision.kubejob import DEFAULT_DEADLINE_SECONDS, MAX_PERMIT_FILE_BYTES
 
 log = logging.getLogger("spe.kube")
-HUB_VALUES = "/usr/local/etc/spe/values.yaml"  # where the chart mounts them in the hub pod
 # netpol-check's exit code per verdict, apart from the error codes 1-3 (hub.exceptions)
 VERDICT_EXIT_CODES = {"enforced": 0, "not-enforced": 20, "unknown": 21}
 
@@ -56,7 +56,7 @@ def register(sub) -> None:
                          description="Start the probe pod the hub starts at start-up (workspace labels, no netlock), "
                                      "print whether the cluster enforces the workspace NetworkPolicy, audit it. "
                                      "Exit code 0: enforced, 20: not enforced, 21: unknown (1-3: the usual errors).")
-    check.add_argument("--values", metavar="YAML", help=f"the hub's chart values (default $SPE_HUB_VALUES or {HUB_VALUES})")
+    check.add_argument("--values", metavar="YAML", help=f"the hub's chart values (default $SPE_HUB_VALUES or {VALUES_FILE})")
     check.set_defaults(func=cmd_netpol_check)
 
 
@@ -99,20 +99,11 @@ def cmd_provision(args, settings) -> int:
 
 
 def _hub_values(path: str) -> dict:
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise NotFound(f"no chart values at {p}: run this inside the hub pod "
-                       "(kubectl exec deploy/<release>-hub -- spe kube netpol-check)")
     try:
-        values = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise InvalidInput(f"{p} is not valid YAML: {str(err).splitlines()[0]}", field="--values") from None
-    missing = [k for k in ("namespace", "names", "workspace") if not isinstance(values, dict) or k not in values]
-    if missing:
-        raise InvalidInput(f"{p} is not the hub's chart values (missing {', '.join(missing)})", field="--values")
-    return values
+        return load_values(path, field="--values")
+    except NotFound as err:
+        raise NotFound(f"{err}: run this inside the hub pod "
+                       "(kubectl exec deploy/<release>-hub -- spe kube netpol-check)") from None
 
 
 def cmd_netpol_check(args, settings) -> int:
@@ -120,7 +111,7 @@ def cmd_netpol_check(args, settings) -> int:
 
     from hub.spawner.netpolcheck import check_args, self_check
 
-    values = _hub_values(args.values or os.environ.get("SPE_HUB_VALUES") or HUB_VALUES)
+    values = _hub_values(args.values or os.environ.get("SPE_HUB_VALUES") or VALUES_FILE)
     if not os.environ.get("KUBERNETES_SERVICE_HOST"):
         raise InvalidInput("KUBERNETES_SERVICE_HOST is not set: run this inside the hub pod", field="environment")
     kwargs = check_args(values, db_url=settings.db_url, environ=os.environ)

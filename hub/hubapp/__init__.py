@@ -1,5 +1,6 @@
-"""The JupyterHub application of SPE: options, config builder, demo authenticator, audit hooks.
+"""The JupyterHub application of SPE: settings (traitlets), one configuration for both backends
+plus each backend's additions, demo authenticator, audit hooks.
 
-Loaded through `hub/jupyterhub_config.py` (`jupyterhub -f hub/jupyterhub_config.py`), the
-only place besides the CLI that reads the environment. Must not import `egress`.
+Loaded through `hub/jupyterhub_config.py` on one host and the chart's `jupyterhub_config.py` on
+Kubernetes, the only places besides the CLI that read the environment. Must not import `egress`.
 """

@@ -57,6 +57,11 @@ def check_password(password: str, record: dict) -> bool:
     return hmac.compare_digest(digest.hex(), record["hash"])
 
 
+def demo_users_file(settings) -> Path:
+    """Where `spe hub users` writes the demo users and the demo authenticator reads them."""
+    return settings.hub_dir / "demo-users.json"
+
+
 def make_demo_users(path: Path, groups_by_user: dict[str, str] | None = None) -> dict[str, str]:
     """Write fresh password hashes for these users; return {user: clear password} (shown once)."""
     groups_by_user = DEMO_USERS if groups_by_user is None else groups_by_user

@@ -1,20 +1,23 @@
-"""Build the JupyterHub configuration of SPE from `HubOptions` (pure: sets values on `c`, no I/O).
+"""One JupyterHub configuration of SPE for both backends: `configure_hub` (sets values on `c`).
 
-Public proxy on `public_ip:public_port`; the hub API and the egress service on the internal
-network's gateway, the only host addresses a workspace can reach (hub.netfw). Named
-servers, one per permit, run by `PermitSpawner`. Groups, roles and the custom scopes the
-egress service checks. Hub-managed services: the idle culler, the permit lifecycle task
-and (when installed) the egress service. Must not import `egress`.
+Everything the single host (hub.hubapp.config_docker) and Kubernetes (hub.hubapp.config_kube)
+share is set here once: named servers, one per permit, listed on SPE's home page; groups,
+their roles and the custom scopes the egress service checks; the scopes of a workspace's own
+token; the authenticator wiring and the login audit; the audit of service deletions (the idle
+culler); whether workspaces stop with the hub; SPE's metric families on /hub/metrics. A
+backend adds only its spawner settings and how its services run (a command on one host, an
+external URL and token on a cluster): it builds its list of services, with the builders below,
+and the roles follow from the names in that list. Must not import `egress`.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from hub.hubapp.options import HubOptions
+from hub.hubapp.options import SpeHub
+from hub.settings import Settings
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 CUSTOM_SCOPES = {
     "custom:spe:submit": {"description": "Submit outputs of a permit's workspace for output checking."},
@@ -40,143 +43,95 @@ GROUP_SCOPES = {
 # the workspace's own token (JUPYTERHUB_API_TOKEN) may submit outputs to egress for its user
 SERVER_TOKEN_SCOPES = ["access:servers!server", "users:activity!user", "custom:spe:submit!user"]
 
+# SPE's services, by the name JupyterHub knows them under
+IDLE_CULLER, LIFECYCLE, RECORDER, EGRESS = "idle-culler", "spe-lifecycle", "session-recorder", "egress"
+
+# the role of each service that calls the hub API: granted when the backend runs that service
+SERVICE_ROLES = {
+    IDLE_CULLER: {"name": "spe-idle-culler",
+                  "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]},
+    LIFECYCLE: {"name": "spe-lifecycle", "scopes": ["list:users", "read:users", "read:servers", "delete:servers"]},
+    EGRESS: {"name": "spe-egress", "scopes": ["list:users", "read:users", "read:groups", "read:roles:users"]},
+}
+
 
 def make_roles(services: list[str]) -> list[dict]:
+    """One role per SPE group, and one per SPE service in `services` (pure)."""
     roles = [{"name": f"spe-{group}", "description": f"SPE {group}", "scopes": scopes, "groups": [group]}
              for group, scopes in GROUP_SCOPES.items()]
-    if "idle-culler" in services:
-        roles.append({"name": "spe-idle-culler", "services": ["idle-culler"],
-                      "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]})
-    if "spe-lifecycle" in services:
-        roles.append({"name": "spe-lifecycle", "services": ["spe-lifecycle"],
-                      "scopes": ["list:users", "read:users", "read:servers", "delete:servers"]})
-    if "egress" in services:
-        roles.append({"name": "spe-egress", "services": ["egress"],
-                      "scopes": ["list:users", "read:users", "read:groups", "read:roles:users"]})
+    roles += [{**SERVICE_ROLES[name], "services": [name]} for name in services if name in SERVICE_ROLES]
     return roles
-
-
-def make_services(opts: HubOptions, gateway_ip: str, egress_available: bool, python: str = sys.executable,
-                  recorder_port: int = 8765) -> list[dict]:
-    env = {**opts.service_env(), "PYTHONPATH": str(REPO_ROOT)}
-    services = [
-        {"name": "idle-culler",
-         "command": [python, "-m", "jupyterhub_idle_culler", f"--timeout={opts.idle_timeout_seconds}",
-                     f"--cull-every={max(60, opts.idle_timeout_seconds // 10)}", "--remove-named-servers=false"]},
-        {"name": "spe-lifecycle", "cwd": str(REPO_ROOT), "environment": env,
-         "command": [python, "-m", "hub.lifecycle", "--period-seconds", str(opts.lifecycle_period_seconds),
-                     "--grace-days", str(opts.extract_grace_days), "--name-prefix", opts.name_prefix]},
-    ]
-    # the session recorder: every workspace is reached through it (hub.sessionlog)
-    services.append({"name": "session-recorder", "cwd": str(REPO_ROOT), "environment": env,
-                     "command": [python, "-m", "hub.sessionlog.proxy", "--ip", "127.0.0.1",
-                                 "--port", str(recorder_port), "--home", str(opts.home), "--db-url", opts.db_url]})
-    if egress_available:
-        services.append(egress_service(f"http://{gateway_ip}:{opts.egress_port}", cwd=str(REPO_ROOT),
-                                       environment=env, command=[python, "-m", "egress.app"]))
-    return services
 
 
 def egress_service(url: str, **how: object) -> dict:
     """The `egress` service entry (OAuth for its pages, SPE's scopes in its tokens); `how`:
     started by the hub (`command`, ...) on one host, or an `api_token` when it runs elsewhere."""
-    return {"name": "egress", "url": url, "oauth_no_confirm": True, "display": True,
+    return {"name": EGRESS, "url": url, "oauth_no_confirm": True, "display": True,
             "oauth_client_allowed_scopes": sorted(CUSTOM_SCOPES), **how}
 
 
-def free_loopback_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def egress_url(opts: HubOptions, gateway_ip: str) -> str:
-    return f"http://{gateway_ip}:{opts.egress_port}{EGRESS_PREFIX}"
+def idle_culler_service(spe: SpeHub, python: str) -> dict:
+    """The idle culler (jupyterhub-idle-culler), run by the hub: stops servers idle longer than
+    `spe.idle_timeout_seconds`, keeps the named servers themselves (one per permit)."""
+    timeout = spe.idle_timeout_seconds
+    return {"name": IDLE_CULLER,
+            "command": [python, "-m", "jupyterhub_idle_culler", f"--timeout={timeout}",
+                        f"--cull-every={max(60, timeout // 10)}", "--remove-named-servers=false"]}
 
 
-def configure(c, opts: HubOptions, gateway_ip: str, egress_available: bool) -> None:
-    """Set every SPE-relevant JupyterHub option on config object `c`."""
-    state = opts.state_dir
-    # --- where things listen
-    c.JupyterHub.bind_url = f"http://{opts.public_ip}:{opts.public_port}"
-    c.JupyterHub.hub_bind_url = f"http://{gateway_ip}:{opts.hub_port}"
-    c.JupyterHub.hub_connect_url = f"http://{gateway_ip}:{opts.hub_port}"
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{opts.proxy_api_port}"
-    c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
-    c.ConfigurableHTTPProxy.should_start = True
-    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
-    c.JupyterHub.cookie_secret_file = str(state / "cookie_secret")
-    c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
-    c.JupyterHub.cleanup_servers = True  # `make stop` leaves no workspace running
-    c.JupyterHub.tornado_settings = {"log_function": _log_function(opts)}
+def lifecycle_command(spe: SpeHub, python: str) -> list[str]:
+    """`python -m hub.lifecycle` with this hub's period and grace; a backend appends its own flags."""
+    return [python, "-m", "hub.lifecycle", "--period-seconds", str(spe.lifecycle_period_seconds),
+            "--grace-days", str(spe.extract_grace_days)]
 
-    # --- workspaces: one named server per permit
-    c.JupyterHub.spawner_class = "hub.spawner.docker.RecordedPermitSpawner"
-    recorder_port = opts.recorder_port or free_loopback_port()
-    c.SessionRecordingMixin.session_recorder_url = f"http://127.0.0.1:{recorder_port}"
-    c.JupyterHub.allow_named_servers = True
-    c.JupyterHub.named_server_limit_per_user = 0
-    c.JupyterHub.redirect_to_server = False  # land on the home page that lists the user's permits
-    c.JupyterHub.template_paths = [str(Path(__file__).parent / "templates")]
-    c.JupyterHub.template_vars = {"spe_permits": _permits_for_template(opts)}
-    c.PermitSpawner.spe_home = str(opts.home)
-    c.PermitSpawner.spe_db_url = opts.db_url
-    c.PermitSpawner.image = opts.image
-    c.PermitSpawner.pull_policy = "never"  # images are built locally (make images); never from a registry
-    c.PermitSpawner.network_name = opts.network
-    c.PermitSpawner.name_prefix = opts.name_prefix
-    c.PermitSpawner.egress_url = egress_url(opts, gateway_ip)
-    c.PermitSpawner.cmd = ["jupyterhub-singleuser"]
-    c.PermitSpawner.server_token_scopes = SERVER_TOKEN_SCOPES
-    c.PermitSpawner.notebook_dir = "/home/jovyan/work"
-    c.PermitSpawner.default_url = "/lab"
-    c.PermitSpawner.start_timeout = 180  # includes the readiness wait; 10 spawns at once on 2 busy cores
-    c.PermitSpawner.http_timeout = 120
-    c.PermitSpawner.poll_interval = 30
 
-    # --- people
-    if opts.authenticator == "demo":
-        c.JupyterHub.authenticator_class = "hub.hubapp.auth.SpeDemoAuthenticator"
-        c.SpeDemoAuthenticator.users_file = str(opts.users_file)
-        c.SpeDemoAuthenticator.audit_db_url = opts.db_url
-        c.SpeDemoAuthenticator.manage_groups = True
-    c.Authenticator.post_auth_hook = _audit_login_hook(opts)
-    # groups come from the authenticator (manage_groups); roles name them, which creates them
-    c.JupyterHub.custom_scopes = CUSTOM_SCOPES
-    services = make_services(opts, gateway_ip, egress_available, recorder_port=recorder_port)
-    c.JupyterHub.services = services
+def configure_hub(c, spe: SpeHub, settings: Settings, services: list[dict]) -> None:
+    """Set everything SPE's hub is on either backend on config `c`; `services` as the backend runs them.
+
+    The one side effect: SPE's metric families join the hub's Prometheus registry."""
     from hub.db import make_engine
+    from hub.hubapp.audit_log import make_log_function
+    from hub.hubapp.auth import demo_users_file, make_audit_login_hook
     from hub.metrics import install_hub_metrics
 
-    install_hub_metrics(make_engine(opts.db_url))  # SPE families on /hub/metrics
+    # --- workspaces: one named server per permit, started from SPE's home page
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = 0  # bounded by the user's permits (the spawner refuses others)
+    c.JupyterHub.redirect_to_server = False  # land on the home page that lists the user's permits
+    c.JupyterHub.template_paths = [str(TEMPLATES_DIR)]
+    c.JupyterHub.template_vars = {"spe_permits": permits_for_home_page(settings.db_url)}
+    c.JupyterHub.cleanup_servers = spe.stop_workspaces_with_hub
+    c.Spawner.server_token_scopes = SERVER_TOKEN_SCOPES
+
+    # --- people: groups come from the authenticator (manage_groups); roles name them, which creates them
+    if spe.authenticator == "demo":
+        c.JupyterHub.authenticator_class = "hub.hubapp.auth.SpeDemoAuthenticator"
+        c.SpeDemoAuthenticator.users_file = str(demo_users_file(settings))
+        c.SpeDemoAuthenticator.audit_db_url = settings.db_url
+        c.SpeDemoAuthenticator.manage_groups = True
+    c.JupyterHub.custom_scopes = CUSTOM_SCOPES
+    c.JupyterHub.services = services
     c.JupyterHub.load_roles = make_roles([s["name"] for s in services])
 
-
-def _log_function(opts: HubOptions):
-    from hub.hubapp.audit_log import make_log_function
-
-    return make_log_function(opts.db_url)
-
-
-def _audit_login_hook(opts: HubOptions):
-    from hub.hubapp.auth import make_audit_login_hook
-
-    return make_audit_login_hook(opts.db_url)
+    # --- audit and metrics: logins (any authenticator), server deletions by services (the
+    # idle culler); spawns and stops are audited by the permit spawner itself
+    c.Authenticator.post_auth_hook = make_audit_login_hook(settings.db_url)
+    c.JupyterHub.tornado_settings = {"log_function": make_log_function(settings.db_url)}
+    install_hub_metrics(make_engine(settings.db_url))
 
 
-def _permits_for_template(opts: HubOptions):
+def permits_for_home_page(db_url: str):
+    """`spe_permits(user)` for the home page template: the user's active permits, each with its
+    server name and whether that workspace runs."""
     def permits(user) -> list[dict]:
         from hub.db import make_engine
         from hub.permits.store import PermitStore
+        from hub.naming import server_name_for
 
         if user is None:
             return []
-        from hub.spawner.servernames import server_name_for
-
         out = []
-        for p in PermitStore(make_engine(opts.db_url)).active_for_user(user.name):
+        for p in PermitStore(make_engine(db_url)).active_for_user(user.name):
             server = server_name_for(p.id)
             spawner = user.spawners.get(server) if hasattr(user, "spawners") else None
             out.append({"id": p.id, "title": p.title, "valid_until": str(p.valid_until), "server": server,

@@ -9,26 +9,27 @@ from __future__ import annotations
 
 import importlib.util
 
-from hub.hubapp.options import HubOptions
+from hub.hubapp.options import SpeDockerHub
 from hub.netfw import FirewallPlan, apply_firewall, ensure_network
+from hub.settings import Settings
 
 
-def firewall_plan(opts: HubOptions, gateway_ip: str) -> FirewallPlan:
-    return FirewallPlan(bridge=opts.bridge, gateway_ip=gateway_ip,
-                        allowed_tcp_ports=(opts.hub_port, opts.egress_port), chain=opts.firewall_chain)
+def firewall_plan(spe: SpeDockerHub, gateway_ip: str) -> FirewallPlan:
+    return FirewallPlan(bridge=spe.bridge, gateway_ip=gateway_ip,
+                        allowed_tcp_ports=(spe.hub_port, spe.egress_port), chain=spe.firewall_chain)
 
 
-def prepare_host(opts: HubOptions, docker_client=None) -> str:
+def prepare_host(spe: SpeDockerHub, settings: Settings, docker_client=None) -> str:
     """Create dirs, ensure the internal network and its firewall; return the gateway IP."""
     import docker
 
-    opts.home.mkdir(parents=True, exist_ok=True)
-    opts.state_dir.mkdir(mode=0o700, exist_ok=True)
-    (opts.home / "extracts").mkdir(exist_ok=True)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.hub_dir.mkdir(mode=0o700, exist_ok=True)
+    settings.extracts_dir.mkdir(exist_ok=True)
     client = docker_client or docker.from_env()
-    gateway_ip = ensure_network(client, opts.network, opts.bridge)
-    if opts.firewall == "enforce":
-        apply_firewall(firewall_plan(opts, gateway_ip))
+    gateway_ip = ensure_network(client, spe.network, spe.bridge)
+    if spe.firewall == "enforce":
+        apply_firewall(firewall_plan(spe, gateway_ip))
     return gateway_ip
 
 

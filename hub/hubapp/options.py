@@ -1,113 +1,237 @@
-"""Hub options: every knob of a running SPE hub, read once from the environment at the entry point.
+"""The SPE hub's settings as traitlets: `SpeHub` (both backends) and `SpeDockerHub` (one host).
 
-Environment variables (all optional): SPE_HOME, SPE_DB_URL, SPE_PUBLIC_IP (127.0.0.1),
-SPE_PUBLIC_PORT (8000), SPE_PROXY_API_PORT (8001), SPE_HUB_PORT (8081), SPE_EGRESS_PORT (8100),
-SPE_NETWORK (spe-internal), SPE_BRIDGE (spe-internal0), SPE_FIREWALL_CHAIN (SPE-WORKSPACE),
-SPE_FIREWALL (enforce | external), SPE_IMAGE (spe/workspace:latest), SPE_IDLE_TIMEOUT_SECONDS (3600),
-SPE_LIFECYCLE_PERIOD_SECONDS (30), SPE_EXTRACT_GRACE_DAYS (30, at most 183),
-SPE_AUTHENTICATOR (demo | oidc), SPE_NAME_PREFIX (spe: prefix of container and volume names,
-so that two deployments can share one Docker engine).
+A JupyterHub config file sets them like any other trait (`c.SpeHub.idle_timeout_seconds = 900`);
+`SpeDockerHub.class_print_help()` lists every one with its unit, default and security effect.
+Nothing here reads the environment by itself: the entry points (hub/jupyterhub_config.py,
+`spe hub`) hand `os.environ` to `settings_from`, which maps the SPE_* variables of
+`ENVIRONMENT` onto the traits; on Kubernetes the chart's values are the source
+(hub.hubapp.config_kube). Where SPE keeps its state (SPE_HOME, SPE_DB_URL) is `hub.settings`,
+shared with every `spe` command. Must not import `egress`.
 """
 
 from __future__ import annotations
 
-import os
+import copy
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
+
+from traitlets import Bool, Integer, TraitError, Unicode, default, validate
+from traitlets.config import Config, Configurable, PyFileConfigLoader
 
 from hub.exceptions import InvalidInput
 from hub.netfw import DEFAULT_BRIDGE, DEFAULT_CHAIN, DEFAULT_NETWORK, check_bridge_name, check_chain_name
 
 MAX_EXTRACT_GRACE_DAYS = 183  # EHDS: processed data deleted at most six months after the permit ends
 LIFECYCLE_MAX_PERIOD_SECONDS = 60  # workspaces of an ended permit stop within 60 s
+MIN_IDLE_TIMEOUT_SECONDS = 60
+AUTHENTICATORS = ("demo", "oidc")
+FIREWALLS = ("enforce", "external")
+_NAME_PREFIX = re.compile(r"[a-z][a-z0-9-]{0,19}")
+
+# SPE_* variable -> trait; read only at the entry points (docs/operator-workspaces.md lists them)
+ENVIRONMENT = {
+    "SPE_PUBLIC_IP": "public_ip",
+    "SPE_PUBLIC_PORT": "public_port",
+    "SPE_PROXY_API_PORT": "proxy_api_port",
+    "SPE_HUB_PORT": "hub_port",
+    "SPE_EGRESS_PORT": "egress_port",
+    "SPE_RECORDER_PORT": "recorder_port",
+    "SPE_NAME_PREFIX": "name_prefix",
+    "SPE_NETWORK": "network",
+    "SPE_BRIDGE": "bridge",
+    "SPE_FIREWALL_CHAIN": "firewall_chain",
+    "SPE_FIREWALL": "firewall",
+    "SPE_IMAGE": "image",
+    "SPE_IDLE_TIMEOUT_SECONDS": "idle_timeout_seconds",
+    "SPE_LIFECYCLE_PERIOD_SECONDS": "lifecycle_period_seconds",
+    "SPE_EXTRACT_GRACE_DAYS": "extract_grace_days",
+    "SPE_AUTHENTICATOR": "authenticator",
+}
+_VARIABLE = {trait: var for var, trait in ENVIRONMENT.items()}
 
 
-@dataclass(frozen=True)
-class HubOptions:
-    home: Path
-    db_url: str
-    public_ip: str = "127.0.0.1"
-    public_port: int = 8000
-    proxy_api_port: int = 8001
-    hub_port: int = 8081
-    egress_port: int = 8100
-    name_prefix: str = "spe"
-    recorder_port: int = 0  # session recorder on 127.0.0.1; 0 = a free port chosen at hub start
-    network: str = DEFAULT_NETWORK
-    bridge: str = DEFAULT_BRIDGE
-    firewall_chain: str = DEFAULT_CHAIN
-    firewall: str = "enforce"
-    image: str = "spe/workspace:latest"
-    idle_timeout_seconds: int = 3600
-    lifecycle_period_seconds: int = 30
-    extract_grace_days: int = 30
-    authenticator: str = "demo"
+def _refuse(proposal, rule: str) -> TraitError:
+    """One line naming the setting, its variable, the bad value and what would be accepted."""
+    name = proposal["trait"].name
+    var = f" ({_VARIABLE[name]})" if name in _VARIABLE else ""
+    return TraitError(f"SpeHub.{name}{var} = {proposal['value']!r}: {rule}")
 
-    def __post_init__(self):
-        check_bridge_name(self.bridge)
-        check_chain_name(self.firewall_chain)
-        if self.firewall not in ("enforce", "external"):
-            raise InvalidInput(f"SPE_FIREWALL must be 'enforce' or 'external', not {self.firewall!r}", field="firewall")
-        if not 0 <= self.extract_grace_days <= MAX_EXTRACT_GRACE_DAYS:
-            raise InvalidInput(f"extract grace period must be 0..{MAX_EXTRACT_GRACE_DAYS} days (EHDS: six months), "
-                               f"not {self.extract_grace_days}", field="extract_grace_days")
-        if not 1 <= self.lifecycle_period_seconds <= LIFECYCLE_MAX_PERIOD_SECONDS:
-            raise InvalidInput(f"lifecycle period must be 1..{LIFECYCLE_MAX_PERIOD_SECONDS} s, "
-                               f"not {self.lifecycle_period_seconds}", field="lifecycle_period_seconds")
-        if self.idle_timeout_seconds < 60:
-            raise InvalidInput(f"idle timeout must be at least 60 s, not {self.idle_timeout_seconds}",
-                               field="idle_timeout_seconds")
-        if not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", self.name_prefix):
-            raise InvalidInput(f"SPE_NAME_PREFIX must be 1-20 characters [a-z0-9-] starting with a letter, "
-                               f"not {self.name_prefix!r}", field="name_prefix")
-        if self.authenticator not in ("demo", "oidc"):
-            raise InvalidInput(f"SPE_AUTHENTICATOR must be 'demo' or 'oidc', not {self.authenticator!r}",
-                               field="authenticator")
 
-    @property
-    def users_file(self) -> Path:
-        return self.home / "hub" / "demo-users.json"
+class SpeHub(Configurable):
+    """Settings of SPE's hub that mean the same on a single host and on Kubernetes."""
 
-    @property
-    def state_dir(self) -> Path:
-        return self.home / "hub"
+    idle_timeout_seconds = Integer(3600, help=f"""
+        Seconds without activity after which the idle culler stops a workspace (default 3600,
+        at least {MIN_IDLE_TIMEOUT_SECONDS}). An unattended, logged-in workspace is an open door to
+        the permit's data; culling also returns its memory and CPU. The work volume is kept.
+        """).tag(config=True)
 
-    @classmethod
-    def from_env(cls, env: dict | None = None) -> "HubOptions":
-        env = os.environ if env is None else env
-        home = Path(env.get("SPE_HOME") or ".spe").resolve()
+    lifecycle_period_seconds = Integer(30, help=f"""
+        Seconds between two rounds of the lifecycle service (default 30, 1..{LIFECYCLE_MAX_PERIOD_SECONDS}).
+        It bounds how long the workspace of an expired, suspended or revoked permit keeps running.
+        """).tag(config=True)
 
-        def num(key: str, default: int) -> int:
-            raw = env.get(key)
-            if raw in (None, ""):
-                return default
-            try:
-                return int(raw)
-            except ValueError:
-                raise InvalidInput(f"{key} must be a whole number, not {raw!r}", field=key) from None
+    extract_grace_days = Integer(30, help=f"""
+        Days after a permit ends before its extracts and work volumes are deleted (default 30,
+        0..{MAX_EXTRACT_GRACE_DAYS}: EHDS Art. 68 lets processed data outlive the permit by at most six months).
+        """).tag(config=True)
 
-        return cls(
-            home=home,
-            db_url=env.get("SPE_DB_URL") or f"sqlite:///{home / 'registry.db'}",
-            public_ip=env.get("SPE_PUBLIC_IP", "127.0.0.1"),
-            public_port=num("SPE_PUBLIC_PORT", 8000),
-            proxy_api_port=num("SPE_PROXY_API_PORT", 8001),
-            hub_port=num("SPE_HUB_PORT", 8081),
-            egress_port=num("SPE_EGRESS_PORT", 8100),
-            recorder_port=num("SPE_RECORDER_PORT", 0),
-            name_prefix=env.get("SPE_NAME_PREFIX", "spe"),
-            network=env.get("SPE_NETWORK", DEFAULT_NETWORK),
-            bridge=env.get("SPE_BRIDGE", DEFAULT_BRIDGE),
-            firewall_chain=env.get("SPE_FIREWALL_CHAIN", DEFAULT_CHAIN),
-            firewall=env.get("SPE_FIREWALL", "enforce"),
-            image=env.get("SPE_IMAGE", "spe/workspace:latest"),
-            idle_timeout_seconds=num("SPE_IDLE_TIMEOUT_SECONDS", 3600),
-            lifecycle_period_seconds=num("SPE_LIFECYCLE_PERIOD_SECONDS", 30),
-            extract_grace_days=num("SPE_EXTRACT_GRACE_DAYS", 30),
-            authenticator=env.get("SPE_AUTHENTICATOR", "demo"),
-        )
+    authenticator = Unicode("demo", help="""
+        Who signs people in. `demo` (default on a single host): SPE's generated passwords
+        (`spe hub users`), stored as scrypt hashes, every failure audited. `oidc` (default on
+        Kubernetes): SPE leaves `JupyterHub.authenticator_class` to the site configuration
+        (OAuthenticator, docs/operator-oidc.md). Either way every login is audited.
+        """).tag(config=True)
 
-    def service_env(self) -> dict:
-        """Environment handed to hub-managed services (lifecycle, egress)."""
-        return {"SPE_HOME": str(self.home), "SPE_DB_URL": self.db_url}
+    stop_workspaces_with_hub = Bool(False, help="""
+        Stop every running workspace when the hub stops (`JupyterHub.cleanup_servers`). Default
+        False: a hub restart must not cost researchers their kernels; on a single host the
+        default is True while the proxy and the session recorder stop with the hub (a workspace
+        left running would be unreachable and unrecorded).
+        """).tag(config=True)
+
+    @validate("idle_timeout_seconds")
+    def _check_idle_timeout(self, proposal):
+        if proposal["value"] < MIN_IDLE_TIMEOUT_SECONDS:
+            raise _refuse(proposal, f"must be at least {MIN_IDLE_TIMEOUT_SECONDS} seconds")
+        return proposal["value"]
+
+    @validate("lifecycle_period_seconds")
+    def _check_lifecycle_period(self, proposal):
+        if not 1 <= proposal["value"] <= LIFECYCLE_MAX_PERIOD_SECONDS:
+            raise _refuse(proposal, f"must be 1..{LIFECYCLE_MAX_PERIOD_SECONDS} seconds "
+                                    "(an ended permit's workspace stops within one period)")
+        return proposal["value"]
+
+    @validate("extract_grace_days")
+    def _check_grace(self, proposal):
+        if not 0 <= proposal["value"] <= MAX_EXTRACT_GRACE_DAYS:
+            raise _refuse(proposal, f"must be 0..{MAX_EXTRACT_GRACE_DAYS} days (EHDS: six months at most)")
+        return proposal["value"]
+
+    @validate("authenticator")
+    def _check_authenticator(self, proposal):
+        if proposal["value"] not in AUTHENTICATORS:
+            raise _refuse(proposal, f"must be one of {', '.join(AUTHENTICATORS)}")
+        return proposal["value"]
+
+
+class SpeDockerHub(SpeHub):
+    """Settings of SPE's hub on one Docker host: listeners, the internal network, its firewall,
+    the workspace image. (`c.SpeHub.*` applies here too.)"""
+
+    public_ip = Unicode("127.0.0.1", help="""
+        Address of the public proxy (default 127.0.0.1: put a TLS reverse proxy in front).
+        """).tag(config=True)
+    public_port = Integer(8000, help="Port of the public proxy (default 8000).").tag(config=True)
+    proxy_api_port = Integer(8001, help="""
+        Port of configurable-http-proxy's API, on 127.0.0.1 only (default 8001).""").tag(config=True)
+    hub_port = Integer(8081, help="""
+        Port of the hub API on the internal network's gateway (default 8081); one of the two
+        host ports a workspace can reach through the firewall.""").tag(config=True)
+    egress_port = Integer(8100, help="""
+        Port of the egress service on the internal network's gateway (default 8100); the other
+        host port a workspace can reach.""").tag(config=True)
+    recorder_port = Integer(0, help="""
+        Port of the session recorder on 127.0.0.1, through which every workspace is reached
+        (default 0: a free port chosen when the hub starts).""").tag(config=True)
+
+    name_prefix = Unicode("spe", help="""
+        Prefix of container and volume names and value of their `spe.deployment` label (default
+        `spe`; 1-20 characters [a-z0-9-], starting with a letter). Two deployments sharing one
+        Docker engine need two prefixes, or one could stop or delete the other's workspaces.
+        """).tag(config=True)
+    network = Unicode(DEFAULT_NETWORK, help=f"""
+        Internal Docker network of the workspaces (default `{DEFAULT_NETWORK}`): no route out,
+        no traffic between workspaces.""").tag(config=True)
+    bridge = Unicode(DEFAULT_BRIDGE, help=f"""
+        Linux bridge interface of that network, named by the firewall rules (default
+        `{DEFAULT_BRIDGE}`; 1-15 characters [A-Za-z0-9_.-]).""").tag(config=True)
+    firewall_chain = Unicode(DEFAULT_CHAIN, help=f"""
+        iptables chain that admits workspaces to the hub and egress ports only (default
+        `{DEFAULT_CHAIN}`; 1-28 characters [A-Za-z0-9_-]).""").tag(config=True)
+    firewall = Unicode("enforce", help="""
+        `enforce` (default): the hub installs the workspace firewall and does not start if it
+        cannot (fail closed). `external`: the site's own firewall enforces the same rules
+        (docs/operator-workspaces.md); without it a workspace reaches every port of the host.
+        """).tag(config=True)
+    image = Unicode("spe/workspace:latest", help="""
+        Workspace image (default `spe/workspace:latest`, built by `make images`; never pulled).
+        """).tag(config=True)
+
+    @default("stop_workspaces_with_hub")
+    def _default_stop_with_hub(self):
+        return True  # the proxy and the recorder are the hub's children here (see the help)
+
+    @validate("public_port", "proxy_api_port", "hub_port", "egress_port")
+    def _check_port(self, proposal):
+        if not 1 <= proposal["value"] <= 65535:
+            raise _refuse(proposal, "must be a TCP port, 1..65535")
+        return proposal["value"]
+
+    @validate("recorder_port")
+    def _check_recorder_port(self, proposal):
+        if not 0 <= proposal["value"] <= 65535:
+            raise _refuse(proposal, "must be a TCP port, 1..65535, or 0 for a free one")
+        return proposal["value"]
+
+    @validate("name_prefix")
+    def _check_name_prefix(self, proposal):
+        if not _NAME_PREFIX.fullmatch(proposal["value"]):
+            raise _refuse(proposal, "must be 1-20 characters [a-z0-9-] starting with a letter")
+        return proposal["value"]
+
+    @validate("bridge", "firewall_chain")
+    def _check_interface_names(self, proposal):
+        check = check_bridge_name if proposal["trait"].name == "bridge" else check_chain_name
+        try:
+            return check(proposal["value"])
+        except InvalidInput as err:
+            raise _refuse(proposal, str(err).split(": ", 1)[-1]) from None
+
+    @validate("firewall")
+    def _check_firewall(self, proposal):
+        if proposal["value"] not in FIREWALLS:
+            raise _refuse(proposal, f"must be one of {', '.join(FIREWALLS)}")
+        return proposal["value"]
+
+
+def settings_from(environ: Mapping[str, str], *configs: Config, cls: type[SpeHub] = SpeDockerHub) -> SpeHub:
+    """`cls` built from the SPE_* variables of `environ`, then each config in turn (a later one
+    wins over the environment and the earlier ones). Unset or empty variables keep the default.
+    A bad value raises InvalidInput: one line naming the setting, its variable and the fix."""
+    traits = cls.class_traits(config=True)
+    from_env = {}
+    for var, name in ENVIRONMENT.items():
+        raw = environ.get(var)
+        if raw in (None, "") or name not in traits:
+            continue
+        try:
+            from_env[name] = traits[name].from_string(raw)
+        except ValueError:
+            raise InvalidInput(f"{var} must be a whole number, not {raw!r}", field=var) from None
+    merged = Config({"SpeHub": from_env})
+    sections = [k.__name__ for k in cls.mro() if isinstance(k, type) and issubclass(k, SpeHub)]
+    for config in configs:  # only SPE's sections, copied: the configs themselves stay untouched
+        merged.merge(Config({name: copy.deepcopy(config[name]) for name in sections if name in config}))
+    try:
+        return cls(config=merged)
+    except TraitError as err:
+        raise InvalidInput(str(err)) from None
+
+
+def site_config(path: str | None) -> Config:
+    """The site's JupyterHub config file (SPE_HUB_EXTRA_CONFIG) as a Config, without applying it:
+    its `c.SpeHub.*` settings feed `settings_from`, the rest is merged over SPE's configuration
+    last. No path: an empty Config."""
+    if not path:
+        return Config()
+    file = Path(path)
+    if not file.is_file():
+        raise InvalidInput(f"no such file: {path}", field="SPE_HUB_EXTRA_CONFIG")
+    try:
+        return PyFileConfigLoader(file.name, str(file.parent)).load_config()
+    except Exception as err:  # the operator's own Python: name the file and the first line
+        raise InvalidInput(f"{path} could not be loaded: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+                           field="SPE_HUB_EXTRA_CONFIG") from None

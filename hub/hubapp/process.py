@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,13 @@ def hub_env(base: dict, **spe_vars: str) -> dict:
     env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + base["PYTHONPATH"] if base.get("PYTHONPATH") else "")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '/usr/bin:/bin')}"
     return env
+
+
+def free_loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the session recorder's default; test and bench ports)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def start_hub(env: dict, log_file: Path, cwd: Path, config_file: Path = CONFIG_FILE) -> subprocess.Popen:

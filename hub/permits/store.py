@@ -16,6 +16,8 @@ from hub import audit
 from hub.audit.store import utc_now_iso
 from hub.datasets.registry import get_dataset
 from hub.exceptions import Conflict, NotFound
+from hub.naming import server_name_for
+from hub.permits.access import can_open, is_workspace_of
 from hub.permits.lifecycle import AUDIT_ACTION, ENDED, check_transition
 from hub.permits.model import Permit, check_against_dataset, document_digest, parse_permit
 from hub.registry_tables import permit_versions, permits
@@ -42,10 +44,8 @@ class PermitStore:
             return [_to_permit(r) for r in conn.execute(q).mappings().all()]
 
     def active_for_user(self, username: str, today: date | None = None) -> list[Permit]:
-        """Active permits the user is a member of, within their validity dates."""
-        today = today or date.today()
-        return [p for p in self.list(status="active")
-                if p.is_member(username) and p.valid_from <= today <= p.valid_until]
+        """The permits whose workspace the user may open now (`hub.permits.access.can_open`)."""
+        return [p for p in self.list(status="active") if can_open(p, username, today)]
 
     def versions(self, permit_id: str) -> list[dict]:
         with self.engine.connect() as conn:
@@ -80,6 +80,7 @@ class PermitStore:
                 raise Conflict(f"permit {permit.id} is {row['status']}; an ended permit cannot be changed")
             version = 1 if row is None else row["version"] + 1
             if row is None:
+                _check_server_name_free(conn, permit.id)
                 status = "draft"
                 conn.execute(permits.insert().values(id=permit.id, version=version, status=status,
                                                      document_json=doc_json, updated_at=now))
@@ -117,6 +118,16 @@ class PermitStore:
         audit.record(conn, actor=actor, role="operator", action=AUDIT_ACTION[action], permit_id=permit_id,
                      detail={"from": state, "to": new, "reason": reason})
         return new
+
+
+def _check_server_name_free(conn: sa.Connection, permit_id: str) -> None:
+    """A new permit must not open as the workspace of another (`hub.naming.server_name_for`
+    maps `DEMO.1` and `demo-1` to one server name): refused here, before either stops working."""
+    server = server_name_for(permit_id)
+    taken = [pid for (pid,) in conn.execute(sa.select(permits.c.id)) if is_workspace_of(pid, server)]
+    if taken:
+        raise Conflict(f"permit {permit_id} would open as workspace {server!r}, which is permit {taken[0]}'s; "
+                       "give it an id that differs in more than case, '.', '_' or '-'")
 
 
 def _to_permit(row) -> Permit:

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from hub.exceptions import InvalidInput
-from hub.spawner.slugs import safe_slug
+from hub.naming import safe_slug
 
 HUB_CONTAINER = "hub"
 # Volumes of the hub pod the provisioning pod needs: writable SPE_HOME (spe.log), scratch, the

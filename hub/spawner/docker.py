@@ -1,8 +1,9 @@
 """PermitSpawner: one isolated Docker container per (user, permit), as a JupyterHub named server.
 
-The server name is the permit id (`/user/<name>/<permit-id>`). Every start re-reads the
-permit from the registry and refuses (403, with an audit event) unless the user is a member
-of an active permit within its dates and the permit has a provisioned extract. The container
+The server name is the permit's (`/user/<name>/<server>`, `hub.naming.server_name_for`).
+Every start re-reads the permit from the registry and refuses (403, with an audit event)
+unless the user may open it (`hub.permits.access`: a member of an active permit within its
+dates) and the permit has a provisioned extract. The container
 is built from `hub.spawner.spec.make_workspace_spec` (pure): the permit's current extract
 read-only at /data, a per-(permit, user) volume for work, no capabilities, no new
 privileges, read-only root with a tmpfs /tmp, pids/memory/CPU limits, uid 1000, on the
@@ -32,12 +33,13 @@ from hub.exceptions import NotFound, Refused
 from hub.permits.store import PermitStore
 from hub.provision.extracts import current_extract_relpath
 from hub.settings import Settings
-from hub.spawner.servernames import permit_id_for_server, server_name_for
-from hub.spawner.slugs import safe_slug
+from hub.naming import safe_slug, server_name_for
+from hub.permits.access import check_can_open, is_workspace_of, permit_for_server
+from hub.permits.model import Permit
 from hub.sessionlog.spawner import SessionRecordingMixin
 from hub.spawner.auditing import SpawnAuditMixin
 from hub.spawner.readiness import ReadinessMixin
-from hub.spawner.spec import SpawnSettings, WorkspaceSpec, check_can_open, make_workspace_spec, parse_bytes
+from hub.spawner.spec import SpawnSettings, WorkspaceSpec, make_workspace_spec, parse_bytes
 
 MAX_OPTION_CHARS = 128
 ALLOWED_OPTIONS = frozenset({"permit"})
@@ -150,7 +152,7 @@ class PermitSpawner(SpawnAuditMixin, ReadinessMixin, DockerSpawner):
 
     @default("object_name")
     def _object_name_default(self):
-        # one slug function names every container (hub.spawner.slugs)
+        # one slug function names every container (hub.naming)
         return safe_slug(self.user.name, self.name or "default", prefix=self.name_prefix)
 
     @default("remove")
@@ -200,11 +202,11 @@ class PermitSpawner(SpawnAuditMixin, ReadinessMixin, DockerSpawner):
                     "you can open. Ask your data permit's principal investigator.</p>")
         rows = []
         for p in permits:
-            selected = " selected" if server_name_for(p.id) == self.name else ""
+            selected = " selected" if is_workspace_of(p.id, self.name) else ""
             rows.append(f'<option value="{html.escape(p.id)}"{selected}>{html.escape(p.id)} — '
                         f"{html.escape(p.title)} (valid until {p.valid_until})</option>")
         note = ""
-        if self.name and self.name not in {server_name_for(p.id) for p in permits}:
+        if self.name and not any(is_workspace_of(p.id, self.name) for p in permits):
             note = (f"<p class='text-danger'>{html.escape(self.name)} is not an active permit of yours; "
                     "choose one below and open it under its own name.</p>")
         return (note + '<label for="permit">Data permit</label>'
@@ -219,8 +221,9 @@ class PermitSpawner(SpawnAuditMixin, ReadinessMixin, DockerSpawner):
             return {"permit": ""}
         return {"permit": str(values[0])[:MAX_OPTION_CHARS]}
 
-    def check_user_options(self) -> str:
-        """The permit this spawn is for; refuses unknown or mismatched options (hostile input)."""
+    def check_user_options(self) -> Permit:
+        """The permit whose workspace this named server is; refuses unknown or mismatched options
+        (hostile input). Whether the user may open it is `hub.permits.access`, checked by the caller."""
         options = self.user_options or {}
         if not isinstance(options, dict):
             raise SpawnException("spawn options must be an object", reason="options", status_code=400)
@@ -237,12 +240,12 @@ class PermitSpawner(SpawnAuditMixin, ReadinessMixin, DockerSpawner):
         if requested is not None:
             if not isinstance(requested, str) or not requested or len(requested) > MAX_OPTION_CHARS:
                 raise SpawnException("option 'permit' must be a permit id", reason="options", status_code=400)
-            if server_name_for(requested) != self.name:
+            if not is_workspace_of(requested, self.name):
                 raise SpawnException(
                     f"this workspace is {self.name!r}; permit {requested!r} opens as "
                     f"/hub/spawn/{self.user.name}/{server_name_for(requested)}", reason="options", status_code=400)
         try:
-            return permit_id_for_server([p.id for p in PermitStore(self.engine).list()], self.name)
+            return permit_for_server(PermitStore(self.engine).list(), self.name)
         except Refused as err:
             raise SpawnException(str(err), reason="permit", status_code=err.http_status) from None
 
@@ -251,9 +254,9 @@ class PermitSpawner(SpawnAuditMixin, ReadinessMixin, DockerSpawner):
         """Check everything and build the container spec; raises SpawnException (audited) on refusal."""
         permit_id = ""
         try:
-            permit_id = self.check_user_options()
-            permit = PermitStore(self.engine).get(permit_id)
-            check_can_open(permit, self.user.name)
+            permit = self.check_user_options()
+            permit_id = permit.id
+            check_can_open(permit, self.user.name)  # before the extract: a stranger learns nothing of it
             relpath = current_extract_relpath(self.engine, permit.id)
             if relpath is None:
                 raise Refused(f"permit {permit.id} has no provisioned extract yet; ask an operator to run "
@@ -333,7 +336,7 @@ class PermitSpawner(SpawnAuditMixin, ReadinessMixin, DockerSpawner):
 
     def _permit_id_or_none(self) -> str | None:
         try:
-            return permit_id_for_server([p.id for p in PermitStore(self.engine).list()], self.name)
+            return permit_for_server(PermitStore(self.engine).list(), self.name).id
         except Refused:
             return None
 

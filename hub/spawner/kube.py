@@ -1,6 +1,6 @@
 """PermitKubeSpawner: a KubeSpawner whose pod is built from a permit, for SPE on Kubernetes.
 
-One pod per (permit, user) named server: the server name is the permit id. The pod gets only
+One pod per (permit, user) named server, named for the permit (hub.naming). The pod gets only
 that permit's extract (a read-only subPath `<permit>/<version>` of the extracts PVC) at /data,
 a per-(permit, user) work PVC, the permit's resource limits, the labels the chart's workspace
 NetworkPolicy selects, no service-account token, and an init container that locks the pod's
@@ -30,7 +30,7 @@ from hub.hubapp.config import EGRESS_PREFIX
 from hub.spawner import netlock
 from hub.spawner.auditing import SpawnAuditMixin
 from hub.spawner.readiness import ReadinessMixin
-from hub.spawner.servernames import permit_id_for_server
+from hub.permits.access import check_can_open, permit_for_server
 from hub.spawner.spec import DATA_DIR, WORK_DIR, SpawnSettings, WorkspaceSpec, make_workspace_spec
 
 DATA_VOLUME = "data"
@@ -273,11 +273,10 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
 
     def load_permit(self, server_name: str):
         """The permit whose workspace (server) name this is: JupyterHub only accepts lower-case
-        slugs, permit ids may not be (hub.spawner.servernames maps them, refusing clashes)."""
+        slugs, permit ids may not be (hub.permits.access maps them, refusing clashes)."""
         from hub.permits.store import PermitStore
 
-        store = PermitStore(self._engine())
-        return store.get(permit_id_for_server([p.id for p in store.list()], server_name))
+        return permit_for_server(PermitStore(self._engine()).list(), server_name)
 
     def load_extract_relpath(self, permit) -> str:
         """`<permit>/<version>` of the current extract, from the registry (not the directory)."""
@@ -413,6 +412,7 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
         except NotFound:
             raise Forbidden(f"no permit opens as workspace {server_name[:64]!r}") from None
         self._spe_permit_id = permit.id
+        check_can_open(permit, self.user.name)  # before the extract: a stranger learns nothing of it
         relpath = self.load_extract_relpath(permit)
         egress_url = f"http://{self.egress_service}{EGRESS_PREFIX}" if self.egress_service else ""
         settings = SpawnSettings(image=self.image, egress_url=egress_url,

@@ -1,8 +1,9 @@
 """Pure builder of a permit workspace spec, shared by the Docker and Kubernetes spawners.
 
 `make_workspace_spec(permit, username, extract, settings)` only builds a value; it checks
-that the user may open this permit (member, active, within dates) and that the extract
-belongs to the permit. No I/O: the spawner gathers inputs and applies the result.
+that the user may open this permit (`hub.permits.access.check_can_open`: member, active,
+within dates) and that the extract belongs to the permit. No I/O: the spawner gathers
+inputs and applies the result.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from datetime import date
 from pathlib import PurePosixPath
 
 from hub.exceptions import Forbidden, InvalidInput, Refused
+from hub.naming import safe_slug
+from hub.permits.access import check_can_open
 from hub.permits.model import Permit
-from hub.spawner.slugs import safe_slug
 
 WORK_DIR = "/home/jovyan/work"
 DATA_DIR = "/data"
@@ -65,25 +67,6 @@ class WorkspaceSpec:
     read_only_root: bool = True
     cap_drop: tuple = ("ALL",)
     no_new_privileges: bool = True
-
-
-def check_can_open(permit: Permit, username: str, today: date | None = None) -> None:
-    """Raises Forbidden/Refused with a reason; the same rule decides the spawn form."""
-    today = today or date.today()
-    if not permit.is_member(username):
-        raise Forbidden(f"{username} is not a member of permit {permit.id}")
-    if permit.status != "active":
-        raise Refused(f"permit {permit.id} is {permit.status}; workspaces can only run under an active permit")
-    if not (permit.valid_from <= today <= permit.valid_until):
-        raise Refused(f"permit {permit.id} is valid from {permit.valid_from} to {permit.valid_until}")
-
-
-def can_open(permit: Permit, username: str, today: date | None = None) -> bool:
-    try:
-        check_can_open(permit, username, today)
-    except Refused:
-        return False
-    return True
 
 
 def check_extract_relpath(permit: Permit, relpath: str) -> str:

@@ -12,10 +12,18 @@ import kubernetes_validate
 import pytest
 import sqlalchemy as sa
 import yaml
+from traitlets.config import Config
 
 from hub.audit.tables import audit_events
 from hub.db import make_engine
+from hub.exceptions import InvalidInput
+from hub.hubapp.config import CUSTOM_SCOPES, SERVER_TOKEN_SCOPES
+from hub.hubapp.config_docker import configure_docker
+from hub.hubapp.config_kube import kube_settings
+from hub.hubapp.options import settings_from
+from hub.settings import Settings
 
+from tests.hubconfig_support import assert_backends_agree, assert_keeps_shared
 from tests.helm.conftest import (CHART, CI_DIR, CI_FILES, KUBE_VERSIONS, NAMESPACE, RELEASE, ROOT, find,
                                  helm, pod_specs, render)
 
@@ -275,11 +283,9 @@ def test_egress_pod_has_its_hub_api_token_and_service_settings(rendered):
         assert secret["data"]["egress-api-token"] != secret["data"]["proxy-token"]
 
 
-def test_hub_config_passthrough_reaches_jupyterhub(rendered, tmp_path, monkeypatch):
-    """Run the shipped jupyterhub_config.py against the rendered Secret, as the hub pod does."""
-    from traitlets.config import Config
-
-    docs = rendered["postgres-values.yaml"]
+def chart_hub_config(docs, tmp_path, monkeypatch) -> tuple[Config, str]:
+    """Run the shipped jupyterhub_config.py against the rendered Secret, as the hub pod does;
+    (the config, the registry URL)."""
     (secret,) = find(docs, "Secret", f"{RELEASE}-hub")
     values_file = tmp_path / "values.yaml"
     values_file.write_bytes(base64.b64decode(secret["data"]["values.yaml"]))
@@ -287,6 +293,7 @@ def test_hub_config_passthrough_reaches_jupyterhub(rendered, tmp_path, monkeypat
     monkeypatch.setenv("SPE_HUB_VALUES", str(values_file))
     monkeypatch.setenv("CONFIGPROXY_AUTH_TOKEN", "t0ken")
     monkeypatch.setenv("SPE_EGRESS_API_TOKEN", "egr3ss")
+    monkeypatch.setenv("SPE_HOME", str(tmp_path))
     db_url = f"sqlite:///{tmp_path / 'registry.db'}"  # the chart's Secret would give PostgreSQL's URL
     monkeypatch.setenv("SPE_DB_URL", db_url)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
@@ -297,6 +304,11 @@ def test_hub_config_passthrough_reaches_jupyterhub(rendered, tmp_path, monkeypat
         await asyncio.gather(*(asyncio.all_tasks() - {asyncio.current_task()}))
 
     asyncio.run(load_config_as_the_hub_does())
+    return c, db_url
+
+
+def test_hub_config_passthrough_reaches_jupyterhub(rendered, tmp_path, monkeypatch):
+    c, db_url = chart_hub_config(rendered["postgres-values.yaml"], tmp_path, monkeypatch)
     assert c.JupyterHub.admin_access is False
     assert c.Authenticator.admin_users == ["operator"]
     assert c.JupyterHub.spawner_class == "hub.spawner.kube.PermitKubeSpawner"
@@ -311,9 +323,7 @@ def test_hub_config_passthrough_reaches_jupyterhub(rendered, tmp_path, monkeypat
     assert c.ConfigurableHTTPProxy.auth_token == "t0ken"
     # SPE's scopes and roles as on Docker; the egress service with its token, the values' extra
     # service beside it (hub.config extends the list instead of dropping the chart's service)
-    from hub.hubapp.config import CUSTOM_SCOPES, SERVER_TOKEN_SCOPES
-
-    assert c.JupyterHub.custom_scopes == CUSTOM_SCOPES and c.KubeSpawner.server_token_scopes == SERVER_TOKEN_SCOPES
+    assert c.JupyterHub.custom_scopes == CUSTOM_SCOPES and c.Spawner.server_token_scopes == SERVER_TOKEN_SCOPES
     services = {s["name"]: s for s in c.JupyterHub.services}
     assert set(services) == {"egress", "reports"}
     assert services["egress"]["api_token"] == "egr3ss" and services["egress"]["url"] == f"http://{RELEASE}-egress:8090"
@@ -329,6 +339,33 @@ def test_hub_config_passthrough_reaches_jupyterhub(rendered, tmp_path, monkeypat
             audit_events.c.action == "kube.networkpolicy_check")).mappings().all()
     detail = json.loads(check["detail"])
     assert detail["result"] == "unknown" and "KUBERNETES_SERVICE_HOST" in detail["reason"]
+
+
+def test_chart_and_single_host_configure_the_same_hub(rendered, tmp_path, monkeypatch):
+    """The chart's config file and the single host's both go through configure_hub: the chart's
+    hub carries everything it sets and agrees with the single host on what both share."""
+    (secret,) = find(rendered["default-values.yaml"], "Secret", f"{RELEASE}-hub")
+    values = yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
+    kube, db_url = chart_hub_config(rendered["default-values.yaml"], tmp_path, monkeypatch)
+    settings = Settings(home=tmp_path, db_url=db_url)
+    assert_keeps_shared(kube, kube_settings(values), settings)
+    docker = Config()
+    configure_docker(docker, settings_from({}), settings, "172.30.0.1", egress_available=True)
+    assert_backends_agree(docker, kube)
+    # the backends differ where they must: a hub restart keeps pods, the site names the authenticator
+    assert kube.JupyterHub.cleanup_servers is False and "authenticator_class" not in kube.JupyterHub
+    assert [s["name"] for s in kube.JupyterHub.services] == ["egress"]  # culler, lifecycle, recorder: issue 16
+
+
+def test_spehub_settings_pass_through_and_bad_ones_stop_the_hub(tools, tmp_path, monkeypatch):
+    docs = render(tools, "default-values.yaml", "--set", "hub.config.SpeHub.stop_workspaces_with_hub=true",
+                  "--set", "hub.config.SpeHub.authenticator=demo")
+    c, _ = chart_hub_config(docs, tmp_path, monkeypatch)
+    assert c.JupyterHub.cleanup_servers is True
+    assert c.JupyterHub.authenticator_class == "hub.hubapp.auth.SpeDemoAuthenticator"
+    docs = render(tools, "default-values.yaml", "--set", "hub.config.SpeHub.extract_grace_days=400")
+    with pytest.raises(InvalidInput, match=r"SpeHub.extract_grace_days .*= 400: must be 0..183 days"):
+        chart_hub_config(docs, tmp_path, monkeypatch)
 
 
 def test_netpol_check_cli_reruns_the_check_from_the_rendered_values(rendered, tmp_path, monkeypatch, capsys):

@@ -11,7 +11,7 @@ People (groups → custom scopes, as in the SPE hub config):
 
 Tokens are minted through the hub API by a test service (`test-admin`), with exactly the
 scopes a workspace server token or a browser session would carry: a workspace token holds
-`access:servers!server=<user>/<permit>` (the named server is the permit) plus
+`access:servers!server=<user>/<server>` (the permit's named server, `hub.naming`) plus
 `custom:spe:submit`. Nothing of ours is mocked: the service introspects each token with the hub.
 """
 
@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from hub.hubapp.config import free_loopback_port as free_port  # noqa: E402
+from hub.hubapp.process import free_loopback_port as free_port  # noqa: E402
+from hub.naming import server_name_for
 
 REPO = Path(__file__).resolve().parents[2]
 PERMIT = "DEMO-2026-001"
@@ -62,7 +63,8 @@ class Hub:
 
     def workspace_token(self, user: str, permit: str = PERMIT) -> str:
         """What a named server's JUPYTERHUB_API_TOKEN carries in an SPE workspace."""
-        return self.token(user, [f"access:servers!server={user}/{permit}", "custom:spe:submit"], "workspace")
+        server = server_name_for(permit)  # the hub's name for the permit's workspace
+        return self.token(user, [f"access:servers!server={user}/{server}", "custom:spe:submit"], "workspace")
 
     def user_token(self, user: str, scopes: list[str]) -> str:
         return self.token(user, scopes, "session")

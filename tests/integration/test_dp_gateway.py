@@ -6,6 +6,7 @@ extract provisioned, then DP queries against the registry's descriptor."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -236,6 +237,30 @@ def test_refused_queries_are_not_charged(engine, extract, spec, error, words):
     with engine.connect() as conn:
         outcomes = [r.outcome for r in conn.execute(sa.select(audit_events.c.outcome))]
     assert outcomes and set(outcomes) == {"refused"}
+
+
+@pytest.mark.parametrize("status, today, words", [
+    ("active", date(2025, 12, 31), "valid from 2026-01-01"),  # before valid_from
+    ("active", date(2030, 1, 2), "valid from"),  # after valid_until, before the lifecycle expires it
+    ("draft", date(2026, 6, 1), "draft"),
+    ("suspended", date(2026, 6, 1), "suspended"),
+    ("expired", date(2026, 6, 1), "expired"),
+    ("revoked", date(2026, 6, 1), "revoked"),
+])
+def test_the_service_refuses_a_permit_outside_its_dates_or_not_active_before_charging(engine, extract, status,
+                                                                                       today, words):
+    permit = make_permit(epsilon=1.0, status=status)
+    spec = {"kind": "count", "table": "person", "epsilon": 0.5}
+    with pytest.raises(Refused, match=words):
+        run_query(engine, extract, permit, "bob", spec, schema=SCHEMA, today=today)
+    with pytest.raises(Refused, match=words):
+        budget(engine, permit, "bob", today=today)
+    assert ledger.list_charges(engine, permit.id) == []
+    with engine.connect() as conn:
+        events = conn.execute(sa.select(audit_events.c.action, audit_events.c.outcome)).all()
+    assert [tuple(e) for e in events] == [("dp.query", "refused")]
+    assert run_query(engine, extract, replace(permit, status="active"), "bob", spec, schema=SCHEMA,
+                     today=date(2026, 6, 1))["charge_id"]
 
 
 def test_values_of_the_wrong_type_for_the_extract_are_refused_before_charging(extract):

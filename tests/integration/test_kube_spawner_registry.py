@@ -10,7 +10,7 @@ from hub.exceptions import Refused
 from hub.permits.store import PermitStore
 from hub.provision.run import provision
 from hub.spawner.kube import PermitKubeSpawner
-from hub.spawner.servernames import server_name_for
+from hub.naming import server_name_for
 from tests.conftest import EXAMPLES
 from tests.kube_support import Hub, User, api_json, kubeconfig  # noqa: F401
 
@@ -51,6 +51,9 @@ async def test_pod_mounts_the_current_extract_from_the_registry(settings, engine
 
 
 async def test_unprovisioned_permit_refused(settings, engine, registry, kubeconfig):  # noqa: F811
-    sp = spawner(settings, P2)
+    sp = spawner(settings, P2, user="carol")
     with pytest.raises(Refused, match="no provisioned extract"):
         await sp.load_user_options()
+    # a stranger is refused as a stranger: she learns nothing about the permit's extract
+    with pytest.raises(Refused, match="bob is not a member of permit DEMO-2026-002"):
+        await spawner(settings, P2, user="bob").load_user_options()

@@ -25,7 +25,7 @@ from hub.metrics import install_hub_metrics
 from hub.permits.store import PermitStore
 from tests.conftest import stop_process, copy_example
 from tests.integration.tornado_thread import TornadoThread
-from hub.hubapp.config import free_loopback_port as free_port  # noqa: E402
+from hub.hubapp.process import free_loopback_port as free_port  # noqa: E402
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 

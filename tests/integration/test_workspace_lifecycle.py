@@ -12,7 +12,7 @@ from hub.audit.tables import audit_events
 from hub.db import make_engine
 from hub.lifecycle import delete_permit_data
 from hub.permits.store import PermitStore
-from hub.spawner.slugs import safe_slug
+from hub.naming import safe_slug
 
 pytestmark = pytest.mark.docker
 
@@ -41,7 +41,8 @@ def test_expired_permit_workspace_is_stopped_then_its_data_deleted(spe_hub):
 
     # after the grace period the lifecycle deletes extracts and work volumes (called directly here)
     client = docker.from_env()
-    label = f"spe.permit={safe_slug('TEST-EXPIRE-1', prefix='p')}"
+    # this hub's volumes only: other runs on the same engine have a TEST-EXPIRE-1 of their own
+    label = [f"spe.permit={safe_slug('TEST-EXPIRE-1', prefix='p')}", f"spe.deployment={spe_hub.name_prefix}"]
     assert client.volumes.list(filters={"label": label}), "the workspace's work volume should exist"
     assert (spe_hub.settings.extracts_dir / "TEST-EXPIRE-1").is_dir()
     delete_permit_data(spe_hub.settings, engine, "TEST-EXPIRE-1", client, spe_hub.name_prefix)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from hub.hubapp.config import free_loopback_port as free_port  # noqa: E402
+from hub.hubapp.process import free_loopback_port as free_port  # noqa: E402
 
 
 

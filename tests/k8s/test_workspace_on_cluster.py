@@ -16,6 +16,7 @@ import pytest
 import requests
 import yaml
 
+from hub.naming import server_name_for
 from tests.conftest import EXAMPLES
 from tests.helm.conftest import CHART
 from tests.k8s.conftest import khelm, kubectl
@@ -23,7 +24,7 @@ from tests.k8s.conftest import khelm, kubectl
 pytestmark = pytest.mark.k8s
 
 PERMIT = "DEMO-2026-001"
-SERVER = "demo-2026-001"  # JupyterHub server names are lower-case slugs (hub.spawner.servernames)
+SERVER = server_name_for(PERMIT)  # JupyterHub server names are lower-case slugs
 TOKEN = secrets.token_hex(16)
 
 

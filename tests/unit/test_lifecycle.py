@@ -44,3 +44,20 @@ def test_store_transitions_write_one_audit_event_each(engine, eunomia):
                                               .order_by(audit_events.c.seq))]
     assert actions == ["permit.create", "permit.activate", "permit.suspend", "permit.activate", "permit.revoke"]
     assert store.get("DEMO-2026-001").status == "revoked"
+
+
+def test_a_permit_that_would_share_another_permits_workspace_is_refused(engine, eunomia):
+    import yaml
+
+    from hub.permits.store import PermitStore
+    from tests.conftest import EXAMPLES
+
+    store = PermitStore(engine)
+    doc = yaml.safe_load((EXAMPLES / "demo-gibleed.yaml").read_text())
+    store.apply(dict(doc, id="Demo.2026_001"), "op")
+    for clash in ("DEMO-2026-001", "demo.2026.001", "DEMO_2026_001"):  # all open as demo-2026-001
+        with pytest.raises(Conflict, match="would open as workspace 'demo-2026-001'"):
+            store.apply(dict(doc, id=clash), "op")
+    assert [p.id for p in store.list()] == ["Demo.2026_001"]
+    assert store.apply(dict(doc, id="Demo.2026_001", title="A changed title"), "op")[1] == "updated"
+    assert store.apply(dict(doc, id="DEMO-2026-0001"), "op")[1] == "created"  # a different name

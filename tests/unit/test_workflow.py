@@ -18,8 +18,8 @@ REVIEW_SCOPES = frozenset({wf.SCOPE_REVIEW, wf.SCOPE_RELEASE})
 SUBMIT_SCOPES = frozenset({wf.SCOPE_SUBMIT, wf.SCOPE_DOWNLOAD})
 
 ACTORS = {
-    "author": wf.Actor("alice", SUBMIT_SCOPES, "P-1"),
-    "co_member": wf.Actor("bob", SUBMIT_SCOPES, "P-1"),
+    "author": wf.Actor("alice", SUBMIT_SCOPES, "p-1"),
+    "co_member": wf.Actor("bob", SUBMIT_SCOPES, "p-1"),
     "checker": wf.Actor("carol", REVIEW_SCOPES),
     "reviewed_checker": wf.Actor("dave", REVIEW_SCOPES),  # has reviewed the current version already
     "member_checker": wf.Actor("erin", REVIEW_SCOPES | SUBMIT_SCOPES),  # checker AND member of the permit
@@ -131,22 +131,23 @@ def _permit(status="active", members=("alice", "bob")) -> Permit:
 
 
 @pytest.mark.parametrize("actor,status,today,error", [
-    (wf.Actor("alice", SUBMIT_SCOPES, "P-1"), "active", date(2026, 6, 1), None),
-    (wf.Actor("alice", frozenset({"custom:spe:submit!user=alice"}), "P-1"), "active", date(2026, 6, 1), None),
-    (wf.Actor("alice", frozenset({"custom:spe:submit!user=bob"}), "P-1"), "active", date(2026, 6, 1), Forbidden),
-    (wf.Actor("alice", frozenset({wf.SCOPE_DOWNLOAD}), "P-1"), "active", date(2026, 6, 1), Forbidden),
+    (wf.Actor("alice", SUBMIT_SCOPES, "p-1"), "active", date(2026, 6, 1), None),
+    (wf.Actor("alice", frozenset({"custom:spe:submit!user=alice"}), "p-1"), "active", date(2026, 6, 1), None),
+    (wf.Actor("alice", frozenset({"custom:spe:submit!user=bob"}), "p-1"), "active", date(2026, 6, 1), Forbidden),
+    (wf.Actor("alice", frozenset({wf.SCOPE_DOWNLOAD}), "p-1"), "active", date(2026, 6, 1), Forbidden),
     (wf.Actor("alice", SUBMIT_SCOPES, None), "active", date(2026, 6, 1), Forbidden),  # not from the workspace
-    (wf.Actor("alice", SUBMIT_SCOPES, "P-2"), "active", date(2026, 6, 1), Forbidden),  # another permit's workspace
-    (wf.Actor("mallory", SUBMIT_SCOPES, "P-1"), "active", date(2026, 6, 1), Forbidden),
-    (wf.Actor("alice", SUBMIT_SCOPES, "P-1"), "suspended", date(2026, 6, 1), Refused),
-    (wf.Actor("alice", SUBMIT_SCOPES, "P-1"), "active", date(2027, 1, 2), Refused),  # after valid_until
+    (wf.Actor("alice", SUBMIT_SCOPES, "p-2"), "active", date(2026, 6, 1), Forbidden),  # another permit's workspace
+    (wf.Actor("mallory", SUBMIT_SCOPES, "p-1"), "active", date(2026, 6, 1), Forbidden),
+    (wf.Actor("alice", SUBMIT_SCOPES, "p-1"), "suspended", date(2026, 6, 1), Refused),
+    (wf.Actor("alice", SUBMIT_SCOPES, "p-1"), "active", date(2027, 1, 2), Refused),  # after valid_until
 ])
-def test_who_may_submit(actor, status, today, error):
+@pytest.mark.parametrize("check, can", [(wf.check_can_submit, wf.can_submit), (wf.check_can_query, wf.can_query)])
+def test_who_may_submit_or_query(actor, status, today, error, check, can):
     permit = _permit(status)
-    assert wf.can_submit(permit, actor, today) is (error is None)
+    assert can(permit, actor, today) is (error is None)
     if error:
         with pytest.raises(error):
-            wf.check_can_submit(permit, actor, today)
+            check(permit, actor, today)
 
 
 def test_the_transition_table_is_complete_and_consistent():
@@ -180,22 +181,23 @@ def test_illegal_transitions_are_conflicts(state, action):
 
 
 @pytest.mark.parametrize("state,who,server,ok", [
-    (wf.CHECKED, "author", "P-1", True),       # inside the permit's workspace
-    (wf.CHECKED, "author", "p-1", True),
+    (wf.CHECKED, "author", "permit-1-a", True),  # inside the permit's workspace (hub.naming's server name)
+    (wf.CHECKED, "author", "Permit.1_A", False),  # the permit id is not its server name
+    (wf.CHECKED, "author", "permit.1_a", False),
     (wf.CHECKED, "author", None, False),       # the author outside the workspace, before release
-    (wf.CHECKED, "author", "P-2", False),      # another permit's workspace
+    (wf.CHECKED, "author", "p-2", False),      # another permit's workspace
     (wf.RELEASED, "author", None, True),
     (wf.RELEASED, "co_member", None, True),
     (wf.CHECKED, "co_member", None, False),
     (wf.CHECKED, "checker", None, True),
     (wf.CHECKED, "member_checker", None, False),
     (wf.RELEASED, "stranger", None, False),
-    (wf.CHECKED, "stranger", "P-1", False),    # a non-member cannot hold the permit's workspace
+    (wf.CHECKED, "stranger", "permit-1-a", False),  # a non-member cannot hold the permit's workspace
 ])
 def test_unreleased_content_is_seen_inside_the_workspace_or_by_independent_checkers(state, who, server, ok):
     from dataclasses import replace
 
-    req = replace(facts(state), permit_id="P-1")
+    req = replace(facts(state), permit_id="Permit.1_A")
     actor = replace(ACTORS[who], server_name=server)
     assert wf.can_see_content(req, actor) is ok
 

@@ -1,21 +1,17 @@
-"""Pure parts of the workspace layer: firewall rules, server names, lifecycle plan, passwords, hub config."""
+"""Pure parts of the workspace layer: firewall rules, lifecycle plan, passwords, audit of deletions."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from traitlets.config import Config
 
-from hub.exceptions import Conflict, InvalidInput, NotFound
+from hub.exceptions import InvalidInput
 from hub.hubapp.audit_log import parse_server_delete
 from hub.hubapp.auth import check_password, hash_password, load_users, make_demo_users
-from hub.hubapp.config import CUSTOM_SCOPES, GROUP_SCOPES, configure
-from hub.hubapp.options import HubOptions
 from hub.lifecycle import Running, plan_round
 from hub.netfw import FirewallPlan, make_firewall_rules, make_firewall_teardown, make_network_options
 from hub.permits.model import Member, Permit
-from hub.spawner.servernames import permit_id_for_server, server_name_for
 
 
 def plan(**kw):
@@ -52,32 +48,6 @@ def test_network_is_internal_without_icc():
     assert opts["com.docker.network.bridge.name"] == "spe-internal0"
 
 
-@pytest.mark.parametrize("permit_id, name", [
-    ("DEMO-2026-001", "demo-2026-001"),
-    ("ABC_12.x", "abc-12-x"),
-    ("a--b", "a-b"),
-])
-def test_server_names_are_jupyterhub_slugs(permit_id, name):
-    assert server_name_for(permit_id) == name
-
-
-@pytest.mark.parametrize("permit_id", ["2026-001", "X" * 40, "A-"])
-def test_server_names_fall_back_to_hashed_slug(permit_id):
-    from jupyterhub.slugs import is_valid_safe_slug
-
-    name = server_name_for(permit_id)
-    assert is_valid_safe_slug(name)
-    assert name != permit_id.lower()
-
-
-def test_server_name_to_permit_is_exact_or_refused():
-    assert permit_id_for_server(["DEMO-2026-001", "DEMO-2026-002"], "demo-2026-002") == "DEMO-2026-002"
-    with pytest.raises(NotFound):
-        permit_id_for_server(["DEMO-2026-001"], "demo-2026-009")
-    with pytest.raises(Conflict):
-        permit_id_for_server(["DEMO-1", "demo.1"], "demo-1")
-
-
 def _permit(pid="P-1", status="active", until=date(2030, 1, 1), members=("alice",)):
     return Permit(id=pid, title="t", purpose="scientific_research", organisation="o", principal_investigator="alice",
                   members=tuple(Member(m, "researcher") for m in members), dataset="eunomia", tables={},
@@ -107,6 +77,17 @@ def test_lifecycle_stops_unknown_workspaces():
     assert p.stop[0][1] == ""
 
 
+@pytest.mark.parametrize("pid", ["Awk.Case_2026.1", "HDAB.Long_Permit-2026." + "Xy_z." * 8 + "X"])
+def test_lifecycle_finds_awkward_permits_by_their_server_name(pid):
+    from hub.naming import server_name_for
+
+    kept = plan_round([_permit(pid)], {}, [Running("alice", server_name_for(pid))], set(), TODAY, NOW, 30)
+    assert kept.stop == []
+    stopped = plan_round([_permit(pid, status="suspended")], {}, [Running("alice", server_name_for(pid))], set(),
+                         TODAY, NOW, 30)
+    assert [(pid_, "suspended" in reason) for _, pid_, reason in stopped.stop] == [(pid, True)]
+
+
 @pytest.mark.parametrize("status, ended_days_ago, grace, deleted", [
     ("expired", 29, 30, False), ("expired", 30, 30, True), ("revoked", 200, 183, True),
     ("active", 400, 30, False), ("suspended", 400, 30, False), ("revoked", 0, 0, True),
@@ -132,41 +113,6 @@ def test_passwords_are_hashed_and_checked(tmp_path):
 def test_demo_users_reject_bad_names_and_groups(tmp_path, users):
     with pytest.raises(InvalidInput):
         make_demo_users(tmp_path / "u.json", users)
-
-
-@pytest.mark.parametrize("env", [
-    {"SPE_EXTRACT_GRACE_DAYS": "184"}, {"SPE_LIFECYCLE_PERIOD_SECONDS": "61"}, {"SPE_FIREWALL": "off"},
-    {"SPE_HUB_PORT": "eighty"}, {"SPE_BRIDGE": "much-too-long-bridge"}, {"SPE_IDLE_TIMEOUT_SECONDS": "5"},
-    {"SPE_NAME_PREFIX": "Spe_1"}, {"SPE_NAME_PREFIX": "x" * 21},
-])
-def test_hub_options_refuse_bad_values(env, tmp_path):
-    with pytest.raises(InvalidInput):
-        HubOptions.from_env({"SPE_HOME": str(tmp_path), **env})
-
-
-def test_hub_config_roles_scopes_and_listeners(tmp_path):
-    opts = HubOptions.from_env({"SPE_HOME": str(tmp_path), "SPE_HUB_PORT": "9081"})
-    c = Config()
-    configure(c, opts, "172.30.0.1", egress_available=True)
-    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
-    assert c.JupyterHub.hub_bind_url == "http://172.30.0.1:9081"
-    assert c.JupyterHub.allow_named_servers is True
-    assert set(c.JupyterHub.custom_scopes) == set(CUSTOM_SCOPES)
-    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
-    assert roles["spe-researchers"]["groups"] == ["researchers"]
-    assert "custom:spe:submit" in roles["spe-researchers"]["scopes"]
-    assert {"custom:spe:review", "custom:spe:release"} <= set(roles["spe-output-checkers"]["scopes"])
-    assert "custom:spe:audit" in roles["spe-auditors"]["scopes"]
-    # operators administer servers but can never open one (no access to data)
-    assert "admin:servers" in GROUP_SCOPES["operators"]
-    assert not any(s.startswith("access:servers") for scopes in GROUP_SCOPES.values() for s in scopes)
-    services = {s["name"]: s for s in c.JupyterHub.services}
-    assert services["egress"]["url"] == f"http://172.30.0.1:{opts.egress_port}"
-    assert services["egress"]["oauth_no_confirm"] is True
-    assert "--timeout=3600" in services["idle-culler"]["command"]
-    assert "custom:spe:submit!user" in c.PermitSpawner.server_token_scopes
-    assert all("access:services!service=egress" in scopes for scopes in GROUP_SCOPES.values())
-    assert c.PermitSpawner.egress_url == f"http://172.30.0.1:{opts.egress_port}/services/egress/"
 
 
 @pytest.mark.parametrize("method, path, hit", [

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hub.db import dispose_engines, make_engine
-from hub.hubapp.config import free_loopback_port as free_port  # noqa: E402
+from hub.hubapp.process import free_loopback_port as free_port  # noqa: E402
 
 PG_BIN = Path(os.environ.get("SPE_PG_BIN", "/usr/lib/postgresql/15/bin"))
 

@@ -1,0 +1,79 @@
+"""SPE's hub on one Docker host: what it adds to `hub.hubapp.config.configure_hub`.
+
+Public proxy on `public_ip:public_port`, started by the hub; the hub API and the egress
+service on the internal network's gateway, the only host addresses a workspace can reach
+(hub.netfw). Workspaces are `RecordedPermitSpawner` containers behind the session recorder.
+Every service is a process the hub starts: idle culler, lifecycle, session recorder and (when
+installed) egress. Sets values on `c` only; the host is prepared by hub.hubapp.host. Must not
+import `egress`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from hub.hubapp.config import (EGRESS_PREFIX, LIFECYCLE, RECORDER, configure_hub, egress_service,
+                                idle_culler_service, lifecycle_command)
+from hub.hubapp.options import SpeDockerHub
+from hub.hubapp.process import REPO_ROOT, free_loopback_port
+from hub.settings import Settings
+
+
+def egress_url(spe: SpeDockerHub, gateway_ip: str) -> str:
+    """Where a workspace reaches the egress service (SPE_EGRESS_URL)."""
+    return f"http://{gateway_ip}:{spe.egress_port}{EGRESS_PREFIX}"
+
+
+def make_services(spe: SpeDockerHub, settings: Settings, gateway_ip: str, egress_available: bool,
+                  recorder_port: int, python: str = sys.executable) -> list[dict]:
+    """Every SPE service as a process of the hub, with the registry's location in its environment."""
+    env = {"SPE_HOME": str(settings.home), "SPE_DB_URL": settings.db_url, "PYTHONPATH": str(REPO_ROOT)}
+    here = {"cwd": str(REPO_ROOT), "environment": env}
+    services = [
+        idle_culler_service(spe, python),
+        {"name": LIFECYCLE, **here, "command": [*lifecycle_command(spe, python), "--name-prefix", spe.name_prefix]},
+        # the session recorder: every workspace is reached through it (hub.sessionlog)
+        {"name": RECORDER, **here,
+         "command": [python, "-m", "hub.sessionlog.proxy", "--ip", "127.0.0.1", "--port", str(recorder_port),
+                     "--home", str(settings.home), "--db-url", settings.db_url]},
+    ]
+    if egress_available:
+        services.append(egress_service(f"http://{gateway_ip}:{spe.egress_port}", **here,
+                                       command=[python, "-m", "egress.app"]))
+    return services
+
+
+def configure_docker(c, spe: SpeDockerHub, settings: Settings, gateway_ip: str, egress_available: bool) -> None:
+    """SPE's hub on this host: listeners, proxy, JupyterHub's state, the Docker spawner, the
+    services as processes; then everything both backends share (`configure_hub`)."""
+    state = settings.hub_dir
+    # --- where things listen
+    c.JupyterHub.bind_url = f"http://{spe.public_ip}:{spe.public_port}"
+    c.JupyterHub.hub_bind_url = f"http://{gateway_ip}:{spe.hub_port}"
+    c.JupyterHub.hub_connect_url = f"http://{gateway_ip}:{spe.hub_port}"
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{spe.proxy_api_port}"
+    c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+    c.ConfigurableHTTPProxy.should_start = True
+    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(state / "cookie_secret")
+    c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+
+    # --- workspaces: a container per (permit, user), reached through the session recorder
+    c.JupyterHub.spawner_class = "hub.spawner.docker.RecordedPermitSpawner"
+    recorder_port = spe.recorder_port or free_loopback_port()
+    c.SessionRecordingMixin.session_recorder_url = f"http://127.0.0.1:{recorder_port}"
+    c.PermitSpawner.spe_home = str(settings.home)
+    c.PermitSpawner.spe_db_url = settings.db_url
+    c.PermitSpawner.image = spe.image
+    c.PermitSpawner.pull_policy = "never"  # images are built locally (make images); never from a registry
+    c.PermitSpawner.network_name = spe.network
+    c.PermitSpawner.name_prefix = spe.name_prefix
+    c.PermitSpawner.egress_url = egress_url(spe, gateway_ip)
+    c.PermitSpawner.cmd = ["jupyterhub-singleuser"]
+    c.PermitSpawner.notebook_dir = "/home/jovyan/work"
+    c.PermitSpawner.default_url = "/lab"
+    c.PermitSpawner.start_timeout = 180  # includes the readiness wait; 10 spawns at once on 2 busy cores
+    c.PermitSpawner.http_timeout = 120
+    c.PermitSpawner.poll_interval = 30
+
+    configure_hub(c, spe, settings, make_services(spe, settings, gateway_ip, egress_available, recorder_port))

@@ -1,0 +1,111 @@
+"""SPE's hub on Kubernetes: what it adds to `hub.hubapp.config.configure_hub`, from the chart's values.
+
+The chart (helm/spe/templates/hub/_values.tpl) renders the values the hub needs into a Secret
+mounted at $SPE_HUB_VALUES: the names of its Services and volumes, the workspace settings,
+and `config`, the traitlets passed through as `hub.config.<Class>.<trait>`. The hub and the
+proxy run in separate pods; workspaces are `PermitKubeSpawner` pods; the egress service runs in
+its own pod and is registered with its URL and token. The idle culler, the lifecycle service
+and the session recorder are not run by the chart yet (issue 16): each joins the list of
+services in `configure_kube` when the chart runs it. Sets values on `c` only; the chart's
+config file (helm/spe/files/jupyterhub_config.py) reads the environment. Must not import `egress`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from traitlets.config import Config
+
+from hub.exceptions import InvalidInput, NotFound
+from hub.hubapp.config import configure_hub, egress_service
+from hub.hubapp.options import SpeHub, settings_from
+from hub.settings import Settings
+
+VALUES_FILE = "/usr/local/etc/spe/values/values.yaml"  # where the chart mounts them in the hub pod
+HUB_PORT = 8081
+PROXY_API_PORT = 8001
+# hub.config lists that extend the chart's own instead of replacing them
+EXTENDED = {("JupyterHub", "services"), ("JupyterHub", "load_roles")}
+
+
+def load_values(path: str, field: str = "SPE_HUB_VALUES") -> dict:
+    """The hub's chart values from `path`; a missing, unreadable or foreign file is one line."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise NotFound(f"no chart values at {p}")
+    try:
+        values = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise InvalidInput(f"{p} is not valid YAML: {str(err).splitlines()[0]}", field=field) from None
+    missing = [k for k in ("namespace", "names", "workspace") if not isinstance(values, dict) or k not in values]
+    if missing:
+        raise InvalidInput(f"{p} is not the hub's chart values (missing {', '.join(missing)})", field=field)
+    return values
+
+
+def kube_settings(values: dict) -> SpeHub:
+    """SpeHub from the chart: its defaults for a cluster, then `hub.config.SpeHub`."""
+    chart = Config({"SpeHub": {"authenticator": "oidc"}})  # the site names it: hub.config.JupyterHub.authenticator_class
+    return settings_from({}, chart, Config(values.get("config") or {}), cls=SpeHub)
+
+
+def configure_kube(c, values: dict, settings: Settings, *, proxy_token: str, egress_api_token: str) -> SpeHub:
+    """SPE's hub in the chart's pod: the proxy's and the hub's addresses, the Kubernetes
+    spawner, the egress service in its own pod; then what both backends share
+    (`configure_hub`); then `hub.config`, last, so that an operator can override anything."""
+    spe = kube_settings(values)
+    names, ws = values["names"], values["workspace"]
+
+    # --- hub and proxy run in separate pods: the hub does not start the proxy
+    c.JupyterHub.hub_bind_url = f"http://:{HUB_PORT}"
+    c.JupyterHub.hub_connect_url = f"http://{names['hub']}:{HUB_PORT}"
+    c.ConfigurableHTTPProxy.should_start = False
+    c.ConfigurableHTTPProxy.api_url = f"http://{names['proxyApi']}:{PROXY_API_PORT}"
+    c.ConfigurableHTTPProxy.auth_token = proxy_token
+    if values["registryDb"] == "sqlite":
+        c.JupyterHub.db_url = "sqlite:////srv/spe/state/jupyterhub.sqlite"
+
+    # --- workspaces: a pod per (permit, user)
+    c.JupyterHub.spawner_class = "hub.spawner.kube.PermitKubeSpawner"
+    c.KubeSpawner.namespace = values["namespace"]
+    c.KubeSpawner.enable_user_namespaces = False
+    c.KubeSpawner.image = ws["image"]
+    c.KubeSpawner.image_pull_policy = ws["pullPolicy"]
+    c.KubeSpawner.image_pull_secrets = ws["imagePullSecrets"]
+    c.KubeSpawner.uid = ws["uid"]
+    c.KubeSpawner.gid = ws["uid"]
+    c.KubeSpawner.fs_gid = ws["uid"]
+    c.KubeSpawner.start_timeout = ws["startTimeoutSeconds"]
+    c.KubeSpawner.storage_capacity = ws["storageCapacity"]
+    if ws["storageClassName"]:
+        c.KubeSpawner.storage_class = ws["storageClassName"]
+    c.PermitKubeSpawner.spe_home = str(settings.home)
+    c.PermitKubeSpawner.spe_db_url = settings.db_url
+    c.PermitKubeSpawner.extracts_claim = names["extracts"]
+    c.PermitKubeSpawner.workspace_labels = ws["labels"]
+    c.PermitKubeSpawner.hub_service = f"{names['hub']}:{HUB_PORT}"
+    c.PermitKubeSpawner.egress_service = f"{names['egress']}:{values['egressPort']}"
+    c.PermitKubeSpawner.allow_dns = ws["allowDNS"]
+    c.PermitKubeSpawner.seccomp_field = ws["seccompField"]
+    c.PermitKubeSpawner.netlock_enabled = ws["netlock"]["enabled"]
+    c.PermitKubeSpawner.netlock_image = ws["netlock"]["image"]
+    c.PermitKubeSpawner.netlock_image_pull_policy = ws["netlock"]["pullPolicy"]
+
+    # --- services: egress is the chart's egress Deployment, proxied under /services/egress/; it
+    # asks the hub API who a request belongs to with its own token (egress-api-token, both pods)
+    services = [egress_service(f"http://{names['egress']}:{values['egressPort']}", api_token=egress_api_token)]
+    configure_hub(c, spe, settings, services)
+    apply_passthrough(c, values.get("config") or {})
+    return spe
+
+
+def apply_passthrough(c, config: dict) -> None:
+    """`hub.config` (as zero-to-jupyterhub): `config[Class][trait]` set on `c`; the lists of
+    EXTENDED are extended, so that extra services and roles do not drop the chart's own."""
+    for class_name, traits in config.items():
+        for trait, value in (traits or {}).items():
+            if (class_name, trait) in EXTENDED and isinstance(value, list):
+                value = list(getattr(c[class_name], trait)) + value
+            setattr(c[class_name], trait, value)
