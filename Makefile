@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.spe-installed
 
-.PHONY: venv test test-unit test-helm test-k8s bench clean images demo stop
+.PHONY: venv test test-pure test-unit test-helm test-k8s bench clean images demo stop
 
 venv: $(STAMP)
 
@@ -19,11 +19,15 @@ $(STAMP): pyproject.toml
 # Workspace images (base from a registry or debootstrap, then spe/workspace:<input hash> and
 # :latest); rebuilt only when their inputs change. Options: docs/operator-images.md.
 images: venv
-	$(PY) -m hub.images
+	$(PY) -m tools.images
 
 # tests/k8s needs a real cluster (make test-k8s); everything else runs here.
 test: venv
 	$(PY) -m pytest -ra --ignore=tests/k8s $(PYTEST_ARGS)
+
+# The pure tier: everything that needs neither a Docker engine nor Chromium (test markers).
+test-pure: venv
+	$(PY) -m pytest -ra -m "not docker and not browser" --ignore=tests/k8s $(PYTEST_ARGS)
 
 test-unit: venv
 	$(PY) -m pytest -ra tests/unit $(PYTEST_ARGS)

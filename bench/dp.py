@@ -92,6 +92,7 @@ def latency(rows: int, repeats: int) -> dict:
     from egress.dp.compute import exact_aggregate
     from egress.dp.service import run_query
     from egress.dp.spec import parse_query
+    from egress.extension import install
     from hub.db import make_engine
     from hub.permits.model import DpBudget, Member, Permit
 
@@ -100,6 +101,7 @@ def latency(rows: int, repeats: int) -> dict:
         extract = generate(rows, Path(tmp) / "extract")
         gen_seconds = time.perf_counter() - t0
         path = extract / "measurement.parquet"
+        install()  # the DP ledger's tables
         engine = make_engine(f"sqlite:///{tmp}/registry.db")
         permit = Permit(id="BENCH-DP", title="b", purpose="scientific_research", organisation="o",
                         principal_investigator="alice", members=(Member("alice", "principal_investigator"),),

@@ -44,8 +44,8 @@ import requests
 import yaml
 
 from bench.common import percentile, write_report
-from hub.images import ensure_images, workspace_tag
-from hub.images import options_from_environ as image_options
+from tools.images import ensure_images, workspace_tag
+from tools.images import options_from_environ as image_options
 from tests.conftest import EXAMPLES
 from tests.helm.conftest import CHART, ROOT
 from tests.k8s.conftest import RUN, import_image, khelm, kubectl, make_volumes

@@ -17,7 +17,6 @@ What the hub configuration must grant (otherwise the service refuses, fail close
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import sys
@@ -31,15 +30,15 @@ from tornado import httpserver, web
 from traitlets import Float, Integer, TraitError, Unicode, default, validate
 from traitlets.config import Application
 
-from egress import sandbox
+from egress import extension, sandbox
 from egress.business import EgressService
 from egress.sandbox import SandboxSettings, check_size
-from egress.web import api, pages
+from egress.web import api, dp, pages
 from egress.web.auditor import auditor_handlers
 from egress.web.base import BaseHandler
+from egress.web.metrics import metrics_handlers
 from egress.web.register import register_handlers
 from hub.db import make_engine
-from hub.metrics import metrics_handlers
 from hub.settings import Settings
 
 HERE = Path(__file__).parent / "web"
@@ -145,6 +144,7 @@ def make_app(settings: Settings, *, service_prefix: str = "/services/egress/", m
              worker_threads: int = 4, cookie_secret: bytes | None = None) -> web.Application:
     """The tornado application (routes under `service_prefix`); no I/O besides the engine. The
     DuckDB sandbox's limits are the process's (`egress.sandbox.configure`)."""
+    extension.install()  # egress's tables, metric groups and register rows, before the engine creates tables
     engine = make_engine(settings.db_url)
     limits = sandbox.settings()
     service = EgressService(engine, settings, provenance_timeout_seconds=limits.timeout_seconds,
@@ -171,13 +171,7 @@ def make_app(settings: Settings, *, service_prefix: str = "/services/egress/", m
         (p + r"static/(.*)", web.StaticFileHandler, {"path": str(HERE / "static")}),
         (p + r"?", pages.HomeHandler),
     ]
-    try:
-        dp_web = importlib.import_module("egress.web.dp")  # the DP gateway, when egress.dp is installed
-    except ModuleNotFoundError as err:
-        if not (err.name or "").startswith(("egress.dp", "egress.web.dp")):
-            raise
-    else:
-        routes[:0] = dp_web.routes(p)
+    routes[:0] = dp.routes(p)  # the DP gateway
     # public transparency register, read-only auditor pages (auditor scope), Prometheus metrics
     routes[:0] = (register_handlers(p, engine) + auditor_handlers(p, engine, base=BaseHandler)
                   + metrics_handlers(engine, p))

@@ -1,5 +1,7 @@
-"""Egress tables on the registry `metadata`: requests, their versions and files, reviews,
-releases and downloads.
+"""Egress tables in the registry database: requests, their versions and files, reviews,
+releases and downloads; `metadata` also holds the DP ledger's tables (egress.dp.ledger).
+They live in egress's own `MetaData`, which `egress.extension` registers with hub
+(`hub.extensions`), so that `hub.db.make_engine` creates them although hub never imports egress.
 
 Only `egress.business.data` writes these rows (each change with its audit event in the same
 transaction). `egress_requests.row_version` is the optimistic lock: every state change is a
@@ -9,7 +11,7 @@ Must not import the web layer.
 
 import sqlalchemy as sa
 
-from hub.db import metadata
+metadata = sa.MetaData()
 
 egress_requests = sa.Table(
     "egress_requests",

@@ -2,42 +2,45 @@
 
 SQLite file by default (WAL, every write transaction `BEGIN IMMEDIATE` so concurrent
 writers queue instead of failing on lock upgrade), PostgreSQL by URL in production.
-Other modules add their own `Table`s to `metadata`; `make_engine` imports the known
-table modules so that one call creates everything.
+Hub's modules add their `Table`s to `metadata` (`make_engine` imports them, HUB_TABLE_MODULES);
+an extension (egress) brings its own `MetaData` through `hub.extensions`, and `make_engine`
+creates those tables too, also on an engine it made before the extension registered.
+Must not import `egress`.
 """
 
 from __future__ import annotations
 
 import importlib
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from hub import extensions
+
 metadata = sa.MetaData()
 
-# Modules that define tables on `metadata`. Optional ones (egress) are imported if present;
-# hub never *depends* on egress, it only lets its tables be created by the same call.
-TABLE_MODULES = [
-    "hub.registry_tables",
-    "hub.audit.tables",
-    "hub.audit.submit",
-    "hub.sessionlog.routes",
-    "egress.tables",
-    "egress.dp.ledger",
-]
+# Hub's modules that define tables on `metadata` (imported by name: they import this module).
+HUB_TABLE_MODULES = ("hub.registry_tables", "hub.audit.tables", "hub.sessionlog.routes")
 
 _engines: dict[str, sa.Engine] = {}
+_created: dict[str, set[int]] = {}  # db URL -> id() of every MetaData whose tables exist there
+_lock = threading.Lock()  # threads of one process (hub, egress workers) make engines at once
 
 
-def _import_table_modules() -> None:
-    for name in TABLE_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if not (err.name and name.startswith(err.name)):
-                raise
+def _create_tables(db_url: str, engine: sa.Engine) -> None:
+    done = _created.setdefault(db_url, set())
+    for md in [metadata, *(md for ext in extensions.installed() for md in ext.metadata)]:
+        if id(md) in done:
+            continue
+        md.create_all(engine)
+        if md is metadata:
+            from hub.audit.store import ensure_head
+
+            ensure_head(engine)
+        done.add(id(md))
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -58,30 +61,32 @@ def _sqlite_begin(conn) -> None:
 
 
 def make_engine(db_url: str, *, create: bool = True) -> sa.Engine:
-    """Engine for `db_url`, tables created on first use. Cached per URL within a process."""
-    if db_url in _engines:
-        return _engines[db_url]
-    _import_table_modules()
-    if db_url.startswith("sqlite"):
-        engine = sa.create_engine(db_url, connect_args={"timeout": 30, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
-    else:
-        engine = sa.create_engine(db_url, pool_pre_ping=True)
-    if create:
-        metadata.create_all(engine)
-        from hub.audit.store import ensure_head
-
-        ensure_head(engine)
-    _engines[db_url] = engine
-    return engine
+    """Engine for `db_url`, cached per URL within a process. With `create`, the tables of hub and
+    of every registered extension exist when it returns (created on first use)."""
+    for name in HUB_TABLE_MODULES:  # outside the lock: an import must never wait for it
+        importlib.import_module(name)
+    with _lock:
+        engine = _engines.get(db_url)
+        if engine is None:
+            if db_url.startswith("sqlite"):
+                engine = sa.create_engine(db_url, connect_args={"timeout": 30, "check_same_thread": False})
+                event.listen(engine, "connect", _sqlite_pragmas)
+                event.listen(engine, "begin", _sqlite_begin)
+            else:
+                engine = sa.create_engine(db_url, pool_pre_ping=True)
+            _engines[db_url] = engine
+        if create:
+            _create_tables(db_url, engine)
+        return engine
 
 
 def dispose_engines() -> None:
     """Forget cached engines (after a fork, or in tests that simulate a restart)."""
-    for engine in _engines.values():
-        engine.dispose()
-    _engines.clear()
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+        _created.clear()
 
 
 @contextmanager

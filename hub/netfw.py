@@ -11,8 +11,8 @@ talk to another's. DNS: Docker's embedded resolver answers container names only;
 forwarded queries for outside names die on the missing route (proved by the tests).
 
 Pure builders (`make_network_options`, `make_firewall_rules`, `make_firewall_teardown`)
-and one thin applier (`apply_commands`, the only code that runs iptables). Imports nothing
-from the rest of SPE except exceptions.
+and thin appliers (`apply_firewall`, `remove_firewall`, the only code that runs iptables).
+Imports nothing from the rest of SPE except exceptions.
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ def make_firewall_rules(plan: FirewallPlan) -> list[list[str]]:
 
 
 def make_firewall_teardown(plan: FirewallPlan) -> list[list[str]]:
-    return [["-D", "INPUT", "-i", plan.bridge, "-j", plan.chain], ["-F", plan.chain], ["-X", plan.chain]]
+    """Delete the INPUT jump, flush and delete the chain (the first command is the jump's)."""
+    return [["-D", "INPUT", *jump_rule(plan)], ["-F", plan.chain], ["-X", plan.chain]]
 
 
 def jump_rule(plan: FirewallPlan) -> list[str]:
@@ -136,15 +137,12 @@ def apply_firewall(plan: FirewallPlan, iptables: str = "iptables", run: Runner =
 
 
 def remove_firewall(plan: FirewallPlan, iptables: str = "iptables", run: Runner = _run) -> None:
-    """Best-effort removal (a missing rule or chain is not an error)."""
-    while run([iptables, "-w", "-C", "INPUT", *jump_rule(plan)]).returncode == 0:
-        run([iptables, "-w", "-D", "INPUT", *jump_rule(plan)])
-    run([iptables, "-w", "-F", plan.chain])
-    run([iptables, "-w", "-X", plan.chain])
-
-
-def firewall_installed(plan: FirewallPlan, iptables: str = "iptables", run: Runner = _run) -> bool:
-    return run([iptables, "-w", "-C", "INPUT", *jump_rule(plan)]).returncode == 0
+    """Best-effort removal (a missing rule or chain is not an error); a jump added twice goes twice."""
+    delete_jump, *rest = make_firewall_teardown(plan)
+    while run([iptables, "-w", "-C", *delete_jump[1:]]).returncode == 0:
+        run([iptables, "-w", *delete_jump])
+    for args in rest:
+        run([iptables, "-w", *args])
 
 
 # --- the internal network (docker SDK; a narrow door used at hub start and in tests) --------

@@ -2,16 +2,18 @@
 
 Pure queries over the registry DB returning only public, non-personal fields: no member,
 principal investigator, author or reviewer name ever leaves this module (a test checks it).
-Released outputs come from the egress service's tables when they exist; they are read by
-reflection so that `hub` never imports `egress`.
+Released outputs come from the extensions that report them through `hub.extensions` (egress
+registers its releases there), as `ReleasedOutput`s that hold no name; hub never imports egress.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
+from hub import extensions
 from hub.permits.purposes import ALLOWED
 from hub.permits.store import PermitStore
 
@@ -39,37 +41,34 @@ def public_permits(engine: sa.Engine) -> list[dict]:
     return sorted(out, key=lambda r: r["id"])
 
 
-def _reflect(engine: sa.Engine, names: tuple[str, ...]) -> dict[str, sa.Table] | None:
-    inspector = sa.inspect(engine)
-    if not all(inspector.has_table(n) for n in names):
-        return None
-    md = sa.MetaData()
-    return {n: sa.Table(n, md, autoload_with=engine) for n in names}
+@dataclass(frozen=True)
+class ReleasedOutput:
+    """One released output as an extension reports it (`hub.extensions`: egress does). Only
+    these fields exist, and only the first line of the description becomes the public title."""
+
+    permit_id: str
+    output_id: str
+    description: str
+    released_at: str  # ISO 8601
+    kind: str
+
+
+def public_output(out: ReleasedOutput) -> dict:
+    text = (out.description or "").strip()
+    title = text.splitlines()[0] if text else "(untitled)"
+    if len(title) > MAX_TITLE_CHARS:
+        title = title[: MAX_TITLE_CHARS - 1] + "…"
+    return {"permit_id": out.permit_id, "output_id": out.output_id, "title": title,
+            "date": str(out.released_at)[:10], "kind": out.kind}
 
 
 def released_outputs(engine: sa.Engine) -> list[dict]:
-    """(permit, title, date, kind) of every released output; [] until the egress tables exist."""
-    tables = _reflect(engine, ("egress_releases", "egress_request_versions"))
-    if tables is None:
-        return []
-    rel, ver = tables["egress_releases"], tables["egress_request_versions"]
-    needed = {"request_id", "version", "permit_id", "released_at"} <= set(rel.c.keys()) and \
-        {"request_id", "version", "kind", "description"} <= set(ver.c.keys())
-    if not needed:  # an incompatible schema: show nothing rather than guess (fail closed)
-        return []
-    q = (sa.select(rel.c.request_id, rel.c.permit_id, rel.c.released_at, ver.c.kind, ver.c.description)
-         .join(ver, sa.and_(ver.c.request_id == rel.c.request_id, ver.c.version == rel.c.version))
-         .order_by(rel.c.released_at.desc()))
-    with engine.connect() as conn:
-        rows = conn.execute(q).all()
-    out = []
-    for r in rows:
-        title = (r.description or "").strip().splitlines()[0] if (r.description or "").strip() else "(untitled)"
-        if len(title) > MAX_TITLE_CHARS:
-            title = title[: MAX_TITLE_CHARS - 1] + "…"
-        out.append({"permit_id": r.permit_id, "output_id": r.request_id, "title": title,
-                    "date": str(r.released_at)[:10], "kind": r.kind})
-    return out
+    """(permit, title, date, kind) of every released output that a registered extension reports,
+    newest first; [] when no extension reports any."""
+    found = [out for ext in extensions.installed() if ext.released_outputs
+             for out in ext.released_outputs(engine)]
+    found.sort(key=lambda o: (str(o.released_at), o.output_id), reverse=True)
+    return [public_output(o) for o in found]
 
 
 def register_document(engine: sa.Engine, now: datetime | None = None) -> dict:

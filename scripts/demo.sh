@@ -10,7 +10,7 @@ export SPE_HOME=${SPE_HOME:-$PWD/.spe}
 spe() { "$PY" -m hub.cli "$@"; }
 
 bash scripts/system-deps.sh
-"$PY" -m hub.images           # builds spe/workspace:latest only when its inputs changed
+"$PY" -m tools.images           # builds spe/workspace:latest only when its inputs changed
 spe dataset add-example
 spe permit apply examples/permits/demo-gibleed.yaml
 spe permit apply examples/permits/demo-second.yaml

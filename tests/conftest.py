@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from egress.extension import install as install_egress
 from hub.db import dispose_engines, make_engine
 from hub.settings import Settings
+
+# The tests use hub and egress together, as the `spe` CLI and the egress service do: egress's
+# tables, metric groups and register rows are registered with hub (hub.extensions) once.
+install_egress()
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "permits"
@@ -56,3 +62,31 @@ def copy_example(name: str, dest: Path) -> Path:
 
 # A real hub for the workspace tests (integration and e2e share one per session).
 from tests.hubfixture import spe_hub  # noqa: E402,F401
+
+# Fixtures that reach a Docker engine, and top-level packages whose import means one of the
+# tiers: a test using them must carry the marker, so `-m "not docker and not browser"` is the pure tier.
+DOCKER_FIXTURES = {"spe_hub"}
+TIER_PACKAGES = {"docker": "docker", "playwright": "browser"}
+
+
+def _tiers_of_module(module) -> set[str]:
+    tiers = set()
+    for value in vars(module).values():
+        top = (getattr(value, "__module__", None) or getattr(value, "__name__", None) or "").split(".")[0]
+        if top in TIER_PACKAGES and (isinstance(value, type(sys)) or callable(value)):
+            tiers.add(TIER_PACKAGES[top])
+    return tiers
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keep the map of tiers true: refuse to run a test that needs Docker or Chromium unmarked."""
+    unmarked = []
+    for item in items:
+        needs = _tiers_of_module(item.module) if getattr(item, "module", None) else set()
+        if DOCKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            needs.add("docker")
+        missing = sorted(t for t in needs if item.get_closest_marker(t) is None)
+        if missing:
+            unmarked.append(f"{item.nodeid}: needs {', '.join(missing)} but lacks @pytest.mark.{missing[0]}")
+    if unmarked:
+        raise pytest.UsageError("unmarked tier tests (see tests/conftest.py):\n" + "\n".join(unmarked))

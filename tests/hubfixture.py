@@ -9,7 +9,6 @@ or $SPE_TEST_IMAGE.
 
 from __future__ import annotations
 
-import importlib
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from hub.hubapp.client import HubClient
 from hub.hubapp.process import hub_env, remove_run_resources, start_hub, stop_pid, wait_for_hub
 from hub.settings import Settings
 from hub.hubapp.process import free_loopback_port as free_port  # noqa: E402
+from tools.images import ensure_images
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "permits"
@@ -93,12 +93,7 @@ def spe_hub(tmp_path_factory):
     home = tmp_path_factory.mktemp(f"spe-hub-{run}")
     image = os.environ.get("SPE_TEST_IMAGE", "spe/workspace:latest")
     if "SPE_TEST_IMAGE" not in os.environ:
-        try:
-            images = importlib.import_module("hub.images")
-        except ModuleNotFoundError:
-            images = None
-        if images is not None:
-            images.ensure_images()  # builds only when the image inputs changed (make images)
+        ensure_images()  # builds only when the image inputs changed (make images)
     client = docker.from_env()
     try:
         client.images.get(image)

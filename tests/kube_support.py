@@ -104,9 +104,14 @@ def make_spawner(permit: Permit, username="bob", server=None, user_options=None,
     return sp
 
 
+async def api_json(obj) -> dict:
+    """A kubernetes_asyncio model as the API server would receive it (camelCase JSON)."""
+    async with ApiClient() as api:  # closes its HTTP session (an open one is a ResourceWarning)
+        return api.sanitize_for_serialization(obj)
+
+
 async def pod_for(permit, **kw):
     """(spawner, pod JSON as the API server would receive it, camelCase)."""
     sp = make_spawner(permit, **kw)
     await sp.load_user_options()
-    pod = await sp.get_pod_manifest()
-    return sp, ApiClient().sanitize_for_serialization(pod)
+    return sp, await api_json(await sp.get_pod_manifest())

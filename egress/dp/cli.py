@@ -52,9 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--charges", action="store_true", help="also list every charge")
     b.add_argument("--json", action="store_true", help="JSON instead of a table")
     args = parser.parse_args(argv)
+    from egress.extension import install
     from hub.db import make_engine
     from hub.settings import Settings
 
+    install()  # the DP ledger's tables exist before the first read
     try:
         settings = Settings.from_env(home=args.home, db_url=args.db_url)
         report = budget_report(make_engine(settings.db_url), args.permit, args.member, args.charges)

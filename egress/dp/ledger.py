@@ -27,9 +27,9 @@ import sqlalchemy as sa
 
 from hub import audit
 from hub.audit.store import utc_now_iso
-from hub.db import metadata
 from hub.exceptions import InvalidInput, NotFound
 
+from egress.tables import metadata
 from egress.dp.units import DELTA_UNITS_PER_1, EPSILON_UNITS_PER_1, delta_units, epsilon_units, units_to_float
 from egress.dp.exceptions import BudgetExhausted
 

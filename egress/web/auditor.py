@@ -38,14 +38,6 @@ def check_can_audit(model: dict | None) -> str:
     return model["name"]
 
 
-def can_audit(model: dict | None) -> bool:
-    try:
-        check_can_audit(model)
-        return True
-    except Forbidden:
-        return False
-
-
 def _filters(get) -> dict:
     limit_raw = get("limit", str(200))
     try:

@@ -4,6 +4,10 @@
 its audit record commit or fail together. `verify(engine)` walks the chain and names the
 first damaged record and the kind of damage; signed checkpoints (`hub.audit.checkpoint`)
 catch a rewrite of the whole chain and carry it over retention purges.
+
+Modules, one job each: `store` appends and reads, `verification` verifies, `checkpoint` signs,
+`retention` purges, `pack` exports evidence; `chain` and `events` are the pure rules beneath.
 """
 
-from hub.audit.store import record, record_many, verify, iter_events, VerifyResult  # noqa: F401
+from hub.audit.store import iter_events, record, record_many  # noqa: F401
+from hub.audit.verification import VerifyResult, verify  # noqa: F401

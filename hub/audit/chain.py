@@ -20,16 +20,6 @@ SCHEMA_VERSION = 2
 GENESIS = "0" * 64
 FIELDS = ("schema_version", "ts", "actor", "role", "action", "permit_id", "object_id", "outcome", "detail")
 
-DAMAGE_KINDS = {
-    "edited": "an event's content no longer matches its hash",
-    "deleted": "one or more events are missing from the chain",
-    "inserted": "an event was added between two linked events",
-    "reordered": "events are stored out of chain order",
-    "truncated": "events at the end of the chain were removed",
-    "rewritten": "the chain was recomputed: a signed checkpoint's hash does not match",
-    "bad_signature": "a checkpoint's signature is invalid (forged or altered checkpoint)",
-}
-
 _sha256 = hashlib.sha256
 
 
@@ -46,18 +36,10 @@ SEP = "\x1f"
 NULL = "\x1e"
 
 
-def content_string(values: Iterable) -> str:
-    """The canonical content of an event: field values in FIELDS order, SEP-joined, NULL for None."""
-    return SEP.join([NULL if v is None else str(v) for v in values])
-
-
 def content_hash_values(values: Iterable) -> str:
-    """SHA-256 of `content_string(values)`."""
+    """SHA-256 of the canonical content of an event: field values in FIELDS order, SEP-joined,
+    NULL for None."""
     return _sha256(SEP.join([NULL if v is None else str(v) for v in values]).encode("utf-8")).hexdigest()
-
-
-def content_hash_of_string(content: str) -> str:
-    return _sha256(content.encode("utf-8")).hexdigest()
 
 
 def content_hash(event: Mapping) -> str:
@@ -76,7 +58,7 @@ def event_hash(prev_hash: str, event: Mapping) -> str:
 @dataclass(frozen=True)
 class Damage:
     seq: int
-    kind: str  # one of DAMAGE_KINDS
+    kind: str  # edited | deleted | inserted | reordered | truncated | rewritten | bad_signature (auditor guide)
     message: str
 
 

@@ -4,15 +4,16 @@ A hash chain alone proves nothing against someone who can rewrite the whole tabl
 recompute every hash. A checkpoint is (seq, hash, ts, kind) signed with the operator key
 (Ed25519 by default, kept in `settings.keys_dir`, never mounted in a workspace); an auditor
 holding only the public key can then tell that the chain up to `seq` is the one the operator
-signed. Purge checkpoints carry the chain over a removed prefix (retention).
+signed. Purge checkpoints carry the chain over a removed prefix (`hub.audit.retention`).
 
-Imports only `hub.audit.tables`/`chain`; no I/O besides the key file and the given connection.
+`checkpoint(engine, signer, actor=...)` signs the head, stores it and audits the act (what
+`spe audit checkpoint` runs). Imports only `hub.audit` modules below verification; no I/O
+besides the key file and the given engine or connection.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from hub.audit.chain import Damage
-from hub.audit.tables import audit_checkpoints, audit_head
+from hub.audit.store import lock_head, record, utc_now_iso
+from hub.audit.tables import audit_checkpoints
 
 KEY_FILE = "audit-signing-ed25519.pem"
 KINDS = ("periodic", "purge", "export")
@@ -32,22 +34,18 @@ def checkpoint_message(seq: int, hash_: str, ts: str, kind: str) -> bytes:
 
 @dataclass(frozen=True)
 class Signer:
-    """Signs checkpoints. `algorithm` is ed25519 (public verification) or hmac-sha256 (shared secret)."""
+    """Signs checkpoints with the operator's Ed25519 key (anyone with the public key verifies)."""
 
-    algorithm: str
+    algorithm: str  # "ed25519", stored with each checkpoint
     key_id: str
-    public_key_hex: str  # Ed25519 raw public key; for HMAC, empty (the secret is never exported)
+    public_key_hex: str  # raw public key
     _private: object
 
     def sign(self, message: bytes) -> str:
-        if self.algorithm == "ed25519":
-            return self._private.sign(message).hex()
-        return hmac.new(self._private, message, hashlib.sha256).hexdigest()
+        return self._private.sign(message).hex()
 
     def verifier(self) -> "Verifier":
-        if self.algorithm == "ed25519":
-            return Verifier.ed25519(self.public_key_hex)
-        return Verifier("hmac-sha256", self.key_id, self._private)
+        return Verifier.ed25519(self.public_key_hex)
 
 
 @dataclass(frozen=True)
@@ -63,24 +61,18 @@ class Verifier:
         raw = bytes.fromhex(public_key_hex)
         return cls("ed25519", key_id_of(raw), Ed25519PublicKey.from_public_bytes(raw))
 
-    @classmethod
-    def hmac_sha256(cls, secret: bytes) -> "Verifier":
-        return cls("hmac-sha256", key_id_of(secret), secret)
-
     def check(self, message: bytes, signature_hex: str) -> bool:
         try:
             sig = bytes.fromhex(signature_hex)
         except ValueError:
             return False
-        if self.algorithm == "ed25519":
-            from cryptography.exceptions import InvalidSignature
+        from cryptography.exceptions import InvalidSignature
 
-            try:
-                self._key.verify(sig, message)
-                return True
-            except InvalidSignature:
-                return False
-        return hmac.compare_digest(hmac.new(self._key, message, hashlib.sha256).digest(), sig)
+        try:
+            self._key.verify(sig, message)
+            return True
+        except InvalidSignature:
+            return False
 
 
 def key_id_of(raw: bytes) -> str:
@@ -112,12 +104,6 @@ def load_or_create_signer(keys_dir: Path) -> Signer:
     return Signer("ed25519", key_id_of(raw_pub), raw_pub.hex(), key)
 
 
-def hmac_signer(secret: bytes) -> Signer:
-    if len(secret) < 32:
-        raise ValueError("an HMAC checkpoint key must be at least 32 bytes")
-    return Signer("hmac-sha256", key_id_of(secret), "", secret)
-
-
 def public_key_file(signer: Signer) -> str:
     """Text of the exportable public key (what an auditor pins to verify evidence packs)."""
     return f"spe-audit-ed25519 {signer.public_key_hex} key_id={signer.key_id}\n"
@@ -135,11 +121,7 @@ def make_checkpoint(conn: sa.Connection, signer: Signer, *, kind: str = "periodi
     if kind not in KINDS:
         raise ValueError(f"checkpoint kind must be one of {KINDS}")
     if seq is None:
-        q = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-        if conn.dialect.name != "sqlite":
-            q = q.with_for_update()
-        head = conn.execute(q).one()
-        seq, hash_ = head.seq, head.hash
+        seq, hash_ = lock_head(conn)
     row = {"seq": int(seq), "hash": hash_, "ts": ts, "kind": kind, "algorithm": signer.algorithm,
            "key_id": signer.key_id, "signature": signer.sign(checkpoint_message(seq, hash_, ts, kind))}
     row["id"] = conn.execute(audit_checkpoints.insert().values(**row)).inserted_primary_key[0]
@@ -169,3 +151,13 @@ def chain_base(checkpoints: list[dict]) -> dict | None:
     """The latest purge checkpoint: where the stored chain starts after retention purges."""
     purges = [cp for cp in checkpoints if cp["kind"] == "purge"]
     return max(purges, key=lambda cp: (cp["seq"], cp["id"] if "id" in cp else 0)) if purges else None
+
+
+def checkpoint(engine: sa.Engine, signer: Signer, *, actor: str, kind: str = "periodic") -> dict:
+    """Sign the current head, store the checkpoint and audit the act (one transaction)."""
+    with engine.begin() as conn:
+        cp = make_checkpoint(conn, signer, kind=kind, ts=utc_now_iso())
+        record(conn, actor=actor, role="operator", action="audit.checkpoint", object_id=str(cp["id"]),
+               detail={"seq": cp["seq"], "hash": cp["hash"], "kind": kind, "key_id": signer.key_id})
+    return cp
+

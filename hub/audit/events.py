@@ -94,7 +94,3 @@ def missing_keys(action: str, detail: dict | None) -> list[str]:
         return []
     have = detail or {}
     return [k for k in t.required if k not in have]
-
-
-def is_registered(action: str) -> bool:
-    return event_type(action) is not None

@@ -45,7 +45,7 @@ audit_checkpoints = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
     sa.Column("ts", sa.String(32), nullable=False),
     sa.Column("kind", sa.String(20), nullable=False),
-    sa.Column("algorithm", sa.String(20), nullable=False),  # ed25519 | hmac-sha256
+    sa.Column("algorithm", sa.String(20), nullable=False),  # ed25519
     sa.Column("key_id", sa.String(64), nullable=False),
     sa.Column("signature", sa.String(200), nullable=False),
     sa.Index("ix_audit_checkpoints_seq", "seq"),

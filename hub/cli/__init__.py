@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 
+from hub import extensions
 from hub.exceptions import SpeError
 from hub.settings import Settings
 
@@ -37,13 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--actor", help="operator name recorded in the audit trail (default $SPE_ACTOR or $USER)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name == name:  # command module not built yet
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -78,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env(home=args.home, db_url=args.db_url, actor=args.actor)
     settings.configure_logging(verbose=args.verbose)
     try:
+        extensions.load_installed()  # egress's tables are created by any command, as hub's are
         return int(args.func(args, settings) or 0)
     except SpeError as err:
         log.debug("command failed", exc_info=True)

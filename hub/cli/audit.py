@@ -12,8 +12,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from hub.audit import pack as packs
-from hub.audit import store
-from hub.audit.checkpoint import KEY_FILE, Verifier, load_or_create_signer, parse_public_key, public_key_file
+from hub.audit.checkpoint import KEY_FILE, Verifier, checkpoint, load_or_create_signer, parse_public_key, public_key_file
+from hub.audit.retention import purge, retention_cutoff
+from hub.audit.store import record
+from hub.audit.verification import verify
 from hub.audit.events import EVENT_TYPES
 from hub.audit.tables import audit_events
 from hub.audit.timeline import timeline
@@ -76,13 +78,13 @@ def _verifier(settings, path: str | None) -> Verifier | None:
 def cmd_verify(args, settings) -> int:
     engine = engine_for(settings)
     # Large trails are checked in parallel ranges (one process per core).
-    result = store.verify(engine, verifier=_verifier(settings, args.public_key), workers=min(4, os.cpu_count() or 1))
+    result = verify(engine, verifier=_verifier(settings, args.public_key), workers=min(4, os.cpu_count() or 1))
     with engine.begin() as conn:
         detail = {"ok": result.ok, "events": result.events, "head_seq": result.head_seq,
                   "signatures_checked": result.signatures_checked}
         if result.damage:
             detail.update(damage_kind=result.damage.kind, damage_seq=result.damage.seq)
-        store.record(conn, actor=settings.actor, role="operator", action="audit.verify",
+        record(conn, actor=settings.actor, role="operator", action="audit.verify",
                      outcome="ok" if result.ok else "failed", detail=detail)
     if args.json:
         json.dump(result.as_dict(), sys.stdout, indent=2)
@@ -93,7 +95,7 @@ def cmd_verify(args, settings) -> int:
 
 
 def cmd_checkpoint(args, settings) -> int:
-    cp = store.checkpoint(engine_for(settings), load_or_create_signer(settings.keys_dir), actor=settings.actor)
+    cp = checkpoint(engine_for(settings), load_or_create_signer(settings.keys_dir), actor=settings.actor)
     print(f"checkpoint {cp['id']}: event {cp['seq']} hash {cp['hash'][:16]}… signed by key {cp['key_id']}")
     return 0
 
@@ -110,9 +112,8 @@ def cmd_purge(args, settings) -> int:
             before = datetime.fromisoformat(args.before)
         except ValueError:
             raise InvalidInput(f"not a date: {args.before!r}", field="before") from None
-    cutoff = store.retention_cutoff(retention_days=args.retention_days, before=before)
-    res = store.purge(engine_for(settings), load_or_create_signer(settings.keys_dir), actor=settings.actor,
-                      cutoff=cutoff)
+    cutoff = retention_cutoff(retention_days=args.retention_days, before=before)
+    res = purge(engine_for(settings), load_or_create_signer(settings.keys_dir), actor=settings.actor, cutoff=cutoff)
     if not res.events:
         print(f"nothing to purge before {cutoff.date()}")
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from hub.cli.common import engine_for, print_json, print_table
+from hub.cli.provision import register_provision
 from hub.permits.store import PermitStore
 
 
@@ -34,10 +35,6 @@ def register(sub) -> None:
         t.add_argument("permit_id")
         t.add_argument("--reason", default="")
         t.set_defaults(func=cmd_transition, action=action)
-    try:
-        from hub.cli.provision import register_provision
-    except ModuleNotFoundError:  # provisioning commands not built
-        return
     register_provision(s)
 
 

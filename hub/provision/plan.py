@@ -8,7 +8,7 @@ Key material is bound as parameters too and never appears in the SQL text or the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hub.datasets.source import quote_ident as q
 from hub.exceptions import NotFound
@@ -35,7 +35,6 @@ class Plan:
     quasi_identifiers: tuple[str, ...]  # person-table columns of the extract for the k-anonymity report
     person_table: str
     uses_optout: bool
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 def _src(schema: dict, table: str, column: str) -> str:

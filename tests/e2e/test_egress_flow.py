@@ -22,6 +22,8 @@ from playwright.sync_api import expect, sync_playwright
 from tests.integration.egress_hub import (CHECKER_SCOPES, COUNT_SQL, REPO, RESEARCHER_SCOPES, Client, count_table,
                                           hub, suppressed)  # noqa: F401
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = "/usr/bin/chromium"
 expect.set_options(timeout=30_000)  # OAuth redirects on a loaded CI machine
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

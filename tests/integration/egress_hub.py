@@ -147,8 +147,9 @@ def start_hub(tmp: Path) -> Hub:
                                  proxy_api_port=ports[2], egress_port=ports[3], admin_token=admin_token))
     log_path = tmp / "jupyterhub.log"
     env = dict(os.environ, PYTHONPATH=str(REPO), CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(16))
-    process = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(config)], cwd=tmp, env=env,
-                               stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(config)], cwd=tmp, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     hub = Hub(home=home, db_url=db_url, hub_url=f"http://127.0.0.1:{ports[0]}/",
               api_url=f"http://127.0.0.1:{ports[1]}/hub/api/",
               egress_url=f"http://127.0.0.1:{ports[3]}/services/egress/",

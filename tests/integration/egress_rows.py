@@ -1,23 +1,12 @@
-"""Rows in the egress service's tables for tests of hub-side readers (register, metrics).
-
-The hub reads these tables by reflection and never imports `egress`; the egress service
-defines them (egress/tables.py). This helper works whether or not that module is installed:
-it creates a minimal table only when none exists, and fills any further NOT NULL column of
-the real schema with a neutral value.
-"""
+"""Rows in the egress service's tables (egress/tables.py) for tests of the readers that egress
+plugs into hub (register, metrics): any NOT NULL column a test does not care about gets a
+neutral value."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-MINIMAL_DDL = {
-    "egress_requests": "CREATE TABLE egress_requests (id TEXT PRIMARY KEY, permit_id TEXT, author TEXT, state TEXT)",
-    "egress_request_versions": "CREATE TABLE egress_request_versions (request_id TEXT, version INT, kind TEXT, "
-                               "description TEXT, submitted_at TEXT)",
-    "egress_releases": "CREATE TABLE egress_releases (request_id TEXT PRIMARY KEY, version INT, permit_id TEXT, "
-                       "released_by TEXT, released_at TEXT)",
-    "egress_files": "CREATE TABLE egress_files (request_id TEXT, version INT, name TEXT, check_json TEXT)",
-}
+from egress.tables import metadata
 
 
 def _neutral(col: sa.Column):
@@ -30,16 +19,10 @@ def _neutral(col: sa.Column):
 
 
 def insert_row(engine: sa.Engine, table: str, **values) -> None:
+    t = metadata.tables[table]
+    row = {c.name: values.get(c.name, _neutral(c)) for c in t.columns
+           if c.name in values or (not c.nullable and c.server_default is None and c.autoincrement is not True)}
     with engine.begin() as conn:
-        if not sa.inspect(conn).has_table(table):
-            conn.execute(sa.text(MINIMAL_DDL[table]))
-        t = sa.Table(table, sa.MetaData(), autoload_with=conn)
-        row = {}
-        for c in t.columns:
-            if c.name in values:
-                row[c.name] = values[c.name]
-            elif not c.nullable and c.server_default is None and not (c.primary_key and isinstance(c.type, sa.Integer)):
-                row[c.name] = _neutral(c)
         conn.execute(t.insert().values(**row))
 
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from hub.images import BUILD_BASE_SCRIPT, ensure_images, workspace_tag
+from tools.images import BUILD_BASE_SCRIPT, ensure_images, workspace_tag
 
 pytestmark = pytest.mark.docker
 

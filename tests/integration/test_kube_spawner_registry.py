@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from jupyterhub import orm
-from kubernetes_asyncio.client import ApiClient
 
 from hub.exceptions import Refused
 from hub.permits.store import PermitStore
@@ -13,7 +12,7 @@ from hub.provision.run import provision
 from hub.spawner.kube import PermitKubeSpawner
 from hub.naming import server_name_for
 from tests.conftest import EXAMPLES
-from tests.kube_support import Hub, User, kubeconfig  # noqa: F401
+from tests.kube_support import Hub, User, api_json, kubeconfig  # noqa: F401
 
 P1, P2 = "DEMO-2026-001", "DEMO-2026-002"
 
@@ -44,7 +43,7 @@ async def test_pod_mounts_the_current_extract_from_the_registry(settings, engine
     result = provision(engine, settings, P1, "op")
     sp = spawner(settings, P1)
     await sp.load_user_options()
-    pod = ApiClient().sanitize_for_serialization(await sp.get_pod_manifest())
+    pod = await api_json(await sp.get_pod_manifest())
     (nb,) = pod["spec"]["containers"]
     (data,) = [m for m in nb["volumeMounts"] if m["mountPath"] == "/data"]
     assert data["subPath"] == f"{P1}/{result.extract_version}" and data["readOnly"] is True

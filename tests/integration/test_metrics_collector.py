@@ -30,8 +30,8 @@ def test_dp_budget_from_the_ledger_without_usernames(engine, eunomia, tmp_path):
 def test_check_failures_by_rule_from_the_egress_check_results(engine):
     import json
 
-    # The egress service's table (egress/tables.py in the egress branch), with stored results
-    # in the shape of egress.checks.verdicts (nested findings naming their rule).
+    # The egress service's table (egress/tables.py), with stored results in the shape of
+    # egress.checks.verdicts (nested findings naming their rule).
     result = {"tables": [{"cells": [{"findings": [{"rule": "threshold", "status": "fail"},
                                                   {"rule": "dominance", "status": "review"}]},
                                     {"findings": [{"rule": "threshold", "status": "fail"}]}],

@@ -8,11 +8,9 @@ registry DB, filled through the real permit store and `hub.audit.record`.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -22,9 +20,11 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from hub.audit import record
 from hub.audit.store import utc_now_iso
-from hub.metrics import install_hub_metrics, metrics_handlers
+from egress.web.metrics import metrics_handlers
+from hub.metrics import install_hub_metrics
 from hub.permits.store import PermitStore
 from tests.conftest import stop_process, copy_example
+from tests.integration.tornado_thread import TornadoThread
 from hub.hubapp.process import free_loopback_port as free_port  # noqa: E402
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -59,27 +59,6 @@ def fill_registry(engine, tmp_path) -> str:
         with engine.begin() as conn:
             record(conn, **e)
     return pid
-
-
-def serve_tornado(routes, port):
-    from tornado import httpserver, web
-
-    ready = threading.Event()
-    holder = {}
-
-    def run():
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        server = httpserver.HTTPServer(web.Application(routes))
-        server.listen(port, "127.0.0.1")
-        holder["loop"], holder["server"] = loop, server
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    ready.wait(10)
-    return holder
 
 
 @pytest.fixture
@@ -130,46 +109,46 @@ def test_prometheus_scrapes_hub_and_egress_metrics(engine, eunomia, tmp_path, pr
     pid = fill_registry(engine, tmp_path)
     hub_registry = CollectorRegistry()
     install_hub_metrics(engine, registry=hub_registry)
-    hub_server, hub_thread = start_http_server(prometheus["hub"], addr="127.0.0.1", registry=hub_registry)
-    egress = serve_tornado(metrics_handlers(engine, "/services/egress"), prometheus["egress"])
+    hub_server, _ = start_http_server(prometheus["hub"], addr="127.0.0.1", registry=hub_registry)
     try:
-        p = prometheus["prom"]
-        assert value(query(p, 'spe_workspaces_active{job="hub"}'), permit=pid) == 1
-        assert value(query(p, "spe_workspace_spawn_duration_seconds_count"), job="hub") == 2
-        assert value(query(p, 'spe_workspace_spawn_duration_seconds_bucket{le="5.0"}')) == 1
-        assert value(query(p, "spe_workspace_spawn_duration_seconds_sum")) == pytest.approx(45.5)
-        assert value(query(p, "spe_provisioning_duration_seconds_sum")) == pytest.approx(12.5)
-        assert value(query(p, "spe_provisioned_rows_total"), permit=pid) == 1234
-        assert value(query(p, "spe_egress_requests"), state="released", job="egress") == 1
-        assert value(query(p, "spe_egress_requests"), state="checked") == 1
-        assert value(query(p, "spe_egress_decision_duration_seconds_sum")) == pytest.approx(1800, abs=1)
-        fails = query(p, "spe_egress_check_failures_total")
-        assert value(fails, rule="threshold") == 2 and value(fails, rule="dominance") == 1
-        assert value(query(p, "spe_dp_epsilon_spent"), permit=pid) == pytest.approx(0.75)
-        assert value(query(p, "spe_dp_epsilon_remaining"), permit=pid) == pytest.approx(1.25)
-        assert value(query(p, "spe_audit_last_verification_ok")) == 1
-        assert value(query(p, "spe_audit_last_verification_timestamp_seconds")) > time.time() - 3600
-        # Both processes read the same trail: they agree on the number of events written.
-        audit = query(p, "spe_audit_events_total")
-        assert value(audit, job="hub") == value(audit, job="egress") >= 12
-        # No label anywhere carries a person identifier.
-        all_series = query(p, '{__name__=~"spe_.*"}')
-        label_values = {v for s in all_series for k, v in s["metric"].items() if k != "__name__"}
-        for person in ("alice", "bob", "carol", "op", "egress-user"):
-            assert person not in label_values
-        assert {"permit", "state", "rule"} & {k for s in all_series for k in s["metric"]}
+        with TornadoThread(metrics_handlers(engine, "/services/egress"), port=prometheus["egress"]):
+            p = prometheus["prom"]
+            assert value(query(p, 'spe_workspaces_active{job="hub"}'), permit=pid) == 1
+            assert value(query(p, "spe_workspace_spawn_duration_seconds_count"), job="hub") == 2
+            assert value(query(p, 'spe_workspace_spawn_duration_seconds_bucket{le="5.0"}')) == 1
+            assert value(query(p, "spe_workspace_spawn_duration_seconds_sum")) == pytest.approx(45.5)
+            assert value(query(p, "spe_provisioning_duration_seconds_sum")) == pytest.approx(12.5)
+            assert value(query(p, "spe_provisioned_rows_total"), permit=pid) == 1234
+            assert value(query(p, "spe_egress_requests"), state="released", job="egress") == 1
+            assert value(query(p, "spe_egress_requests"), state="checked") == 1
+            assert value(query(p, "spe_egress_decision_duration_seconds_sum")) == pytest.approx(1800, abs=1)
+            fails = query(p, "spe_egress_check_failures_total")
+            assert value(fails, rule="threshold") == 2 and value(fails, rule="dominance") == 1
+            assert value(query(p, "spe_dp_epsilon_spent"), permit=pid) == pytest.approx(0.75)
+            assert value(query(p, "spe_dp_epsilon_remaining"), permit=pid) == pytest.approx(1.25)
+            assert value(query(p, "spe_audit_last_verification_ok")) == 1
+            assert value(query(p, "spe_audit_last_verification_timestamp_seconds")) > time.time() - 3600
+            # Both processes read the same trail: they agree on the number of events written.
+            audit = query(p, "spe_audit_events_total")
+            assert value(audit, job="hub") == value(audit, job="egress") >= 12
+            # No label anywhere carries a person identifier.
+            all_series = query(p, '{__name__=~"spe_.*"}')
+            label_values = {v for s in all_series for k, v in s["metric"].items() if k != "__name__"}
+            for person in ("alice", "bob", "carol", "op", "egress-user"):
+                assert person not in label_values
+            assert {"permit", "state", "rule"} & {k for s in all_series for k in s["metric"]}
 
-        # A later event shows up at the next scrape (gauges are computed at scrape time).
-        with engine.begin() as conn:
-            record(conn, actor="alice", action="workspace.stop", permit_id=pid, detail={"server": "a"})
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            res = query(p, 'spe_workspaces_active{job="hub"}')
-            if value(res, permit=pid) == 0:
-                break
-            time.sleep(0.5)
-        else:  # the gauge for the permit never went to 0
-            raise AssertionError("spe_workspaces_active did not drop after the stop")
+            # A later event shows up at the next scrape (gauges are computed at scrape time).
+            with engine.begin() as conn:
+                record(conn, actor="alice", action="workspace.stop", permit_id=pid, detail={"server": "a"})
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                res = query(p, 'spe_workspaces_active{job="hub"}')
+                if value(res, permit=pid) == 0:
+                    break
+                time.sleep(0.5)
+            else:  # the gauge for the permit never went to 0
+                raise AssertionError("spe_workspaces_active did not drop after the stop")
     finally:
         hub_server.shutdown()
-        egress["loop"].call_soon_threadsafe(egress["loop"].stop)
+        hub_server.server_close()

@@ -227,7 +227,7 @@ def test_killed_provisioning_leaves_previous_extract(settings, tmp_path):
     while time.monotonic() < deadline and not list((settings.extracts_dir / P1).glob(".tmp-*/*.parquet")):
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()  # reaps it and closes its pipes
     assert not (settings.extracts_dir / P1 / "2").exists()
     assert {p.name: p.read_bytes() for p in first.iterdir()} == before
     out = run("permit", "show", P1)

@@ -35,7 +35,7 @@ def _egress_release(engine, permit_id):
 
 def test_register_lists_granted_permits_and_releases_without_names(engine, eunomia, tmp_path):
     first, second = _permits(engine, tmp_path)
-    assert register_document(engine)["released_outputs"] == []  # before the egress tables exist
+    assert register_document(engine)["released_outputs"] == []  # before anything is released
     _egress_release(engine, first.id)
     with TornadoThread(register_handlers("/services/egress", engine)) as srv:
         doc = requests.get(srv.url + "/services/egress/register.json", timeout=10).json()

@@ -9,6 +9,8 @@ from hub.audit.tables import audit_events
 from hub.db import make_engine
 from hub.hubapp.client import HubClient
 
+pytestmark = pytest.mark.docker
+
 
 def events(spe_hub, **where) -> list[dict]:
     engine = make_engine(spe_hub.settings.db_url)

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hub.images import ensure_images, workspace_tag
+from tools.images import ensure_images, workspace_tag
 
 pytestmark = pytest.mark.docker
 

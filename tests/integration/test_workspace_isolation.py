@@ -19,6 +19,8 @@ import pytest
 
 from tests.integration.kernel import Kernel
 
+pytestmark = pytest.mark.docker
+
 PERMIT, SERVER = "DEMO-2026-001", "demo-2026-001"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import docker
+import pytest
 import sqlalchemy as sa
 
 from hub.audit.tables import audit_events
@@ -12,6 +13,8 @@ from hub.db import make_engine
 from hub.lifecycle import delete_permit_data
 from hub.permits.store import PermitStore
 from hub.naming import safe_slug
+
+pytestmark = pytest.mark.docker
 
 LIFECYCLE_LIMIT_SECONDS = 60  # issue 3: stopped within 60 s of expiry
 

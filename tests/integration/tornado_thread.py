@@ -28,6 +28,7 @@ class TornadoThread:
             self.server.listen(self.port, "127.0.0.1")
             ready.set()
             self.loop.run_forever()
+            self.loop.close()
 
         self.thread = threading.Thread(target=run, daemon=True)
         self.thread.start()
@@ -39,7 +40,11 @@ class TornadoThread:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    async def _shutdown(self) -> None:
+        self.server.stop()
+        await self.server.close_all_connections()  # keep-alive connections too: no socket left open
+        self.loop.stop()
+
     def __exit__(self, *exc):
-        self.loop.call_soon_threadsafe(self.server.stop)
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)
         self.thread.join(10)

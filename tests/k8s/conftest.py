@@ -2,7 +2,7 @@
 built from Debian's source package (scripts/k8s-build.sh) and started by scripts/k8s-cluster.sh.
 Not part of `make test`: the first build takes 7-15 minutes (cached outside the repository).
 
-The hub and workspace images are this tree's own, built by `hub.images` (cached by input
+The hub and workspace images are this tree's own, built by `tools.images` (cached by input
 hash) and imported into the cluster's containerd; SPE_K8S_HUB_IMAGE / SPE_K8S_WORKSPACE_IMAGE
 name prebuilt ones instead."""
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.images import ensure_images, workspace_tag
-from hub.images import options_from_environ as image_options
+from tools.images import ensure_images, workspace_tag
+from tools.images import options_from_environ as image_options
 from tests.helm.conftest import helm, tools  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.helm.conftest import CHART, CI_DIR, render_text
 from tests.k8s.conftest import khelm, kubectl
+
+pytestmark = pytest.mark.k8s
 
 
 def test_server_side_dry_run_accepts_the_chart(tools, cluster, namespace):

@@ -13,12 +13,15 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from hub.cli import main as spe_main
 from tests.conftest import EXAMPLES
 from tests.helm.conftest import CHART
 from tests.k8s.conftest import khelm, kubectl
+
+pytestmark = pytest.mark.k8s
 
 PERMIT = "DEMO-2026-001"
 ACTOR = "olga-k8s-test"

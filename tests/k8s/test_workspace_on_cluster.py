@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import requests
 import yaml
 
@@ -19,6 +20,8 @@ from hub.naming import server_name_for
 from tests.conftest import EXAMPLES
 from tests.helm.conftest import CHART
 from tests.k8s.conftest import khelm, kubectl
+
+pytestmark = pytest.mark.k8s
 
 PERMIT = "DEMO-2026-001"
 SERVER = server_name_for(PERMIT)  # JupyterHub server names are lower-case slugs

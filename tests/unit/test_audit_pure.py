@@ -9,7 +9,8 @@ import pytest
 
 from hub.audit.chain import GENESIS, FIELDS, content_hash_values, event_hash, find_damage
 from hub.audit.events import EVENT_TYPES, event_type, missing_keys
-from hub.metrics import AuditFold
+from egress.metrics import DpGroup, EgressGroup
+from hub.metrics import Fold, WorkspaceGroup
 from hub.sessionlog.protocol import V1_PROTOCOL, CommandAssembler, parse_kernel_frame, parse_terminal_frame
 from hub.sessionlog.routes import Route, check_route, match
 from hub.exceptions import InvalidInput
@@ -136,7 +137,8 @@ def test_routes_longest_prefix_and_validation():
 
 
 def test_metrics_fold_keeps_names_out_of_its_outputs():
-    f = AuditFold()
+    workspace, egress, dp = WorkspaceGroup(), EgressGroup(), DpGroup()
+    f = Fold([workspace, egress, dp])
     ev = lambda seq, action, **kw: {"seq": seq, "ts": f"2026-01-01T00:00:{seq:02d}.000000Z", "actor": "alice",
                                     "action": action, "outcome": "ok", "permit_id": "P", "object_id": "r",
                                     "detail": json.dumps(kw)}
@@ -144,13 +146,8 @@ def test_metrics_fold_keeps_names_out_of_its_outputs():
     f.apply(ev(2, "egress.submit", **{"from": "draft", "to": "submitted"}))
     f.apply(ev(3, "egress.reject", **{"from": "in_review", "to": "rejected"}))
     f.apply(ev(4, "dp.charge", epsilon=0.5))
-    assert list(f.active.values()) == ["P"] and f.spawn.counts[1] == 1
-    assert f.requests["r"][0] == "rejected" and f.decision.total == pytest.approx(1.0)
-    assert f.dp_spent == {"P": 0.5} and f.last_seq == 4
-
-
-def test_metrics_dp_units_match_the_ledger():
-    from egress.dp.units import EPSILON_UNITS_PER_1
-    from hub.metrics import EPSILON_UNITS_PER_1 as HUB_UNITS
-
-    assert HUB_UNITS == EPSILON_UNITS_PER_1
+    f.apply(ev(5, "permit.create", version=1, sha256="x"))  # folded by none of these groups
+    assert list(workspace.active.values()) == ["P"] and workspace.spawn.counts[1] == 1
+    assert egress.requests["r"][0] == "rejected" and egress.decision.total == pytest.approx(1.0)
+    assert dp.spent == {"P": 0.5} and f.last_seq == 5
+    assert "permit.create" not in f.actions and {"kube.networkpolicy_check", "egress.release", "dp.charge"} <= set(f.actions)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from hub.exceptions import Failure
-from hub.images import (
+from tools.images import (
     REPO_ROOT,
     BuildOptions,
     find_extra_ca_bundle,
@@ -154,7 +154,7 @@ def test_build_base_script_is_executable():
 
 
 def test_workspace_tag_picks_the_hash_tag():
-    from hub.images import workspace_tag
+    from tools.images import workspace_tag
 
     images = {"spe/base:bookworm": "sha256:1", "spe/workspace:0123abcd": "sha256:2", "spe/workspace:latest": "sha256:2"}
     assert workspace_tag(images) == "spe/workspace:0123abcd"

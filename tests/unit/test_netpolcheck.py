@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from hub.metrics import AuditFold
+from hub.metrics import Fold, WorkspaceGroup
 from hub.spawner.netpolcheck import (ENFORCED, NOT_ENFORCED, PROBE_LABEL, PROBE_SCRIPT, UNKNOWN, make_probe_pod,
                                      verdict_of)
 
@@ -108,9 +108,10 @@ def test_verdict_waits_while_the_probe_runs_and_is_unknown_when_it_cannot():
 
 
 def test_the_last_check_becomes_the_metric():
-    fold = AuditFold()
-    assert fold.networkpolicy is None
+    group = WorkspaceGroup()
+    fold = Fold([group])
+    assert group.networkpolicy is None
     for seq, result in enumerate(["unknown", "not-enforced"], start=1):
         fold.apply({"seq": seq, "action": "kube.networkpolicy_check", "outcome": "ok", "actor": "hub",
                     "detail": json.dumps({"result": result}), "ts": "2026-11-23T10:00:00Z"})
-    assert fold.networkpolicy == "not-enforced"
+    assert group.networkpolicy == "not-enforced"

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from hub.audit import record, verify
 from hub.audit.checkpoint import load_or_create_signer
-from hub.audit.store import purge, retention_cutoff, utc_now_iso
+from hub.audit.retention import purge, retention_cutoff
+from hub.audit.store import utc_now_iso
 from hub.audit.tables import audit_events
 from hub.exceptions import InvalidInput, Refused
 
@@ -146,20 +147,3 @@ def test_hostile_outside_text_is_escaped_and_shortened_not_dropped(audit_engine)
     assert row["actor"] == "evil\\u000aFAKE LOG LINE\\u001f"
     assert len(row["object_id"]) == 300 and row["object_id"].endswith("…")
     assert verify(audit_engine).ok
-
-
-def test_periodic_checkpoint_only_when_due_and_the_head_moved(audit_engine, tmp_path):
-    from hub.audit.store import checkpoint_if_due
-
-    signer = load_or_create_signer(tmp_path / "keys")
-    append(audit_engine, 3)
-    first = checkpoint_if_due(audit_engine, signer, actor="hub", interval_seconds=3600)
-    assert first is not None and first["seq"] == 3
-    append(audit_engine, 2, start=3)
-    assert checkpoint_if_due(audit_engine, signer, actor="hub", interval_seconds=3600) is None  # not due
-    later = NOW + timedelta(hours=2)
-    second = checkpoint_if_due(audit_engine, signer, actor="hub", interval_seconds=3600, now=later)
-    assert second is not None and second["seq"] == 6  # 3 events + checkpoint event + 2 events
-    assert checkpoint_if_due(audit_engine, signer, actor="hub", interval_seconds=3600,
-                             now=later + timedelta(hours=2)) is None  # only its own event since
-    assert verify(audit_engine, verifier=signer.verifier()).ok

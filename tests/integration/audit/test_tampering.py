@@ -6,8 +6,7 @@ import sqlalchemy as sa
 
 from hub.audit import verify
 from hub.audit.chain import event_hash, find_damage
-from hub.audit.checkpoint import load_or_create_signer
-from hub.audit.store import checkpoint
+from hub.audit.checkpoint import checkpoint, load_or_create_signer
 from hub.audit.tables import audit_events, audit_head
 
 from .helpers import append, rewrite_chain, rows, tamper

@@ -18,6 +18,9 @@ is reused, so an unchanged tree costs a few `docker image inspect` calls.
 Every Docker call goes through `_docker()`. Options come from the environment only in
 `options_from_environ()` (the entry point). Standard library plus `hub.exceptions`; must not
 import `egress` (the client is copied into the image as files, never imported here).
+
+A build tool, so it lives in `tools/`, outside the installed distribution: it needs the source
+checkout (images/, egress/client/) and no running service imports it (import contract).
 """
 
 from __future__ import annotations
@@ -385,7 +388,7 @@ def workspace_tag(images: Mapping[str, str], repo: str = BuildOptions.workspace_
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hub.images", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.images", description=__doc__.split("\n\n")[0])
     parser.add_argument("--force", action="store_true", help="rebuild the images without cache")
     parser.add_argument("--hub", action="store_true", help="also build the hub image (Kubernetes)")
     parser.add_argument("--quiet", action="store_true", help="print only the resulting tags")
