@@ -12,8 +12,9 @@ count(DISTINCT person_id), count_if, sum, avg, min, max, median, stddev.
 
 Every form must be re-executed, matched and *verified*, and the checker's failing cells must
 equal a brute-force recomputation in plain Python from the generated persons (independent of
-`egress`). Proposed suppression patterns are attacked by an LP attacker written here, and
-differencing verdicts are compared with a person-level differencing attacker written here.
+`egress`). Proposed suppression patterns are attacked by an LP attacker, and differencing
+verdicts are compared with a person-level differencing attacker (tests/sdc_attackers.py, both
+independent of `egress.checks`).
 """
 
 from __future__ import annotations
@@ -26,16 +27,15 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from scipy.optimize import linprog
 
 from egress.checks import check_table
 from egress.checks.differencing import Related
 from egress.checks.secondary import apply_pattern
 from egress.provenance import reexecute, verify_provenance
+from tests.sdc_attackers import differencing_attack, exposed, lp_attack
 
 THRESHOLD = 10
 DOMINANT = 1_000_000.0
@@ -352,9 +352,9 @@ def test_every_sql_form_is_verified_and_its_verdicts_equal_brute_force(world, sp
     released = apply_pattern(table, pattern["cells"])
     sensitive = {keys.index(k) for k in expected_failures(spec, cells)}
     if additive(spec):  # margins are sums of their cells: the attacker's equations hold
-        for row, interval in lp_attack(released, spec.dims, "m", keys).items():
+        for row, interval in lp_attack(released.column("m").to_pylist(), keys, "All").items():
             truth_value = table.column("m")[row].as_py()
-            assert not exposed(interval, truth_value, row in sensitive, spec), (row, interval, truth_value)
+            assert hidden(interval, truth_value, row in sensitive, spec), (row, interval, truth_value)
     # resubmitted with the pattern applied, the same query verifies and nothing fails but cells
     # that are empty by computation (a spread of one value): no suppression hides those, only
     # merging categories does
@@ -392,7 +392,7 @@ def test_differencing_verdicts_equal_a_person_level_attacker(world, seed):
     new_cells = brute_force(later, persons, events)
     new_keys = [(str(v),) for v in new_table.column("region").to_pylist()]
     new_sets = [frozenset(new_cells[k]) for k in new_keys]
-    assert flagged == differencing_attack(new_sets, [frozenset(s) for s in old_cells.values()])
+    assert flagged == differencing_attack(new_sets, [frozenset(s) for s in old_cells.values()], THRESHOLD)
     assert bool(flagged) == (len(dropped) < THRESHOLD)
 
 
@@ -413,48 +413,6 @@ def test_wide_tables_of_filtered_counts_are_verified_per_column(world):
     assert {(c.row, c.column) for c in verdicts.cells if "threshold" in c.rules} == expected
 
 
-# --- the attackers (independent of egress.checks) ----------------------------------------------
-
-def lp_attack(table: pa.Table, dims: list[str], measure: str, keys) -> dict[int, tuple[float, float]]:
-    """Interval of every suppressed cell given the published cells and every margin equation
-    the table itself shows (`All` = the sum of the categories present)."""
-    values = table.column(measure).to_pylist()
-    where = {k: i for i, k in enumerate(keys)}
-    unknown = [i for i, v in enumerate(values) if v is None]
-    column = {i: n for n, i in enumerate(unknown)}
-    rows, rhs = [], []
-    for i, key in enumerate(keys):
-        for d in range(len(dims)):
-            if key[d] != "All":
-                continue
-            parts = [j for k, j in where.items() if k[d] != "All"
-                     and all(k[e] == key[e] for e in range(len(dims)) if e != d)]
-            if not parts:
-                continue
-            coefficients = np.zeros(len(unknown))
-            constant = 0.0
-            for j, sign in [(i, -1.0)] + [(p, 1.0) for p in parts]:
-                if j in column:
-                    coefficients[column[j]] += sign
-                else:
-                    constant += sign * values[j]
-            if coefficients.any():
-                rows.append(coefficients)
-                rhs.append(-constant)
-    out = {}
-    for i in unknown:
-        if not rows:
-            out[i] = (0.0, math.inf)
-            continue
-        objective = np.zeros(len(unknown))
-        objective[column[i]] = 1.0
-        low = linprog(objective, A_eq=np.array(rows), b_eq=np.array(rhs), bounds=(0, None), method="highs")
-        high = linprog(-objective, A_eq=np.array(rows), b_eq=np.array(rhs), bounds=(0, None), method="highs")
-        assert low.status == 0 and high.status in (0, 3), (low.message, high.message)  # the margins add up
-        out[i] = (low.fun, math.inf if high.status == 3 else -high.fun)
-    return out
-
-
 def additive(spec: Spec) -> bool:
     """Does every margin equal the sum of its cells? Row counts and sums do; distinct persons
     do only when every dimension is a person's attribute (one category per person)."""
@@ -463,24 +421,7 @@ def additive(spec: Spec) -> bool:
     return spec.aggregate == "count_distinct" and all(d in PERSON_DIMS for d in spec.dims)
 
 
-def exposed(interval, truth: float, sensitive: bool, spec: Spec, p: float = 0.1) -> bool:
-    low, high = interval
-    if not sensitive or math.isinf(high):
-        return False
-    if spec.kind == "frequency":
-        return math.floor(high + 1e-7) - math.ceil(low - 1e-7) < THRESHOLD
-    if spec.aggregate != "sum":
-        return False  # means, extremes, spreads do not add up along margins
-    return not (low <= truth * (1 - p) + 1e-6 and high >= truth * (1 + p) - 1e-6)
-
-
-def differencing_attack(new_sets, old_sets) -> set[int]:
-    """Rows of the new table whose persons differ from an earlier cell's by 1..THRESHOLD-1
-    persons while one contains the other."""
-    out = set()
-    for row, a in enumerate(new_sets):
-        for b in old_sets:
-            small, big = sorted((a, b), key=len)
-            if 0 < len(big) - len(small) < THRESHOLD and small <= big:
-                out.add(row)
-    return out
+def hidden(interval, truth: float, sensitive: bool, spec: Spec) -> bool:
+    if spec.kind == "magnitude" and spec.aggregate != "sum":
+        return True  # means, extremes, spreads do not add up along margins
+    return not exposed(interval, truth, sensitive, count=spec.kind == "frequency", threshold=THRESHOLD)

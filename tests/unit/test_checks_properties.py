@@ -4,23 +4,21 @@ Random persons with categorical attributes and a value; random count and magnitu
 1 to 3 of the attributes, with all their margins (`All` rows); planted cells exactly at the
 threshold and one below. The checker's per-cell verdicts are compared with a brute-force
 recomputation from the persons, and every suppression pattern SPE proposes is attacked by an
-LP attacker and a differencing attacker written here, independently of the checker (they
-import no LP code of `egress.checks`).
+LP attacker and a differencing attacker written independently of the checker
+(tests/sdc_attackers.py: they import nothing from `egress.checks`).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import random
 
-import numpy as np
 import pyarrow as pa
 import pytest
-from scipy.optimize import linprog
 
 from egress.checks import CellEvidence, Evidence, check_table, label_key
 from egress.checks.secondary import apply_pattern
+from tests.sdc_attackers import differencing_attack, exposed, lp_attack
 
 THRESHOLD = 10
 ATTRIBUTES = {"sex": ["F", "M"], "region": ["n", "s", "e", "w"], "band": ["a", "b", "c"]}
@@ -89,66 +87,6 @@ def brute_force_fails(persons, sets, values, measure) -> set[int]:
     return out
 
 
-# --- the attackers (independent of egress.checks.suppression) ---------------------------------
-
-def lp_attack(table: pa.Table, dims: list[str], measure: str, margin: str | None = "All"
-              ) -> dict[int, tuple[float, float]]:
-    """Interval of every suppressed cell given all published cells and the margin equations."""
-    keys = list(zip(*[table.column(d).to_pylist() for d in dims]))
-    values = table.column(measure).to_pylist()
-    where = {k: i for i, k in enumerate(keys)}
-    unknown = [i for i, v in enumerate(values) if v is None]
-    column = {i: n for n, i in enumerate(unknown)}
-    rows, rhs = [], []
-    for i, key in enumerate(keys):
-        for d in range(len(dims)):
-            if key[d] != margin:
-                continue
-            parts = [where[key[:d] + (c,) + key[d + 1:]] for c in ATTRIBUTES[dims[d]]]
-            coefficients = np.zeros(len(unknown))
-            constant = 0.0
-            for j, sign in [(i, -1.0)] + [(p, 1.0) for p in parts]:
-                if j in column:
-                    coefficients[column[j]] += sign
-                else:
-                    constant += sign * values[j]
-            if coefficients.any():
-                rows.append(coefficients)
-                rhs.append(-constant)
-    out = {}
-    for i in unknown:
-        if not rows:
-            out[i] = (0.0, math.inf)
-            continue
-        objective = np.zeros(len(unknown))
-        objective[column[i]] = 1.0
-        low = linprog(objective, A_eq=np.array(rows), b_eq=np.array(rhs), bounds=(0, None), method="highs")
-        high = linprog(-objective, A_eq=np.array(rows), b_eq=np.array(rhs), bounds=(0, None), method="highs")
-        out[i] = (low.fun, math.inf if high.status == 3 else -high.fun)
-    return out
-
-
-def exposed(interval, truth: float, sensitive: bool, measure: str, p: float = 0.1) -> bool:
-    low, high = interval
-    if not sensitive:
-        return False
-    if measure == "n":
-        return math.floor(high + 1e-7) - math.ceil(low - 1e-7) < THRESHOLD
-    return not (low <= truth * (1 - p) + 1e-6 and high >= truth * (1 + p) - 1e-6)
-
-
-def differencing_attack(new_sets, old_sets) -> set[int]:
-    """Rows of the new table whose persons differ from an earlier cell by 1..THRESHOLD-1 persons
-    while one contains the other."""
-    out = set()
-    for row, a in enumerate(new_sets):
-        for b in old_sets:
-            small, big = sorted((a, b), key=len)
-            if 0 < len(big) - len(small) < THRESHOLD and small <= big:
-                out.add(row)
-    return out
-
-
 CASES = [(seed, dims, measure, margin) for seed in range(6)
          for dims, measure in ((["region"], "n"), (["sex", "region"], "n"), (["sex", "region", "band"], "n"),
                                (["sex", "region"], "total_value"))
@@ -175,8 +113,10 @@ def test_verdicts_equal_brute_force_and_proposed_patterns_resist_the_lp_attack(s
     suppressed = apply_pattern(table, pattern["cells"])
     assert {c["row"] for c in pattern["cells"]} >= truth_fails
     values = table.column(measure).to_pylist()
-    for row, interval in lp_attack(suppressed, dims, measure, margin).items():
-        assert not exposed(interval, values[row], row in truth_fails, measure), (row, interval, values[row])
+    keys = list(zip(*[suppressed.column(d).to_pylist() for d in dims]))
+    for row, interval in lp_attack(suppressed.column(measure).to_pylist(), keys, margin).items():
+        assert not exposed(interval, values[row], row in truth_fails, count=measure == "n", threshold=THRESHOLD), \
+            (row, interval, values[row])
     # the checker agrees: nothing left to flag once applied
     again = check_table(suppressed, None, kind=kind, evidence=evidence)
     assert again.status in ("pass", "review"), again.to_dict()
@@ -198,7 +138,7 @@ def test_differencing_verdicts_equal_the_person_level_attack(seed):
                            released=[Related(released, "r-1/t.parquet", "released", old_evidence)])
     flagged = {c.row for c in verdicts.cells if "differencing" in c.rules}
     published = [s for s, v in zip(released_sets, released.column("n").to_pylist()) if v is not None]
-    assert flagged == differencing_attack(new_sets, published)
+    assert flagged == differencing_attack(new_sets, published, THRESHOLD)
     assert bool(flagged) == (len(dropped) < THRESHOLD)
 
 
