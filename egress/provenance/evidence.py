@@ -45,7 +45,7 @@ from egress.exceptions import ProvenanceLimit, ProvenanceRefused
 from egress.provenance.gate import Unparsable, parse_tree, to_sql
 from egress.provenance.persons import DEFAULT_PERSON_KEY, Person, TableFacts, Tracer, is_person
 from egress.provenance.shape import Branch, Measure, QueryShape, Unsupported, read_shape
-from egress.provenance.tree import aliased, build, expressions, is_aggregate_call
+from egress.provenance.tree import aliased, any_of, build, expressions, is_aggregate_call
 
 if TYPE_CHECKING:
     from egress.provenance.runner import Sandbox
@@ -178,7 +178,7 @@ def _per_person_query(tree: dict, branch: Branch, shape: QueryShape, person: Per
             select.append(_negatives(measure, f"spe_neg{j}"))
             select.append(_call("sum", measure.argument, measure.filter, alias=f"spe_c{j}"))
     if person.conflicts:
-        select.append(_call("bool_or", _any(person.conflicts), None, alias="spe_x"))
+        select.append(_call("bool_or", any_of(person.conflicts), None, alias="spe_x"))
     _strip(node)
     node["select_list"] = select
     node["group_expressions"] = groups
@@ -295,13 +295,6 @@ def _negatives(measure: Measure, alias: str) -> dict:
 
 def _not_null(argument: dict | None) -> dict | None:
     return None if argument is None else build("{0} IS NOT NULL", argument)
-
-
-def _any(conflicts: list[dict]) -> dict:
-    expr = conflicts[0]
-    for other in conflicts[1:]:
-        expr = build("{0} OR {1}", expr, other)
-    return expr
 
 
 # --- running and verifying --------------------------------------------------------------------

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from egress.provenance.shape import Unsupported, cte_entry, is_aggregate_node
-from egress.provenance.tree import aliased, build, column, expressions, function_name, same
+from egress.provenance.tree import aliased, any_of, build, column, expressions, function_name, same
 
 DEFAULT_PERSON_KEY = "person_id"
 _ROW_MULTIPLYING = frozenset({"unnest", "generate_subscripts"})
@@ -107,7 +107,7 @@ class Tracer:
             exact = person.exact and node.get("aggregate_handling") != "FORCE_AGGREGATES"
             if person.conflicts:
                 conflict = f"{name}_x"
-                node["select_list"].append(build("bool_or({0})", _any(person.conflicts), alias=conflict))
+                node["select_list"].append(build("bool_or({0})", any_of(person.conflicts), alias=conflict))
         else:
             multiplies = any(e.get("class") == "FUNCTION" and function_name(e) in _ROW_MULTIPLYING
                              for item in node.get("select_list", []) for e in expressions(item))
@@ -116,7 +116,7 @@ class Tracer:
             exact = person.exact and not distinct
             if person.conflicts:
                 conflict = f"{name}_x"
-                node["select_list"].append(aliased(_any(person.conflicts), conflict))
+                node["select_list"].append(aliased(any_of(person.conflicts), conflict))
         node["select_list"].append(aliased(person.expr, name))
         return name, unique, exact, conflict
 
@@ -178,13 +178,6 @@ def _not_unique(person: Person | None) -> Person | None:
     if person is None:
         return None
     return Person(person.expr, unique=False, exact=person.exact, conflicts=person.conflicts)
-
-
-def _any(conflicts: list[dict]) -> dict:
-    expr = conflicts[0]
-    for other in conflicts[1:]:
-        expr = build("{0} OR {1}", expr, other)
-    return expr
 
 
 def _joined_on(ref: dict, left: dict, right: dict) -> bool:

@@ -7,7 +7,7 @@
   ... are filled with parse trees (the template is parsed by DuckDB once, so new nodes always
   have the exact shape DuckDB's deserializer expects; nothing is built by string pasting of
   user SQL);
-- `column(*names)`, `aliased(expr, alias)`: the two nodes the rewrite makes most;
+- `column(*names)`, `aliased(expr, alias)`, `any_of(conditions)`: the nodes the rewrite makes most;
 - what DuckDB knows about functions: `aggregate_names()` (built-in aggregates and the macros
   that expand to one), `NONDETERMINISTIC` (functions whose result differs between runs).
 
@@ -110,13 +110,12 @@ def aliased(expr: dict, alias: str) -> dict:
     return out
 
 
-def constant_int(value: int) -> dict:
-    return {"class": "CONSTANT", "type": "VALUE_CONSTANT", "alias": "",
-            "literal": {"kind": "INTEGER", "text": str(int(value))}}
-
-
-def is_null_constant(expr: dict) -> bool:
-    return expr.get("class") == "CONSTANT" and expr.get("literal", {}).get("kind") == "NULL_LITERAL"
+def any_of(conditions: list[dict]) -> dict:
+    """`c1 OR c2 OR ...`"""
+    expr = conditions[0]
+    for other in conditions[1:]:
+        expr = build("{0} OR {1}", expr, other)
+    return expr
 
 
 def function_name(expr: dict) -> str:

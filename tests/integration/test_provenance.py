@@ -4,10 +4,12 @@ distinct persons (not rows) and per-person contributions, and SQL that reads or 
 outside the extract is refused."""
 
 import hashlib
+import io
 import json
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from egress.checks import check_table
@@ -254,3 +256,45 @@ def test_evidence_for_ctes_totals_and_wrapped_aggregates(extract, sql, persons):
     assert sorted(c.persons for c in result.evidence.cells.values()) == sorted(persons)
     verdicts = check_table(recomputed, None, kind="magnitude", evidence=result.evidence)
     assert verdicts.verified
+
+
+@pytest.mark.parametrize("sql, reason", [
+    ("SELECT gender_concept_id, rank() OVER (ORDER BY count(*)) AS r, count(*) AS n FROM person GROUP BY 1",
+     "window function over the cells"),
+    ("SELECT gender_concept_id, sum(year_of_birth) / count(*) AS m FROM person GROUP BY 1", "several aggregates"),
+    ("SELECT gender_concept_id, string_agg(person_id, ',') AS s, count(*) AS n FROM person GROUP BY 1",
+     "string_agg() is not supported"),
+    ("SELECT gender_concept_id, count(*) AS n FROM person GROUP BY 1 LIMIT 1", "LIMIT/OFFSET without ORDER BY"),
+    ("SELECT gender_concept_id, count(*) AS n FROM person GROUP BY 1 "
+     "INTERSECT SELECT gender_concept_id, count(*) FROM person GROUP BY 1", "INTERSECT"),
+    ("SELECT gender_concept_id AS spe_g, count(*) AS n FROM person GROUP BY 1", "reserves"),
+    ("SELECT g, count(*) AS n FROM (SELECT gender_concept_id AS g, count(*) AS c FROM person GROUP BY 1) GROUP BY g",
+     "not person-level"),
+    ("SELECT a.measurement_concept_id, count(*) AS n FROM measurement a "
+     "JOIN measurement b ON a.measurement_concept_id = b.measurement_concept_id GROUP BY 1",
+     "pairs rows of two different persons"),
+    ("SELECT g, count(*) AS n FROM (SELECT DISTINCT gender_concept_id AS g, year_of_birth FROM person) GROUP BY g",
+     "not verified"),
+    ("SELECT 1 AS one, count(*) AS n FROM range(10)", "no extract table with a person key"),
+])
+def test_what_has_no_evidence_says_precisely_why(extract, sql, reason):
+    recomputed = reexecute(sql, extract)
+    result = verify_provenance(recomputed, sql, extract)
+    assert result.match.equal and result.evidence is None
+    assert reason in result.evidence_reason, result.evidence_reason
+
+
+def test_a_random_query_is_unverified_not_refused_as_tampered(extract):
+    from egress.review.checking import check_submission
+
+    sql = "SELECT gender_concept_id, count(*) AS n, max(random()) AS r FROM person GROUP BY 1"
+    table = reexecute(sql, extract)
+    data = io.BytesIO()
+    pq.write_table(table, data)
+    [checked] = check_submission([("t.parquet", data.getvalue())], kind="frequency", provenance={"t.parquet": sql},
+                                 policy=None, extract_dir=extract, extract_persons=60)
+    assert not checked.verified and "random() gives another result" in checked.result["provenance"]["evidence_reason"]
+    with pytest.raises(TableMismatch):  # a deterministic query that does not give the table still is
+        verify = "SELECT gender_concept_id, count(*) AS n, 0.5 AS r FROM person GROUP BY 1"
+        check_submission([("t.parquet", data.getvalue())], kind="frequency", provenance={"t.parquet": verify},
+                         policy=None, extract_dir=extract, extract_persons=60)
