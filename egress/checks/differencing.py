@@ -33,7 +33,7 @@ import pyarrow as pa
 from egress.checks.evidence import Evidence
 from egress.checks.grid import MARGIN, Grid, make_grids
 
-# person_sets(row, column) -> frozenset | None ; value(row, column) -> float | None
+# persons(row, column) -> a set of persons (PersonSet, frozenset) | None ; value(row, column) -> float | None
 CellFn = Callable[[int, str], object]
 
 
@@ -80,7 +80,7 @@ def find_differences(new: Side, related: Sequence[Side], threshold: int) -> list
 
 # --- person level ----------------------------------------------------------------------------
 
-def _sets(side: Side) -> dict[tuple[int, str], frozenset] | None:
+def _sets(side: Side) -> dict[tuple[int, str], object] | None:
     out = {}
     for column in side.counts + side.magnitudes:
         for row in range(side.table.num_rows):
@@ -109,14 +109,14 @@ def _person_level(new: Side, old: Side, index: int, threshold: int) -> list[Diff
     # unions of disjoint cells of one table inside a cell of the other
     for target_side, target, parts, new_is_target in ((old, published_old, mine, False), (new, mine, published_old, True)):
         for (trow, tcolumn), big in target.items():
-            inside = [(k, s) for k, s in parts.items() if s and s <= big]
-            union: set = set()
+            inside = [(k, s) for k, s in parts.items() if s and len(s) <= len(big) and s <= big]
+            taken: list = []
             used = []
             for k, s in sorted(inside, key=lambda item: -len(item[1])):
-                if union.isdisjoint(s):
-                    union |= s
+                if all(t.isdisjoint(s) for t in taken):
+                    taken.append(s)
                     used.append(k)
-            gap = len(big) - len(union)
+            gap = len(big) - sum(len(t) for t in taken)  # disjoint: the union's size
             if len(used) > 1 and 0 < gap < threshold:
                 cells = [(trow, tcolumn)] if new_is_target else used
                 for row, column in cells:

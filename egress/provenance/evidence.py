@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import pyarrow as pa
 
-from egress.checks.evidence import CellEvidence, Evidence, label_key
+from egress.checks.evidence import CellEvidence, Evidence, PersonSet, label_key
 from egress.checks.tables import is_numeric
 from egress.exceptions import ProvenanceLimit, ProvenanceRefused
 from egress.provenance.gate import Unparsable, parse_tree, to_sql
@@ -320,8 +320,12 @@ def run_evidence(sandbox: "Sandbox", plan: EvidencePlan, recomputed: pa.Table,
         except ProvenanceLimit as err:  # the table was re-executed: it is unverified, not refused
             raise Unsupported(f"the evidence query could not finish: {err}") from None
     for query, result in results:
+        # the hashed persons of each cell straight into numpy (never Python ints: 10 M of them
+        # would take gigabytes); everything else as Python values
         names = result.column_names
-        for values in zip(*(c.to_pylist() for c in result.columns)):
+        columns = [_person_sets(column) if name.startswith("spe_set") else column.to_pylist()
+                   for name, column in zip(names, result.columns)]
+        for values in zip(*columns):
             row = dict(zip(names, values))
             if row.get("spe_x"):
                 raise Unsupported("a join pairs rows of two different persons: join the tables on the person key")
@@ -362,7 +366,7 @@ def _cell(plan: EvidencePlan, j: int, row: dict, value: Any, reused: bool) -> Ce
     persons = int(value) if reused else int(row[f"spe_persons{j}"] or 0)
     values = row.get(f"spe_values{j}")
     known = dict(value=None if value is None or _nan(value) else float(value), value_known=True,
-                 person_set=frozenset(row.get(f"spe_set{j}") or ()) if plan.person_sets else None,
+                 person_set=row.get(f"spe_set{j}") if plan.person_sets else None,
                  values=persons if values is None else int(values))
     if aggregate == "count":
         return CellEvidence(persons=persons, aggregate="count", **known)
@@ -373,6 +377,14 @@ def _cell(plan: EvidencePlan, j: int, row: dict, value: Any, reused: bool) -> Ce
     return CellEvidence(persons=persons, total=None if total is None else float(total), top=top,
                         negative=int(row.get(f"spe_neg{j}") or 0), missing=missing,
                         aggregate=aggregate, **known)
+
+
+def _person_sets(column: pa.ChunkedArray) -> list[PersonSet]:
+    """One `PersonSet` per row of a list<uint64> column of hashed persons (NULL: nobody)."""
+    lists = column.combine_chunks()
+    offsets = lists.offsets.to_numpy()
+    ids = lists.values.to_numpy(zero_copy_only=False)
+    return [PersonSet(ids[offsets[i]:offsets[i + 1]]) for i in range(len(lists))]
 
 
 def _same_value(a: Any, b: Any) -> bool:

@@ -166,3 +166,19 @@ def test_means_with_margins_get_the_threshold_and_no_margin_equations(seed):
         row for row, members in enumerate(sets) if len(members) < THRESHOLD}
     again = check_table(apply_pattern(table, pattern["cells"]), None, kind="magnitude", evidence=evidence)
     assert again.status != "fail" and not again.table, again.to_dict()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_person_sets_agree_with_python_sets(seed):
+    """The hashed persons of a cell are kept as sorted arrays (`PersonSet`): subset, disjointness
+    and size agree with Python's sets, including the unsigned 64-bit range of DuckDB's hash."""
+    from egress.checks.evidence import PersonSet
+
+    rng = random.Random(seed)
+    universe = [rng.randrange(2 ** 64) for _ in range(60)]
+    a = set(rng.sample(universe, rng.randint(0, 30)))
+    b = set(rng.sample(universe, rng.randint(0, 30))) | (a if seed % 3 == 0 else set())
+    for x, y in ((a, b), (b, a), (a, a)):
+        assert (PersonSet(list(x)) <= PersonSet(list(y))) == (x <= y)
+        assert PersonSet(list(x)).isdisjoint(PersonSet(list(y))) == x.isdisjoint(y)
+        assert len(PersonSet(list(x) + list(x))) == len(x)
