@@ -71,7 +71,6 @@ class EvidencePlan:
     shape: QueryShape
     branches: tuple[BranchQuery, ...]
     single_scan: BranchQuery | None = None  # the query that is both the table and its evidence
-    top_n: int = 2
     person_sets: bool = False
 
     @property
@@ -105,7 +104,7 @@ def plan_evidence(query: str, tables: Mapping[str, TableFacts], rows_are_persons
             queries.append(_rows_query(tree, branch, shape, person, top_n, person_sets, whole=False))
         else:
             queries.append(_per_person_query(tree, branch, shape, person, top_n, person_sets))
-    return EvidencePlan(shape, tuple(queries), single, top_n, person_sets)
+    return EvidencePlan(shape, tuple(queries), single, person_sets)
 
 
 # --- building the queries ---------------------------------------------------------------------
