@@ -402,3 +402,66 @@ def base64_decode(text: str) -> bytes:
     import base64
 
     return base64.b64decode(text)
+
+
+MARGINS_SQL = ("SELECT CASE WHEN GROUPING(gender_concept_id) = 1 THEN 'All' "
+               "ELSE CAST(gender_concept_id AS VARCHAR) END AS sex, "
+               "CASE WHEN GROUPING(decade) = 1 THEN 'All' ELSE CAST(decade AS VARCHAR) END AS decade, "
+               "count(*) AS n FROM (SELECT gender_concept_id, floor(year_of_birth / 10) * 10 AS decade FROM person) "
+               "GROUP BY CUBE (gender_concept_id, decade)")
+
+
+def test_margins_written_in_sql_get_evidence_and_a_suggested_suppression_applied_in_one_call(hub, people):
+    """A CUBE table over a CTE-like subquery is verified; its failing cells come with a
+    suggested pattern (primary and complementary cells); one POST applies it as a new version
+    that passes; the resubmission's audit event records the pattern."""
+    import duckdb
+
+    con = duckdb.connect()
+    table = con.sql(MARGINS_SQL.replace("FROM person", f"FROM read_parquet('{hub.extract_dir / 'person.parquet'}')")
+                    ).to_arrow_table()
+    con.close()
+    r = upload(people["alice_ws"], [("by_sex_decade.parquet", parquet_bytes(table))], sql=MARGINS_SQL)
+    assert r.status_code == 201, r.text
+    req = r.json()
+    rid, v1 = req["id"], req["versions"][-1]
+    check = v1["files"][0]["check"]
+    assert v1["verified"] is True and v1["check_status"] == "fail", check
+    suggestion = check["suppression"]
+    assert suggestion["verified"] and {c["reason"] for c in suggestion["cells"]} == {"primary", "secondary"}
+    failing = {c["row"] for c in check["cells"] if any(f["status"] == "fail" for f in c["findings"])}
+    assert failing <= {c["row"] for c in suggestion["cells"]}
+    assert people["carol"].post(f"api/requests/{rid}/suppression").status_code == 403  # the author's act
+    r = people["alice_ws"].post(f"api/requests/{rid}/suppression")
+    assert r.status_code == 201, r.text
+    req = r.json()
+    v2 = req["versions"][-1]
+    assert (req["version"], v2["check_status"], v2["verified"]) == (2, "pass", True), v2["files"][0]["check"]
+    assert v2["files"][0]["check"]["provenance"]["match"]["suppressed_cells"] == len(suggestion["cells"])
+    assert ("egress.resubmit", "ok") in audit_actions(hub, rid)
+    from hub.audit.tables import audit_events
+
+    with make_engine(hub.db_url).connect() as conn:
+        detail = conn.execute(sa.select(audit_events.c.detail).where(
+            audit_events.c.object_id == rid, audit_events.c.action == "egress.resubmit",
+            audit_events.c.outcome == "ok")).scalar_one()
+    applied = (json.loads(detail) if isinstance(detail, str) else detail)["suppression_applied"]
+    assert sorted(map(tuple, applied["by_sex_decade.parquet"])) == sorted(
+        (c["row"], c["column"]) for c in suggestion["cells"])
+    r = people["alice_ws"].post(f"api/requests/{rid}/suppression")
+    assert r.status_code == 409  # version 2 passes: nothing more to apply
+
+
+def test_a_table_without_verified_evidence_cannot_be_approved(hub, people):
+    table = suppressed(count_table(hub.extract_dir))
+    r = upload(people["alice_ws"], [(TABLE, parquet_bytes(table))], sql=None, description="no SQL this time")
+    assert r.status_code == 201, r.text
+    req = r.json()
+    rid = req["id"]
+    assert req["versions"][-1]["verified"] is False
+    seen = people["carol"].get(f"api/requests/{rid}").json()
+    assert seen["approval_blocked"] and "no provenance SQL submitted" in seen["approval_blocked"][0]
+    assert seen["can"]["approve"] is False and seen["can"]["review"] is True
+    r = people["carol"].post(f"api/requests/{rid}/reviews", json={"version": 1, "decision": "approve"})
+    assert r.status_code == 400 and "requires provenance" in r.json()["error"]
+    people["alice_ws"].post(f"api/requests/{rid}/withdraw")
