@@ -21,6 +21,7 @@ COMMANDS = [
     "hub.cli.dataset",
     "hub.cli.permit",
     "hub.cli.optout",
+    "hub.cli.mirror",
     "hub.cli.audit",
     "hub.cli.synth",
     "hub.cli.hub",
