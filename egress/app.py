@@ -43,8 +43,10 @@ from egress.web.metrics import metrics_handlers
 from egress.web.register import register_handlers
 from hub.db import make_engine
 from hub.mirror.download import DownloadSettings
+from hub.mirror.store import SHARED_DIR
 from hub.pipconfig import find_extra_ca_bundle, find_index_url
 from hub.settings import Settings
+from hub.staging import ensure_dir
 
 HERE = Path(__file__).parent / "web"
 MAX_SMALL_BODY_BYTES = 2 * 1024 * 1024
@@ -152,6 +154,8 @@ class EgressApp(Application):
     def start(self):
         settings = Settings.from_env(home=self.spe_home, db_url=self.db_url or None, actor="egress")
         settings.ensure_dirs()
+        for directory in (settings.imports_dir, settings.mirror_dir / SHARED_DIR):  # what workspaces and the mirror read
+            ensure_dir(directory)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
         url = urlparse(self.service_url)
         sandbox.configure(self.sandbox_settings())

@@ -53,12 +53,14 @@ class MirrorDispatcher:
         self._lock = threading.Lock()
 
     def roots(self, token: str) -> list[Path]:
-        own = self.root / token
-        return ([own] if own.is_dir() else []) + [self.root / SHARED_DIR]
+        """The token's own directory and the shared one, those that exist."""
+        return [d for d in (self.root / token, self.root / SHARED_DIR) if d.is_dir()]
 
     def app_for(self, token: str):
         roots = self.roots(token)
-        key = (token, len(roots) == 2)  # a token whose directory appears later gets a new app
+        if not roots:
+            return _empty_index
+        key = (token, tuple(roots))  # a directory that appears later gets a new app
         with self._lock:
             app = self._apps.get(key)
             if app is not None:
@@ -98,6 +100,10 @@ def make_index_app(roots: list[Path]):
                           cache_control=None, log_stream=None)
 
 
+def _empty_index(environ, start_response):
+    return _plain(start_response, "404 Not Found", "this index holds no packages yet\n")
+
+
 def _plain(start_response, status: str, text: str, headers: list | None = None):
     body = text.encode()
     start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
@@ -109,7 +115,10 @@ def serve(root: Path, ip: str, port: int, threads: int = 8) -> None:
     from tornado import httpserver
     from tornado.wsgi import WSGIContainer
 
-    (root / SHARED_DIR).mkdir(parents=True, exist_ok=True)
+    try:
+        (root / SHARED_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only mount (Kubernetes): the egress service creates it
+        pass
     container = WSGIContainer(MirrorDispatcher(root), executor=ThreadPoolExecutor(threads, thread_name_prefix="mirror"))
 
     async def run():
