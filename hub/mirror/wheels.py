@@ -79,7 +79,7 @@ def parse_requirement(text: object, field: str = "requirement") -> Requirement:
     """`NAME==VERSION` exactly (one pinned release: a range would let the index pick what is installed)."""
     if not isinstance(text, str) or "==" not in text or text.count("==") != 1 or "===" in text:
         raise InvalidInput(f"{str(text)[:120]!r}: name one release as NAME==VERSION (e.g. six==1.16.0)", field=field)
-    name, version = text.split("==")
+    name, version = (part.strip() for part in text.split("=="))
     if any(c in name for c in "<>!~;[@ "):
         raise InvalidInput(f"{text[:120]!r}: name one release as NAME==VERSION, without extras or markers",
                            field=field)
