@@ -128,7 +128,7 @@ class ImportService:
     def approve(self, actor: Actor, import_id: str, comment: object = "") -> dict:
         """An independent checker approves: the file appears under /imports, or the wheel in the
         permit's index, right after the commit."""
-        row, facts = self._load(import_id)
+        row, facts, permit = self._load(import_id)
         with self._denials_audited(actor, row, wf.APPROVE):
             wf.check_can_approve(facts, actor)
             comment = _comment(comment, required=False)
@@ -147,7 +147,7 @@ class ImportService:
         with staged:
             with transaction(self.engine) as conn:
                 current = self._locked(conn, row)
-                wf.check_can_approve(self._facts(current), actor)
+                wf.check_can_approve(_facts_of(current, permit), actor)
                 published = f"/imports/{row['name']}" if pending is None else f"{row['project']}=={row['version']}"
                 self._transition(conn, current, wf.APPROVE, actor, comment,
                                  {"sha256": row["sha256"], "published": published})
@@ -165,7 +165,7 @@ class ImportService:
 
     def revoke(self, actor: Actor, import_id: str, comment: object) -> dict:
         """Take an approved import back: unpublished first, then recorded."""
-        row, facts = self._load(import_id)
+        row, facts, permit = self._load(import_id)
         with self._denials_audited(actor, row, wf.REVOKE):
             wf.check_can_revoke(facts, actor)
             comment = _comment(comment, required=True)
@@ -177,7 +177,7 @@ class ImportService:
             removed = self.mirror.unpublish(row["permit_id"], requirement)
         with transaction(self.engine) as conn:
             current = self._locked(conn, row)
-            wf.check_can_revoke(self._facts(current), actor)
+            wf.check_can_revoke(_facts_of(current, permit), actor)
             self._transition(conn, current, wf.REVOKE, actor, comment, {"sha256": row["sha256"]})
             if removed:
                 self.mirror.record_remove(conn, row["permit_id"], requirement, removed, actor=actor.username,
@@ -185,20 +185,20 @@ class ImportService:
         return self.get(actor, import_id)
 
     def _simple(self, actor: Actor, import_id: str, action: str, comment: object, role: str) -> dict:
-        row, facts = self._load(import_id)
+        row, facts, permit = self._load(import_id)
         with self._denials_audited(actor, row, action):
             wf.check_can(action, facts, actor)
             comment = _comment(comment, required=action == wf.REJECT)
         with transaction(self.engine) as conn:
             current = self._locked(conn, row)
-            wf.check_can(action, self._facts(current), actor)
+            wf.check_can(action, _facts_of(current, permit), actor)
             self._transition(conn, current, action, actor, comment, {})
         return self.get(actor, import_id)
 
     # --- reading -------------------------------------------------------------------------------
     def get(self, actor: Actor, import_id: str) -> dict:
         """One import as pages and the API show it, with the buttons the guards would allow."""
-        row, facts = self._load(import_id)
+        row, facts, _ = self._load(import_id)
         wf.check_can_view(facts, actor)
         out = _summary(row)
         detail = _detail(row)
@@ -264,16 +264,16 @@ class ImportService:
                                f"pip install {requirement}")
 
     def _load(self, import_id: str):
+        """(row, facts, permit), read before any transaction: on SQLite a second connection
+        inside one would wait for the write lock its own caller holds."""
         if not isinstance(import_id, str) or len(import_id) > _ID_CHARS:
             raise NotFound("no such import")
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(import_requests).where(import_requests.c.id == import_id)).mappings().first()
         if row is None:
             raise NotFound(f"no import {import_id!r}")
-        return row, self._facts(row)
-
-    def _facts(self, row) -> wf.ImportFacts:
-        return _facts_of(row, self.permits.get(row["permit_id"]))
+        permit = self.permits.get(row["permit_id"])
+        return row, _facts_of(row, permit), permit
 
     def _locked(self, conn, row):
         q = sa.select(import_requests).where(import_requests.c.id == row["id"])
