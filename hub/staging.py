@@ -73,7 +73,7 @@ class Staged:
             return target
         os.replace(self.path, target)
         self.path = None
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return target
 
     def discard(self) -> None:
@@ -94,11 +94,12 @@ def unpublish(path: Path) -> bool:
         path.unlink()
     except FileNotFoundError:
         return False
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return True
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or an unlink in `path` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from egress.workflow import AUTHOR, CHECKER, NOBODY, SCOPE_OPERATE, SCOPE_REVIEW, Actor
+from egress.workflow import AUTHOR, CHECKER, NOBODY, SCOPE_OPERATE, SCOPE_REVIEW, Actor, check_independent
 from hub.exceptions import Conflict, Forbidden, Refused
 from hub.permits import access
 from hub.permits.access import boolean_guard
@@ -100,27 +100,22 @@ def check_can_view(req: ImportFacts, actor: Actor) -> None:
     raise Forbidden(f"{actor.username} may not see import {req.id}")
 
 
-def check_independent(req: ImportFacts, actor: Actor) -> None:
-    if actor.username == req.author:
-        raise Forbidden("you cannot decide on your own import")
-    if actor.username in req.permit_members:
-        raise Forbidden(f"{actor.username} is a member of permit {req.permit_id}: only independent checkers decide")
-
-
-def check_can_approve(req: ImportFacts, actor: Actor) -> None:
+def _check_decides(req: ImportFacts, actor: Actor, action: str) -> None:
+    """An output checker who is neither the author nor a member (egress's independence rule)."""
     if not actor.has(SCOPE_REVIEW):
         raise Forbidden(f"{actor.username} lacks the scope {SCOPE_REVIEW}")
     check_independent(req, actor)
-    next_state(req.state, APPROVE)
+    next_state(req.state, action)
+
+
+def check_can_approve(req: ImportFacts, actor: Actor) -> None:
+    _check_decides(req, actor, APPROVE)
     if req.permit_status not in LIVE:
         raise Refused(f"permit {req.permit_id} is {req.permit_status}: nothing new enters its workspaces")
 
 
 def check_can_reject(req: ImportFacts, actor: Actor) -> None:
-    if not actor.has(SCOPE_REVIEW):
-        raise Forbidden(f"{actor.username} lacks the scope {SCOPE_REVIEW}")
-    check_independent(req, actor)
-    next_state(req.state, REJECT)
+    _check_decides(req, actor, REJECT)
 
 
 def check_can_withdraw(req: ImportFacts, actor: Actor) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from tornado import httputil, web
+from tornado import httputil
 
 from egress.imports import workflow as iwf
 from egress.web.api import ApiHandler, UploadHandler

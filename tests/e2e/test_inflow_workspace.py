@@ -7,9 +7,7 @@ is the only host port a workspace gains (the hub's and egress's aside)."""
 from __future__ import annotations
 
 import errno
-import http.server
 import json
-import threading
 
 import pytest
 import requests
@@ -123,16 +121,6 @@ print(json.dumps(out))
     assert result["where"].startswith("/home/jovyan/work/.local/")  # the work volume, never the image
     for refused in ("inflow-other==1.0", "humanize==4.9.0"):  # another permit's wheel; never approved
         assert result[refused]["rc"] != 0 and "No matching distribution" in result[refused]["tail"], result[refused]
-
-
-@pytest.fixture
-def host_listener():
-    server = http.server.HTTPServer(("0.0.0.0", 0), http.server.SimpleHTTPRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
 
 
 def test_the_mirror_is_the_only_host_port_added_and_it_is_read_only(spe_hub, workspace, host_listener):

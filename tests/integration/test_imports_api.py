@@ -149,7 +149,7 @@ def test_only_independent_checkers_decide_and_only_the_author_withdraws(inflow, 
     for who, status in (("erin", 403), ("alice", 403), ("bob", 403), ("olga", 403)):
         r = people[who].post(url + "/decision", json={"decision": "approve"})
         assert r.status_code == status, (who, r.text)
-    assert "member of permit" in people["erin"].post(url + "/decision", json={"decision": "approve"}).json()["error"]
+    assert "member of this permit" in people["erin"].post(url + "/decision", json={"decision": "approve"}).json()["error"]
     assert people["mallory"].get(url).status_code == 403  # not a member, not a checker
     assert people["bob"].post(url + "/withdraw").status_code == 403
     r = people["alice"].post(url + "/withdraw")

@@ -15,7 +15,6 @@ import requests
 import sqlalchemy as sa
 
 from hub.audit.tables import audit_events
-from hub.cli import main
 from hub.mirror.store import PackageMirror
 from hub.mirror.tables import mirror_wheels
 from tests.conftest import EXAMPLES
@@ -25,21 +24,12 @@ from tests.wheels import make_wheel
 P1, P2 = "DEMO-2026-001", "DEMO-2026-002"
 
 
-@pytest.fixture
-def spe(settings, monkeypatch, capsys):
-    monkeypatch.setenv("SPE_HOME", str(settings.home))
-    monkeypatch.setenv("SPE_DB_URL", settings.db_url)
-    monkeypatch.setenv("SPE_ACTOR", "olga")
-
-    def run(*args):
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
+@pytest.fixture(autouse=True)
+def permits(spe):
+    """The two demo permits, applied through the CLI."""
     for args in (("dataset", "add-example"), ("permit", "apply", str(EXAMPLES / "demo-gibleed.yaml")),
                  ("permit", "apply", str(EXAMPLES / "demo-second.yaml"))):
-        assert run(*args)[0] == 0
-    return run
+        assert spe(*args)[0] == 0
 
 
 @pytest.fixture
