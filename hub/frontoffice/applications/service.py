@@ -147,7 +147,7 @@ class Applications:
         return sorted(out, key=lambda x: x[1].due)
 
     # --- the application as filled in ------------------------------------------------------
-    def _validated(self, raw: dict, applicant: str) -> dict:
+    def validate_document(self, raw: dict, applicant: str) -> dict:
         schemas = {e["dataset"]: s for e, s in self.catalogue.items()}
         doc = parse_application(raw, today=self.today(), config=self.config, dataset_schemas=schemas)
         missing = [u for u in team_usernames(doc, applicant)[1:] if not self.users.exists(u)]
@@ -172,7 +172,7 @@ class Applications:
     def preview(self, actor: Actor, raw: dict) -> tuple[dict, Fee]:
         """Validate without storing; the estimate shown before submitting."""
         self._check_applicant(actor)
-        doc = self._validated(raw, actor.username)
+        doc = self.validate_document(raw, actor.username)
         return doc, self.estimate(doc, actor.username)
 
     @staticmethod
@@ -183,7 +183,7 @@ class Applications:
     def create(self, actor: Actor, raw: dict) -> Application:
         """A new draft; nothing is stored unless it is valid."""
         self._check_applicant(actor)
-        doc = self._validated(raw, actor.username)
+        doc = self.validate_document(raw, actor.username)
         app_id = "APP-" + secrets.token_hex(4).upper()
         now = utc_now_iso()
         with self.engine.begin() as conn:
@@ -201,7 +201,7 @@ class Applications:
             raise Forbidden(f"only the applicant ({app.applicant}) changes application {app_id}")
         if app.state != wf.DRAFT:
             raise Conflict(f"application {app_id} is {app.state.replace('_', ' ')}; only a draft can be changed")
-        doc = self._validated(raw, actor.username)
+        doc = self.validate_document(raw, actor.username)
         if doc["kind"] != app.kind:
             raise InvalidInput("the kind of an application cannot change; start a new one", field="kind")
         with self.engine.begin() as conn:
@@ -243,7 +243,7 @@ class Applications:
                 raise Refused(f"accept the fee estimate ({fee.currency} {fee.as_dict()['total']}) to submit")
             if "accepted_total_cents" in params and params["accepted_total_cents"] != fee.total_cents:
                 raise Conflict("the fee estimate changed since it was shown; review it and accept it again")
-            self._validated(app.document, app.applicant)  # catalogue, users and dates as of today
+            self.validate_document(app.document, app.applicant)  # catalogue, users and dates as of today
             facts.update(submitted_on=today.isoformat(), fee_estimate=fee.as_dict())
             detail = {"fee_estimate_cents": fee.total_cents, "currency": fee.currency}
         elif action == wf.TAKE:
@@ -257,7 +257,7 @@ class Applications:
         elif action == wf.PROVIDE_INFO:
             answer = _text(params.get("text"), "text")
             if params.get("document") is not None:
-                doc = self._validated(params["document"], app.applicant)
+                doc = self.validate_document(params["document"], app.applicant)
                 if doc["kind"] != app.kind:
                     raise InvalidInput("the kind of an application cannot change", field="kind")
             facts = deadlines.resume(facts, today)

@@ -255,6 +255,7 @@ FORMATS = {"ttl": ("turtle", "text/turtle; charset=utf-8"), "jsonld": ("json-ld"
 def serialize(g: Graph, fmt: str) -> bytes:
     rdf_format, _ = FORMATS[fmt]
     if rdf_format == "json-ld":
-        context = {prefix: str(ns) for prefix, ns in g.namespaces() if prefix}
+        ours = {*PREFIXES, "spe", "rdf", "rdfs"}
+        context = {prefix: str(ns) for prefix, ns in g.namespaces() if prefix in ours}
         return g.serialize(format="json-ld", context=context, indent=1).encode("utf-8")
     return g.serialize(format=rdf_format).encode("utf-8")
