@@ -114,7 +114,7 @@ def add_dataset(g: Graph, entry: dict, dataset_schema: dict, config: dict) -> UR
     _i18n(g, ds, DCTERMS.title, entry["title"])
     _i18n(g, ds, DCTERMS.description, entry["description"])
     for lang in LANGS:
-        for kw in (entry["keywords"].get(lang) or []):
+        for kw in ((entry.get("keywords") or {}).get(lang) or []):
             g.add((ds, DCAT.keyword, Literal(kw, lang=lang)))
     for code in entry["theme"]:
         g.add((ds, DCAT.theme, _ref(g, vocab.eu_iri("data-theme", code), SKOS.Concept, vocab.DATA_THEMES[code],
@@ -140,13 +140,14 @@ def add_dataset(g: Graph, entry: dict, dataset_schema: dict, config: dict) -> UR
     g.add((publisher, HEALTHDCATAP.trustedDataHolder, Literal(bool(holder.get("trusted", False)))))
     g.add((ds, DCTERMS.publisher, publisher))
     g.add((ds, HEALTHDCATAP.hdab, add_hdab(g, config)))
-    contact = entry["contact"]
-    g.add((ds, DCAT.contactPoint, _contact(g, contact["name"], contact["email"], contact.get("url"))))
-
-    prov = BNode()
-    g.add((prov, RDF.type, DCTERMS.ProvenanceStatement))
-    _i18n(g, prov, RDFS.label, entry["provenance"])
-    g.add((ds, DCTERMS.provenance, prov))
+    contact = entry.get("contact")
+    if contact:
+        g.add((ds, DCAT.contactPoint, _contact(g, contact["name"], contact["email"], contact.get("url"))))
+    if entry.get("provenance"):
+        prov = BNode()
+        g.add((prov, RDF.type, DCTERMS.ProvenanceStatement))
+        _i18n(g, prov, RDFS.label, entry["provenance"])
+        g.add((ds, DCTERMS.provenance, prov))
     basis = BNode()
     g.add((basis, RDF.type, DPV.LegalBasis))
     _i18n(g, basis, DCTERMS.description, entry["legal_basis"])

@@ -19,8 +19,8 @@ from hub.yamlio import validate_schema
 _t = {"type": "string", "minLength": 1, "maxLength": 5000}
 _short = {"type": "string", "minLength": 1, "maxLength": 300}
 _i18n = {"type": "object", "additionalProperties": False, "required": ["en"], "properties": {"en": _t, "fr": _t}}
-_i18n_list = {"type": "object", "additionalProperties": False, "required": ["en"],
-              "properties": {lang: {"type": "array", "minItems": 1, "maxItems": 50, "items": _short}
+_i18n_list = {"type": "object", "additionalProperties": False,
+              "properties": {lang: {"type": "array", "maxItems": 50, "items": _short}
                              for lang in ("en", "fr")}}
 _email = {"type": "string", "pattern": "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", "maxLength": 254}
 _url = {"type": "string", "pattern": "^https?://[^\\s]+$", "maxLength": 2000}
@@ -29,8 +29,9 @@ _username = {"type": "string", "pattern": "^[a-z0-9][a-z0-9._@-]{0,99}$"}
 SCHEMA = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["dataset", "title", "description", "holder", "theme", "health_category", "keywords",
-                 "access_rights", "contact", "legal_basis", "provenance"],
+    # What HealthDCAT-AP asks only of some access levels (keywords, contact point, provenance for
+    # NON_PUBLIC) is left to its shapes (shacl.py), which name the rule when it is missing.
+    "required": ["dataset", "title", "description", "holder", "theme", "health_category", "legal_basis"],
     "properties": {
         "dataset": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,62}$"},
         "title": _i18n,
@@ -90,6 +91,7 @@ def parse_entry(raw: dict, dataset_schema: dict | None = None) -> dict:
             if column not in dataset_schema["tables"].get(table, {}).get("columns", {}):
                 raise InvalidInput(f"dataset {doc['dataset']!r} has no variable {key!r}", field=f"variables.{key}")
     doc.setdefault("access_rights", "NON_PUBLIC")
+    doc.setdefault("keywords", {"en": []})
     doc.setdefault("languages", ["ENG"])
     doc.setdefault("maintainers", [])
     doc.setdefault("dataset_type", "PERSONAL_DATA")

@@ -19,6 +19,7 @@ from hub.yamlio import load_yaml_file, validate_schema
 CATEGORIES = ("public_research", "public_sector", "sme", "industry")
 KINDS = ("application", "preparation", "resources")
 _money = {"type": "number", "minimum": 0, "maximum": 10_000_000, "multipleOf": 0.01}
+_price = {"type": "number", "minimum": 0, "maximum": 1_000_000, "multipleOf": 0.0001}  # per unit: fractions of a cent
 _hours = {"type": "number", "minimum": 0, "maximum": 10_000}
 _prep = {"type": "object", "additionalProperties": False, "required": ["hourly_rate", "base_hours"],
          "properties": {"hourly_rate": _money, "base_hours": _hours, "hours_per_table": _hours,
@@ -36,7 +37,7 @@ SCHEMA = {
                                        "holders": {"type": "object", "propertyNames": {"pattern": "^[a-z0-9][a-z0-9-]{1,62}$"},
                                                    "additionalProperties": _prep}}},
         "resources": {"type": "object", "additionalProperties": False, "required": ["cpu_hour", "storage_gb_month"],
-                      "properties": {"cpu_hour": _money, "storage_gb_month": _money,
+                      "properties": {"cpu_hour": _price, "storage_gb_month": _price,
                                      "estimate_workspace_hours_per_month": _hours,
                                      "estimate_storage_gb": {"type": "number", "minimum": 0, "maximum": 100000}}},
         "reductions": {"type": "object", "additionalProperties": False, "required": list(CATEGORIES),
