@@ -151,6 +151,8 @@ def record_usage(engine: sa.Engine, day: date, actor: str, docker_client=None, n
         work = None if volumes is None else volumes.get(safe_slug(permit.id, prefix="p"), 0)
         rows.append(dict(permit_id=permit.id, day=day.isoformat(), extract_bytes=tree_bytes(Path(ext["path"])),
                          work_bytes=work, sampled_at=utc_now_iso()))
+    if not rows:
+        return 0
     with engine.begin() as conn:
         for r in rows:
             conn.execute(usage_samples.delete().where(usage_samples.c.permit_id == r["permit_id"],

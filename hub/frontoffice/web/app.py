@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler
@@ -24,7 +23,6 @@ from hub.frontoffice.web.handlers import routes
 from hub.hubapp.auth import demo_users_file
 from hub.settings import Settings
 
-TEMPLATES = Path(__file__).parent / "templates"
 log = logging.getLogger("spe.frontoffice")
 
 
@@ -34,7 +32,6 @@ def make_app(settings: Settings, users, *, prefix: str = "/services/frontoffice/
     fo = make_frontoffice(engine, settings, users)
     return web.Application(
         [(prefix + "oauth_callback", HubOAuthCallbackHandler), *routes(prefix)],
-        template_path=str(TEMPLATES),
         frontoffice=fo,
         frontoffice_prefix=prefix,
         frontoffice_executor=ThreadPoolExecutor(worker_threads, thread_name_prefix="frontoffice"),

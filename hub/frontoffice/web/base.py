@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from pathlib import Path
 
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
@@ -18,6 +19,7 @@ from hub.frontoffice.roles import Actor, actor_from_scopes
 
 log = logging.getLogger("spe.frontoffice.web")
 MAX_JSON_BYTES = 512 * 1024
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 class _Login(Exception):
@@ -30,6 +32,10 @@ class FrontOfficeHandler(HubOAuthenticated, web.RequestHandler):
     @property
     def fo(self):
         return self.settings["frontoffice"]
+
+    def get_template_path(self):
+        # its own templates, whatever application mounts these handlers (the portal has its own)
+        return str(TEMPLATES)
 
     def check_hub_user(self, model):
         return model if model.get("kind", "user") == "user" else None

@@ -25,7 +25,7 @@ from hub.frontoffice.catalogue.search import FACETS, search, search_text
 from hub.frontoffice.catalogue.store import can_edit
 from hub.frontoffice.fees.invoice import list_invoices, render_html, render_pdf
 from hub.frontoffice.config import text
-from hub.frontoffice.roles import APPLICANT, ASSESSOR, DATA_HOLDER, DECIDER, OPERATOR
+from hub.frontoffice.roles import ASSESSOR, DATA_HOLDER, DECIDER, OPERATOR
 from hub.permits.purposes import ALLOWED
 from hub.permits.store import PermitStore
 from hub.frontoffice.web.base import FrontOfficeHandler

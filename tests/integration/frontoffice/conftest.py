@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hub.frontoffice.context import make_frontoffice
-from hub.frontoffice.roles import APPLICANT, ASSESSOR, DATA_HOLDER, DECIDER, OPERATOR, Actor, operator
+from hub.frontoffice.roles import APPLICANT, ASSESSOR, DATA_HOLDER, DECIDER, Actor, operator
 from hub.frontoffice.users import DemoUsers
 from hub.hubapp.auth import DEMO_USERS, demo_users_file, make_demo_users
 from hub.yamlio import load_yaml_file
