@@ -45,9 +45,9 @@ GROUP_SCOPES = {
     # (workspace, submit, download); the HDAB's assessors and deciders; data holders
     "applicants": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:apply", "custom:spe:submit",
                    "custom:spe:download"],
-    "hdab-assessors": ["self", FRONTOFFICE_ACCESS, "custom:spe:assess"],
-    "hdab-deciders": ["self", FRONTOFFICE_ACCESS, "custom:spe:decide"],
-    "data-holders": ["self", FRONTOFFICE_ACCESS, "custom:spe:catalogue"],
+    "hdab-assessors": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:assess"],
+    "hdab-deciders": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:decide"],
+    "data-holders": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:catalogue"],
 }
 
 # the workspace's own token (JUPYTERHUB_API_TOKEN) may submit outputs to egress for its user
