@@ -77,6 +77,14 @@ _TYPES = [
     *[_t(f"egress.{a}", ("from", "to"), f"egress request transition: {a}", "egress")
       for a in ("submit", "check", "review", "approve", "return", "reject", "release", "resubmit", "withdraw")],
     _t("egress.download", (), "a released output was downloaded (or refused)", "egress"),
+    # inflow: import requests (egress.imports; object_id: the import id) and the package mirror
+    _t("import.create", ("kind", "name", "sha256", "size_bytes"),
+       "a researcher asked to import a file or a package into a permit's workspaces (or was refused)", "import"),
+    *[_t(f"import.{a}", ("from", "to"), f"import request transition: {a}", "import")
+      for a in ("approve", "reject", "withdraw", "revoke")],
+    _t("mirror.add", ("index", "project", "version", "sha256"), "a wheel was added to a package index", "import"),
+    _t("mirror.remove", ("index", "project", "version", "files"), "a release was removed from a package index",
+       "import"),
     _t("dp.charge", ("epsilon",), "a differential-privacy query charged (or was refused) budget", "egress"),
     _t("dp.query", (), "a differential-privacy query ran, failed or was refused", "egress"),
     # the audit trail itself

@@ -24,6 +24,7 @@ COMMANDS = [
     "hub.cli.catalogue",
     "hub.cli.application",
     "hub.cli.fees",
+    "hub.cli.mirror",
     "hub.cli.audit",
     "hub.cli.synth",
     "hub.cli.hub",

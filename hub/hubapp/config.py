@@ -25,6 +25,7 @@ CUSTOM_SCOPES = {
     "custom:spe:review": {"description": "Review output requests as an output checker."},
     "custom:spe:release": {"description": "Release approved outputs."},
     "custom:spe:download": {"description": "Download released outputs of one's own permits."},
+    "custom:spe:import": {"description": "Ask to import files and packages into one's own permits' workspaces."},
     "custom:spe:audit": {"description": "Read and verify the audit trail."},
     "custom:spe:operate": {"description": "Operate permits, extracts and workspaces."},
     **{scope: {"description": text} for scope, text in FRONTOFFICE_SCOPES.items()},
@@ -35,7 +36,8 @@ EGRESS_PREFIX = "/services/egress/"  # the egress service's routes (JupyterHub's
 FRONTOFFICE_ACCESS = "access:services!service=frontoffice"  # the front office's pages (catalogue, applications)
 
 GROUP_SCOPES = {
-    "researchers": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:submit", "custom:spe:download"],
+    "researchers": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:submit", "custom:spe:download",
+                    "custom:spe:import"],
     "output-checkers": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:review", "custom:spe:release"],
     "auditors": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:audit"],
     # operators run the service but must not see data: server admin, never access:servers
@@ -56,6 +58,7 @@ SERVER_TOKEN_SCOPES = ["access:servers!server", "users:activity!user", "custom:s
 # SPE's services, by the name JupyterHub knows them under
 IDLE_CULLER, LIFECYCLE, RECORDER, EGRESS = "idle-culler", "spe-lifecycle", "session-recorder", "egress"
 FRONTOFFICE = "frontoffice"
+MIRROR = "package-mirror"  # calls no hub API: no role
 
 # the role of each service that calls the hub API: granted when the backend runs that service
 SERVICE_ROLES = {

@@ -36,6 +36,7 @@ ENVIRONMENT = {
     "SPE_PROXY_API_PORT": "proxy_api_port",
     "SPE_HUB_PORT": "hub_port",
     "SPE_EGRESS_PORT": "egress_port",
+    "SPE_MIRROR_PORT": "mirror_port",
     "SPE_RECORDER_PORT": "recorder_port",
     "SPE_FRONTOFFICE_PORT": "frontoffice_port",
     "SPE_NAME_PREFIX": "name_prefix",
@@ -132,8 +133,11 @@ class SpeDockerHub(SpeHub):
         Port of the hub API on the internal network's gateway (default 8081); one of the two
         host ports a workspace can reach through the firewall.""").tag(config=True)
     egress_port = Integer(8100, help="""
-        Port of the egress service on the internal network's gateway (default 8100); the other
-        host port a workspace can reach.""").tag(config=True)
+        Port of the egress service on the internal network's gateway (default 8100); a host port
+        a workspace can reach.""").tag(config=True)
+    mirror_port = Integer(8110, help="""
+        Port of the package mirror (hub.mirror.serve: reviewed wheels, read-only) on the internal
+        network's gateway (default 8110); the third and last host port a workspace can reach.""").tag(config=True)
     recorder_port = Integer(0, help="""
         Port of the session recorder on 127.0.0.1, through which every workspace is reached
         (default 0: a free port chosen when the hub starts).""").tag(config=True)
@@ -169,7 +173,7 @@ class SpeDockerHub(SpeHub):
     def _default_stop_with_hub(self):
         return True  # the proxy and the recorder are the hub's children here (see the help)
 
-    @validate("public_port", "proxy_api_port", "hub_port", "egress_port")
+    @validate("public_port", "proxy_api_port", "hub_port", "egress_port", "mirror_port")
     def _check_port(self, proposal):
         if not 1 <= proposal["value"] <= 65535:
             raise _refuse(proposal, "must be a TCP port, 1..65535")

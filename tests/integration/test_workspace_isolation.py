@@ -9,11 +9,9 @@ downloads are closed.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import socket
 import subprocess
-import threading
 
 import pytest
 
@@ -119,17 +117,6 @@ print(json.dumps({"uid": os.getuid(), "gid": os.getgid(), "cap_eff": status['Cap
     assert result["no_new_privs"] == "1"
     assert result["env_permit"] == PERMIT
     assert result["egress"].endswith("/services/egress/") and result["egress"].startswith("http://")
-
-
-@pytest.fixture
-def host_listener():
-    """A TCP service the test opens on every host address (0.0.0.0) on a random port."""
-    server = http.server.HTTPServer(("0.0.0.0", 0), http.server.SimpleHTTPRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
 
 
 def _host_addresses() -> dict:

@@ -121,7 +121,7 @@ def test_docker_adds_listeners_spawner_and_service_processes(settings):
     assert c.SessionRecordingMixin.session_recorder_url == "http://127.0.0.1:8765"
     assert c.JupyterHub.cleanup_servers is True  # the proxy and recorder stop with the hub here
     svc = services(c)
-    assert set(svc) == {"idle-culler", "spe-lifecycle", "session-recorder", "egress", "frontoffice"}
+    assert set(svc) == {"idle-culler", "spe-lifecycle", "session-recorder", "egress", "package-mirror", "frontoffice"}
     assert svc["frontoffice"]["command"][1:] == ["-m", "hub.frontoffice.web"]
     assert svc["frontoffice"]["url"].startswith("http://127.0.0.1:")  # never on the workspaces' gateway
     assert svc["idle-culler"]["command"][1:] == ["-m", "jupyterhub_idle_culler", "--timeout=900", "--cull-every=90",
@@ -129,6 +129,11 @@ def test_docker_adds_listeners_spawner_and_service_processes(settings):
     assert svc["spe-lifecycle"]["command"][1:] == ["-m", "hub.lifecycle", "--period-seconds", "30",
                                                    "--grace-days", "30", "--name-prefix", "spe-x"]
     assert svc["session-recorder"]["command"][svc["session-recorder"]["command"].index("--port") + 1] == "8765"
+    # the package mirror listens on the gateway, read-only over the mirror directory; workspaces get its URL
+    assert svc["package-mirror"]["command"][1:] == ["-m", "hub.mirror.serve", "--ip", GATEWAY, "--port", "8110",
+                                                   "--root", str(settings.mirror_dir)]
+    assert c.PermitSpawner.mirror_url == f"http://{GATEWAY}:8110/"
+    assert "package-mirror" not in {s for r in c.JupyterHub.load_roles for s in r.get("services", [])}
     for name in ("spe-lifecycle", "session-recorder", "egress", "frontoffice"):
         assert svc[name]["environment"]["SPE_DB_URL"] == settings.db_url, name
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
@@ -232,7 +237,8 @@ def test_site_config_feeds_settings_and_merges_last(settings, tmp_path):
     c, _ = docker_config(settings, {"SPE_IDLE_TIMEOUT_SECONDS": "7200"}, site)
     c.merge(site)  # as hub/jupyterhub_config.py does
     assert "--timeout=600" in services(c)["idle-culler"]["command"]
-    assert set(services(c)) == {"idle-culler", "spe-lifecycle", "session-recorder", "egress", "frontoffice", "reports"}
+    assert set(services(c)) == {"idle-culler", "spe-lifecycle", "session-recorder", "egress", "package-mirror",
+                                "frontoffice", "reports"}
     assert c.JupyterHub.authenticator_class == "generic-oauth"
 
 

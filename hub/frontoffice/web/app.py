@@ -47,7 +47,7 @@ def main() -> None:
     settings.ensure_dirs()
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or "/services/frontoffice/"
     prefix = prefix if prefix.endswith("/") else prefix + "/"
-    url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL") or "http://127.0.0.1:8110")
+    url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL") or "http://127.0.0.1:8120")
     directories = [DemoUsers(demo_users_file(settings))]
     if os.environ.get("JUPYTERHUB_API_URL") and os.environ.get("JUPYTERHUB_API_TOKEN"):
         directories.insert(0, HubUsers(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]))
