@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from hub.hubapp.config import (EGRESS_PREFIX, LIFECYCLE, MIRROR, RECORDER, configure_hub, egress_service,
-                                idle_culler_service, lifecycle_command)
+                                frontoffice_service, idle_culler_service, lifecycle_command)
 from hub.hubapp.options import SpeDockerHub
 from hub.hubapp.process import REPO_ROOT, free_loopback_port
 from hub.settings import Settings
@@ -46,6 +46,9 @@ def make_services(spe: SpeDockerHub, settings: Settings, gateway_ip: str, egress
          "command": [python, "-m", "hub.mirror.serve", "--ip", gateway_ip, "--port", str(spe.mirror_port),
                      "--root", str(settings.mirror_dir)]},
     ]
+    # the front office listens on loopback (browsers reach it through the proxy, never a workspace)
+    services.append(frontoffice_service(f"http://127.0.0.1:{spe.frontoffice_port or free_loopback_port()}", **here,
+                                        command=[python, "-m", "hub.frontoffice.web"]))
     if egress_available:
         services.append(egress_service(f"http://{gateway_ip}:{spe.egress_port}", **here,
                                        command=[python, "-m", "egress.app"]))

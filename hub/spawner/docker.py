@@ -345,6 +345,7 @@ class PermitSpawner(SpawnAuditMixin, ReadinessMixin, DockerSpawner):
         self._audit("workspace.spawn", permit_id=spec.permit_id,
                     detail={"server": self.name, "permit_version": spec.permit_version, "extract": spec.extract_relpath,
                             "image": spec.image, "container": spec.name, "work_volume": spec.work_volume,
+                            "cpu_limit": spec.cpu_limit,
                             "ready_seconds": round(time.monotonic() - started, 3)})
         return url
 

@@ -362,7 +362,8 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
         self._audit("workspace.spawn", permit_id=spec.permit_id,
                     detail={"server": self.name, "permit_version": spec.permit_version,
                             "extract": spec.extract_relpath, "image": spec.image, "pod": self.pod_name,
-                            "work_volume": self.pvc_name, "ready_seconds": round(time.monotonic() - started, 3)})
+                            "work_volume": self.pvc_name, "cpu_limit": spec.cpu_limit,
+                            "ready_seconds": round(time.monotonic() - started, 3)})
         return url
 
     async def get_pod_manifest(self):
