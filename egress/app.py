@@ -32,14 +32,21 @@ from traitlets.config import Application
 
 from egress import extension, sandbox
 from egress.business import EgressService
+from egress.imports.policy import DEFAULT_MAX_IMPORT_BYTES
+from egress.imports.service import ImportService, ImportSettings
 from egress.sandbox import SandboxSettings, check_size
 from egress.web import api, dp, pages
 from egress.web.auditor import auditor_handlers
+from egress.web.imports import MULTIPART_SLACK_BYTES, routes as import_routes
 from egress.web.base import BaseHandler
 from egress.web.metrics import metrics_handlers
 from egress.web.register import register_handlers
 from hub.db import make_engine
+from hub.mirror.download import DownloadSettings
+from hub.mirror.store import SHARED_DIR
+from hub.pipconfig import find_extra_ca_bundle, find_index_url
 from hub.settings import Settings
+from hub.staging import ensure_dir
 
 HERE = Path(__file__).parent / "web"
 MAX_SMALL_BODY_BYTES = 2 * 1024 * 1024
@@ -64,6 +71,20 @@ class EgressApp(Application):
     worker_threads = Integer(
         4, help="Threads that run checks, DP queries and database work off the event loop."
     ).tag(config=True)
+
+    # Import requests (the inflow airlock, egress.imports) and the package mirror downloads.
+    import_max_bytes = Integer(
+        DEFAULT_MAX_IMPORT_BYTES, help="""Largest file a researcher may ask to import, in bytes (default
+        50 MiB). Counted while the upload is read: a larger one is answered 413 and never stored.""").tag(config=True)
+    mirror_index_url = Unicode(
+        help="""The one package index wheels of package import requests are downloaded from, on this
+        (operator) side, never by a workspace. Default $SPE_MIRROR_INDEX_URL, else the host pip's
+        index (PIP_INDEX_URL, pip.conf), else https://pypi.org/simple.""").tag(config=True)
+    mirror_ca_bundle = Unicode(
+        help="""Extra CA bundle (PEM) pip trusts for that index, as for the image build. Default
+        $SPE_EXTRA_CA_BUNDLE, else PIP_CERT, REQUESTS_CA_BUNDLE, SSL_CERT_FILE or pip's `cert`.""").tag(config=True)
+    mirror_python_version = Unicode(
+        "3.11", help="The workspaces' Python version: wheels are fetched for it (and for manylinux x86_64).").tag(config=True)
 
     # The DuckDB sandbox every provenance check and DP query runs in (egress.sandbox).
     sandbox_memory_limit = Unicode(
@@ -102,6 +123,15 @@ class EgressApp(Application):
     def _db_url(self):
         return os.environ.get("SPE_DB_URL") or ""
 
+    @default("mirror_index_url")
+    def _mirror_index_url(self):
+        return find_index_url(os.environ)
+
+    @default("mirror_ca_bundle")
+    def _mirror_ca_bundle(self):
+        found = find_extra_ca_bundle(os.environ)
+        return str(found) if found else ""
+
     @default("sandbox_temp_dir")
     def _sandbox_temp_dir(self):
         return tempfile.gettempdir()
@@ -124,11 +154,15 @@ class EgressApp(Application):
     def start(self):
         settings = Settings.from_env(home=self.spe_home, db_url=self.db_url or None, actor="egress")
         settings.ensure_dirs()
+        for directory in (settings.imports_dir, settings.mirror_dir / SHARED_DIR):  # what workspaces and the mirror read
+            ensure_dir(directory)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
         url = urlparse(self.service_url)
         sandbox.configure(self.sandbox_settings())
+        imports = ImportSettings(max_bytes=self.import_max_bytes, download=DownloadSettings(
+            index_url=self.mirror_index_url, ca_bundle=self.mirror_ca_bundle, python_version=self.mirror_python_version))
         app = make_app(settings, service_prefix=self.service_prefix, max_request_bytes=self.max_request_bytes,
-                       worker_threads=self.worker_threads)
+                       worker_threads=self.worker_threads, import_settings=imports)
         # Small bodies only by default (reviews, DP queries): a large body to any other route is
         # cut off by tornado before it is buffered; the upload handlers raise their own limit.
         server = httpserver.HTTPServer(app, max_body_size=MAX_SMALL_BODY_BYTES, xheaders=True)
@@ -141,7 +175,8 @@ class EgressApp(Application):
 
 
 def make_app(settings: Settings, *, service_prefix: str = "/services/egress/", max_request_bytes: int = 64 * 1024 * 1024,
-             worker_threads: int = 4, cookie_secret: bytes | None = None) -> web.Application:
+             worker_threads: int = 4, cookie_secret: bytes | None = None,
+             import_settings: ImportSettings | None = None) -> web.Application:
     """The tornado application (routes under `service_prefix`); no I/O besides the engine. The
     DuckDB sandbox's limits are the process's (`egress.sandbox.configure`)."""
     extension.install()  # egress's tables, metric groups and register rows, before the engine creates tables
@@ -149,6 +184,8 @@ def make_app(settings: Settings, *, service_prefix: str = "/services/egress/", m
     limits = sandbox.settings()
     service = EgressService(engine, settings, provenance_timeout_seconds=limits.timeout_seconds,
                             provenance_memory_limit=limits.memory_limit)
+    import_settings = import_settings or ImportSettings()
+    imports = ImportService(engine, settings, service.store, import_settings)
     p = service_prefix
     rid = r"(r-[0-9a-f]{16})"
     routes = [
@@ -171,7 +208,7 @@ def make_app(settings: Settings, *, service_prefix: str = "/services/egress/", m
         (p + r"static/(.*)", web.StaticFileHandler, {"path": str(HERE / "static")}),
         (p + r"?", pages.HomeHandler),
     ]
-    routes[:0] = dp.routes(p)  # the DP gateway
+    routes[:0] = dp.routes(p) + import_routes(p)  # the DP gateway, import requests
     # public transparency register, read-only auditor pages (auditor scope), Prometheus metrics
     routes[:0] = (register_handlers(p, engine) + auditor_handlers(p, engine, base=BaseHandler)
                   + metrics_handlers(engine, p))
@@ -182,6 +219,9 @@ def make_app(settings: Settings, *, service_prefix: str = "/services/egress/", m
         egress_executor=ThreadPoolExecutor(worker_threads, thread_name_prefix="egress"),
         service_prefix=service_prefix,
         max_request_bytes=max_request_bytes,
+        import_service=imports,
+        import_settings=import_settings,
+        max_import_request_bytes=import_settings.max_bytes + MULTIPART_SLACK_BYTES,
         cookie_secret=cookie_secret or os.urandom(32),
         xsrf_cookies=False,  # checked after authentication in BaseHandler.prepare (token requests exempt)
         autoescape="xhtml_escape",

@@ -1,6 +1,6 @@
 """egress's parts in hub's shared machinery, registered through `hub.extensions` (hub never
-imports egress): its tables (`egress.tables.metadata`: requests, reviews, releases and the DP
-ledger), its metric groups (`egress`, `dp`: `egress.metrics`) and the released outputs of the
+imports egress): its tables (`egress.tables.metadata`: requests, reviews, releases, the DP
+ledger and import requests), its metric groups (`egress`, `dp`: `egress.metrics`) and the released outputs of the
 public register (`released_outputs`).
 
 `install()` is idempotent. It runs where egress starts (`egress.app.make_app`,
@@ -30,6 +30,7 @@ def released_outputs(engine: sa.Engine) -> list[ReleasedOutput]:
 
 def install() -> None:
     from egress.dp import ledger  # noqa: F401  (defines the DP ledger's tables on egress's metadata)
+    from egress.imports import tables as _imports  # noqa: F401  (import requests, on egress's metadata)
     from egress.metrics import METRIC_GROUPS
     from egress.tables import metadata
 

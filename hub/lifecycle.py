@@ -7,7 +7,9 @@ Each round (`run_once`):
    (`workspace.terminate`) — so within one period, ≤ 60 s (new spawns are refused by
    PermitSpawner itself, which re-reads the permit on every start);
 3. extracts and work volumes of ended permits are deleted once the grace period after the
-   end has passed (default 30 days; EHDS: at most six months), audited (`extract.delete`).
+   end has passed (default 30 days; EHDS: at most six months), audited (`extract.delete`);
+4. the front office's due deadline reminders are emitted and, once a day, storage is metered
+   (`hub.frontoffice.rounds`).
 
 The decisions are pure (`plan_round`); the I/O is the hub REST API (one door: `HubApi`),
 the registry, the extracts directory and Docker volumes. Entry point: `python -m
@@ -33,6 +35,7 @@ import sqlalchemy as sa
 from hub import audit
 from hub.db import make_engine
 from hub.exceptions import Refused
+from hub.frontoffice.rounds import run_round
 from hub.hubapp.options import LIFECYCLE_MAX_PERIOD_SECONDS, MAX_EXTRACT_GRACE_DAYS
 from hub.naming import safe_slug
 from hub.permits.access import check_can_open, permit_for_server
@@ -184,6 +187,10 @@ def run_once(settings: Settings, api: HubApi, grace_days: int, today: date | Non
     for pid in plan.delete_data:
         delete_permit_data(settings, engine, pid, docker_client, name_prefix)
         log.info("deleted extracts of ended permit %s", pid)
+    try:  # deadline reminders and the daily storage meter must never stop the enforcement above
+        run_round(settings, engine, today, docker_client, name_prefix)
+    except Exception:
+        log.exception("front office round failed")
     return plan
 
 

@@ -1,11 +1,12 @@
 """Workspace network isolation: the internal Docker network and the host firewall on its bridge.
 
-Threat: a workspace must not send data anywhere except the hub API and the egress service.
+Threat: a workspace must not send data anywhere except the hub API, the egress service and
+the package mirror (read-only: it takes no uploads).
 `docker network create --internal` removes the route *out of* the host, but the host itself
 stays reachable on every address it owns (the bridge gateway, docker0, eth0): any service
 listening on 0.0.0.0 would be a way out. So every packet a workspace sends *to the host*
 (iptables INPUT, `-i <bridge>`) goes through a dedicated chain that accepts replies, the
-hub API port and the egress port on the gateway address, and drops everything else.
+hub API, egress and mirror ports on the gateway address, and drops everything else.
 Inter-container traffic is off (`enable_icc=false`): one researcher's workspace cannot
 talk to another's. DNS: Docker's embedded resolver answers container names only; its
 forwarded queries for outside names die on the missing route (proved by the tests).

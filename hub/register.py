@@ -8,6 +8,7 @@ registers its releases there), as `ReleasedOutput`s that hold no name; hub never
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -71,9 +72,40 @@ def released_outputs(engine: sa.Engine) -> list[dict]:
     return [public_output(o) for o in found]
 
 
+def public_decisions(engine: sa.Engine) -> list[dict]:
+    """Decided data access applications and data requests (EHDS Art. 58: decisions and their reasons):
+    the application id, kind, decision and its reasons, purpose, organisation, datasets and the permits
+    it made. Never the applicant's or the team's names."""
+    from hub.frontoffice.tables import applications
+
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(applications.c.id, applications.c.kind, applications.c.state,
+                                      applications.c.document_json, applications.c.facts_json)
+                            .where(applications.c.state.in_(("granted", "partially_granted", "refused")))).all()
+    out = []
+    for r in rows:
+        doc, facts = json.loads(r.document_json), json.loads(r.facts_json)
+        decision = facts.get("decision") or {}
+        out.append({
+            "application_id": r.id,
+            "kind": r.kind,
+            "decision": r.state,
+            "decided_on": facts.get("decided_on", ""),
+            "reasons": decision.get("reasons", ""),
+            "title": doc.get("title", ""),
+            "purpose_category": doc.get("purpose", ""),
+            "purpose_legal_basis": ALLOWED.get(doc.get("purpose", ""), ""),
+            "organisation": doc.get("organisation", ""),
+            "datasets": sorted(decision.get("granted") or [d["dataset"] for d in doc.get("datasets", [])]),
+            "permits": facts.get("permits", []),
+        })
+    return sorted(out, key=lambda d: (d["decided_on"], d["application_id"]), reverse=True)
+
+
 def register_document(engine: sa.Engine, now: datetime | None = None) -> dict:
     return {
         "generated_at": (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "permits": public_permits(engine),
+        "decisions": public_decisions(engine),
         "released_outputs": released_outputs(engine),
     }

@@ -33,6 +33,18 @@ class Settings:
         return self.home / "egress-store"
 
     @property
+    def imports_dir(self) -> Path:
+        """Approved imports, `<permit>/<file>`: each permit's directory is mounted read-only at
+        /imports in its workspaces (written only by the egress service's import workflow)."""
+        return self.home / "imports"
+
+    @property
+    def mirror_dir(self) -> Path:
+        """The package mirror's indexes: `shared/` and one directory per permit index token
+        (hub.mirror), served read-only by the mirror process."""
+        return self.home / "mirror"
+
+    @property
     def hub_dir(self) -> Path:
         """JupyterHub's own state on a single host: its database, cookie secret, pid files, log, demo users."""
         return self.home / "hub"

@@ -2,7 +2,8 @@
 # `make demo`: from a fresh clone (as root on Debian), bring up SPE with the Eunomia demo.
 # Installs the system parts if absent, builds the images, registers the dataset, applies and
 # provisions the demo permits, starts JupyterHub + proxy (+ services) in the background and
-# prints the URL and the generated demo credentials. `make stop` ends it.
+# prints the URL and the generated demo credentials. The hub's services include the package
+# mirror (reviewed wheels for `pip install` in workspaces). `make stop` ends it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -27,6 +28,8 @@ SPE demo is running: ${url}
 $creds
 
 alice and bob are researchers on permit DEMO-2026-001 (alice also on DEMO-2026-002, with carol);
-carla and dan check outputs; olga operates; aud audits. Logs: ${SPE_HOME}/hub/hub.log
+carla and dan check outputs and imports; olga operates; aud audits. Logs: ${SPE_HOME}/hub/hub.log
+Files and packages enter workspaces through import requests: ${url}services/egress/imports
+Operators add wheels for pip directly: spe mirror add tabulate==0.9.0 --all   (docs/operator-mirror.md)
 Stop everything with: make stop
 MSG

@@ -44,6 +44,37 @@ def eunomia(engine):
     return ds
 
 
+@pytest.fixture
+def spe(settings, monkeypatch, capsys):
+    """Run `spe ARGS...` in-process on the test's SPE home as operator olga: (exit code, stdout, stderr)."""
+    from hub.cli import main
+
+    monkeypatch.setenv("SPE_HOME", str(settings.home))
+    monkeypatch.setenv("SPE_DB_URL", settings.db_url)
+    monkeypatch.setenv("SPE_ACTOR", "olga")
+
+    def run(*args):
+        code = main(list(args))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+@pytest.fixture
+def host_listener():
+    """A TCP service the test opens on every host address (0.0.0.0) on a random port."""
+    import http.server
+    import threading
+
+    server = http.server.HTTPServer(("0.0.0.0", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
 def stop_process(proc: subprocess.Popen, timeout_seconds: float = 20) -> None:
     """Terminate a server a test started; kill it if it does not stop in time."""
     proc.terminate()

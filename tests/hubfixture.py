@@ -62,6 +62,8 @@ class Hub:
     chain: str
     gateway_ip: str
     hub_port: int
+    egress_port: int
+    mirror_port: int
     image: str
     log_file: Path
     clients: dict = field(default_factory=dict)
@@ -111,12 +113,12 @@ def spe_hub(tmp_path_factory):
     passwords = make_demo_users(home / "hub" / "demo-users.json")
 
     network, bridge, chain = f"spe-t{run}", f"spet{run}", f"SPE-T{run.upper()}"
-    ports = {k: free_port() for k in ("public", "proxy", "hub", "egress")}
+    ports = {k: free_port() for k in ("public", "proxy", "hub", "egress", "mirror")}
     env = hub_env(dict(os.environ),
                   SPE_HOME=home, SPE_DB_URL=settings.db_url, SPE_IMAGE=image,
                   SPE_NETWORK=network, SPE_BRIDGE=bridge, SPE_FIREWALL_CHAIN=chain,
                   SPE_PUBLIC_PORT=ports["public"], SPE_PROXY_API_PORT=ports["proxy"],
-                  SPE_HUB_PORT=ports["hub"], SPE_EGRESS_PORT=ports["egress"],
+                  SPE_HUB_PORT=ports["hub"], SPE_EGRESS_PORT=ports["egress"], SPE_MIRROR_PORT=ports["mirror"],
                   SPE_LIFECYCLE_PERIOD_SECONDS=5, SPE_NAME_PREFIX=f"spe-t{run}", CONFIGPROXY_AUTH_TOKEN=uuid.uuid4().hex)
     log_file = home / "hub.log"
     proc = start_hub(env, log_file, home)
@@ -126,7 +128,8 @@ def spe_hub(tmp_path_factory):
         gateway = client.networks.get(network).attrs["IPAM"]["Config"][0]["Gateway"]
         make_engine(settings.db_url)
         yield Hub(url=url, home=home, settings=settings, passwords=passwords, name_prefix=f"spe-t{run}", network=network, bridge=bridge,
-                  chain=chain, gateway_ip=gateway, hub_port=ports["hub"], image=image, log_file=log_file)
+                  chain=chain, gateway_ip=gateway, hub_port=ports["hub"], egress_port=ports["egress"],
+                  mirror_port=ports["mirror"], image=image, log_file=log_file)
     finally:
         stop_pid(proc.pid)
         proc.wait()

@@ -57,6 +57,9 @@ class Hub:
     api_url = "http://spe-hub:8081/hub/api"
 
 
+MIRROR_TOKENS: dict = {}  # permit id -> its index token (the registry's mirror_indexes, in memory)
+
+
 class RegistrySpawner(PermitKubeSpawner):
     """Real spawner; the registry, extract directory and DNS doors answer from memory."""
 
@@ -70,7 +73,10 @@ class RegistrySpawner(PermitKubeSpawner):
 
     def resolve_endpoint(self, hostport):
         host, _, port = hostport.rpartition(":")
-        return {"spe-hub": "10.96.0.10", "spe-egress": "10.96.0.11"}[host], int(port)
+        return {"spe-hub": "10.96.0.10", "spe-egress": "10.96.0.11", "spe-mirror": "10.96.0.12"}[host], int(port)
+
+    def load_mirror_token(self, permit):
+        return MIRROR_TOKENS.setdefault(permit.id, f"{len(MIRROR_TOKENS):032x}")
 
     def resolve_dns_server(self):
         return "10.96.0.2"

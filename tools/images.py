@@ -16,7 +16,8 @@ base image's id, and is stored as the ``spe.input-hash`` label: an image whose l
 is reused, so an unchanged tree costs a few `docker image inspect` calls.
 
 Every Docker call goes through `_docker()`. Options come from the environment only in
-`options_from_environ()` (the entry point). Standard library plus `hub.exceptions`; must not
+`options_from_environ()` (the entry point). Standard library plus `hub.exceptions` and
+`hub.pipconfig` (the host pip's CA bundle and index, shared with the package mirror); must not
 import `egress` (the client is copied into the image as files, never imported here).
 
 A build tool, so it lives in `tools/`, outside the installed distribution: it needs the source
@@ -26,7 +27,6 @@ checkout (images/, egress/client/) and no running service imports it (import con
 from __future__ import annotations
 
 import argparse
-import configparser
 import contextlib
 import dataclasses
 import fcntl
@@ -41,6 +41,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from hub.exceptions import Failure
+from hub.pipconfig import PIP_CONFIG_FILES, find_extra_ca_bundle, read_pip_config  # noqa: F401 (re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_BASE_SCRIPT = REPO_ROOT / "images" / "base" / "build-base.sh"
@@ -50,8 +51,6 @@ IGNORED_SUFFIXES = (".pyc", ".egg-info")
 STAGED_CA_NAME = "extra-ca.pem"
 DEFAULT_JUPYTERHUB_VERSION = "6.1.1"
 LOCK_PATH = Path(tempfile.gettempdir()) / "spe-images.lock"
-# pip configuration files consulted for `cert` / `index-url`, in pip's own order (global first).
-PIP_CONFIG_FILES = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", "~/.config/pip/pip.conf", "~/.pip/pip.conf")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,47 +138,6 @@ def make_input_hash(files: Mapping[str, bytes], build_args: Mapping[str, str], b
         digest.update(f"arg {key}={build_args[key]}\n".encode())
     digest.update(f"base {base_id}\n".encode())
     return digest.hexdigest()[:16]
-
-
-def read_pip_config(paths: tuple[str, ...], key: str) -> str:
-    """Value of `[global] key` in the last pip config file setting it (pip's precedence)."""
-    value = ""
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if not path.is_file():
-            continue
-        parser = configparser.ConfigParser()
-        try:
-            parser.read(path)
-        except configparser.Error:
-            continue
-        for section in ("global", "install"):
-            if parser.has_option(section, key):
-                value = parser.get(section, key)
-    return value.strip()
-
-
-def find_extra_ca_bundle(environ: Mapping[str, str], pip_config_files=PIP_CONFIG_FILES) -> Path | None:
-    """The CA bundle the build host's own pip trusts, so the image build can reach PyPI the same way.
-
-    SPE_EXTRA_CA_BUNDLE names it explicitly ('' or 'none' = no extra CA). Otherwise the
-    first existing file of PIP_CERT, REQUESTS_CA_BUNDLE, SSL_CERT_FILE and pip's `cert`
-    setting. A host without any of these gets none.
-    """
-    explicit = environ.get("SPE_EXTRA_CA_BUNDLE")
-    if explicit is not None:
-        if explicit.strip().lower() in ("", "none"):
-            return None
-        path = Path(explicit)
-        if not path.is_file():
-            raise Failure(f"SPE_EXTRA_CA_BUNDLE={explicit}: no such file")
-        return path
-    candidates = [environ.get(name, "") for name in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")]
-    candidates.append(read_pip_config(pip_config_files, "cert"))
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
 
 
 def _reachable_url(url: str) -> str:

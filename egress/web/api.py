@@ -56,11 +56,14 @@ class ApiHandler(BaseHandler):
 
 @web.stream_request_body
 class UploadHandler(ApiHandler):
-    """Base of the two upload endpoints: the body is counted as it arrives and refused past the limit."""
+    """Base of the upload endpoints: the body is counted as it arrives and refused past the limit
+    (`limit_setting`: the application setting that holds it)."""
+
+    limit_setting = "max_request_bytes"
 
     async def prepare(self):
         await super().prepare()
-        limit = self.settings["max_request_bytes"]
+        limit = self.settings[self.limit_setting]
         self._limit = limit
         self._chunks: list[bytes] = []
         self._received = 0
@@ -85,10 +88,14 @@ class UploadHandler(ApiHandler):
             return
         self._chunks.append(chunk)
 
-    def submission(self) -> Submission:
+    def body(self) -> bytes:
+        """The whole body, or 413 if it was larger than the limit (then nothing of it was kept)."""
         if self._too_large:
             raise web.HTTPError(413, f"the upload is larger than the limit of {self._limit} bytes")
-        body = b"".join(self._chunks)
+        return b"".join(self._chunks)
+
+    def submission(self) -> Submission:
+        body = self.body()
         content_type = self.request.headers.get("Content-Type", "")
         if content_type.startswith("multipart/form-data"):
             return _from_multipart(content_type, body)

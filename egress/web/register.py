@@ -49,6 +49,11 @@ class RegisterPageHandler(_RegisterBase):
         outputs = "".join(
             f"<tr><td>{e(o['date'])}</td><td>{e(o['permit_id'])}</td><td>{e(o['title'])}</td><td>{e(o['kind'])}</td></tr>"
             for o in doc["released_outputs"]) or '<tr><td colspan="4">No released outputs yet.</td></tr>'
+        decisions = "".join(
+            f"<tr><td>{e(d['decided_on'])}</td><td>{e(d['application_id'])}</td><td>{e(d['decision'].replace('_', ' '))}</td>"
+            f"<td>{e(d['title'])}</td><td>{e(d['purpose_category'])}</td><td>{e(d['organisation'])}</td>"
+            f"<td>{e(', '.join(d['datasets']))}</td><td>{e(d['reasons'])}</td><td>{e(', '.join(d['permits']))}</td></tr>"
+            for d in doc["decisions"]) or '<tr><td colspan="9">No decisions yet.</td></tr>'
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
         self.finish(f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -59,6 +64,9 @@ class RegisterPageHandler(_RegisterBase):
 <h2>Permits</h2>
 <table><thead><tr><th>Permit</th><th>Title</th><th>Purpose</th><th>Organisation</th><th>Datasets</th>
 <th>Valid</th><th>Status</th></tr></thead><tbody>{permits}</tbody></table>
+<h2>Decisions on applications</h2>
+<table><thead><tr><th>Decided</th><th>Application</th><th>Decision</th><th>Title</th><th>Purpose</th>
+<th>Organisation</th><th>Datasets</th><th>Reasons</th><th>Permits</th></tr></thead><tbody>{decisions}</tbody></table>
 <h2>Released outputs</h2>
 <table><thead><tr><th>Date</th><th>Permit</th><th>Title</th><th>Kind</th></tr></thead><tbody>{outputs}</tbody></table>
 </body></html>""")

@@ -55,11 +55,36 @@ _TYPES = [
     _t("extract.provision", ("rows", "seconds"), "a permit's extract was provisioned", "provisioning"),
     _t("extract.delete", ("versions",), "a permit's extracts were deleted", "provisioning"),
     _t("optout.import", ("lines", "added"), "opt-outs were imported", "permit"),
+    # the front office (hub.frontoffice): catalogue, applications (object_id: the application id), fees
+    _t("catalogue.create", ("version", "sha256"), "a dataset's catalogue entry was created", "frontoffice"),
+    _t("catalogue.update", ("version", "sha256"), "a dataset's catalogue entry was changed", "frontoffice"),
+    _t("application.create", ("kind",), "a data access application or data request was started (draft)", "frontoffice"),
+    _t("application.update", ("version",), "a draft application was changed by its applicant", "frontoffice"),
+    *[_t(f"application.{a}", ("from", "to"), f"application transition: {a}", "frontoffice")
+      for a in ("submit", "take", "request_information", "provide_information", "mark_complete", "consult",
+                "end_consultation", "recommend", "grant", "grant_partially", "refuse", "return", "withdraw",
+                "extend")],
+    _t("application.consultation_response", ("dataset", "opinion"),
+       "a data holder answered the consultation on an application", "frontoffice"),
+    _t("application.reminder", ("due", "days_left"),
+       "an application's decision deadline is near (mail the assessor and decider)", "frontoffice"),
+    _t("application.overdue", ("due", "days_over"),
+       "an application's decision deadline has passed (mail the assessor, decider and applicant)", "frontoffice"),
+    _t("fees.meter", ("day", "permits"), "storage of permits' extracts and work volumes was metered", "frontoffice"),
+    _t("fees.invoice", ("month", "total_cents"), "a monthly invoice of a permit was issued", "frontoffice"),
     # egress (object_id: the request id; transitions carry from/to states)
     _t("egress.create", ("kind",), "an output request was created", "egress"),
     *[_t(f"egress.{a}", ("from", "to"), f"egress request transition: {a}", "egress")
       for a in ("submit", "check", "review", "approve", "return", "reject", "release", "resubmit", "withdraw")],
     _t("egress.download", (), "a released output was downloaded (or refused)", "egress"),
+    # inflow: import requests (egress.imports; object_id: the import id) and the package mirror
+    _t("import.create", ("kind", "name", "sha256", "size_bytes"),
+       "a researcher asked to import a file or a package into a permit's workspaces (or was refused)", "import"),
+    *[_t(f"import.{a}", ("from", "to"), f"import request transition: {a}", "import")
+      for a in ("approve", "reject", "withdraw", "revoke")],
+    _t("mirror.add", ("index", "project", "version", "sha256"), "a wheel was added to a package index", "import"),
+    _t("mirror.remove", ("index", "project", "version", "files"), "a release was removed from a package index",
+       "import"),
     _t("dp.charge", ("epsilon",), "a differential-privacy query charged (or was refused) budget", "egress"),
     _t("dp.query", (), "a differential-privacy query ran, failed or was refused", "egress"),
     # the audit trail itself

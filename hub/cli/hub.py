@@ -26,7 +26,7 @@ def register(sub) -> None:
     start.set_defaults(func=cmd_start)
     s.add_parser("stop", help="stop the hub (and every running workspace)").set_defaults(func=cmd_stop)
     s.add_parser("status", help="is the hub running, and where").set_defaults(func=cmd_status)
-    users = s.add_parser("users", help="generate new demo passwords (alice, bob, carol, carla, dan, olga, aud)")
+    users = s.add_parser("users", help="generate new demo passwords (" + ", ".join(DEMO_USERS) + ")")
     users.set_defaults(func=cmd_users)
 
 

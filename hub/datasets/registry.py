@@ -104,9 +104,14 @@ def add_dataset(engine: sa.Engine, *, name: str, kind: str, source: str | Path, 
     return Dataset(name, kind, ref.path, fp, schema), outcome
 
 
-def get_dataset(engine: sa.Engine, name: str) -> Dataset:
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(datasets).where(datasets.c.name == name)).mappings().first()
+def get_dataset(engine: sa.Engine | sa.Connection, name: str) -> Dataset:
+    """The registered dataset `name`; `engine` may be a connection (read in the caller's transaction:
+    on SQLite a second connection would wait for the caller's write lock)."""
+    if isinstance(engine, sa.Connection):
+        row = engine.execute(sa.select(datasets).where(datasets.c.name == name)).mappings().first()
+    else:
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(datasets).where(datasets.c.name == name)).mappings().first()
     if row is None:
         raise NotFound(f"no dataset named {name!r} is registered (spe dataset list)")
     return _to_dataset(row)

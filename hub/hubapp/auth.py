@@ -25,7 +25,8 @@ from hub import audit
 from hub.db import make_engine
 from hub.exceptions import InvalidInput
 
-GROUPS = ("researchers", "output-checkers", "operators", "auditors")
+GROUPS = ("researchers", "output-checkers", "operators", "auditors", "applicants", "hdab-assessors", "hdab-deciders",
+          "data-holders")
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MAX_USERNAME_CHARS = 64
 MAX_PASSWORD_CHARS = 1024
@@ -40,6 +41,11 @@ DEMO_USERS = {
     "dan": "output-checkers",
     "olga": "operators",
     "aud": "auditors",
+    # the front office: an applicant, the HDAB's assessor and decider, the example dataset's data holder
+    "paula": "applicants",
+    "hugo": "hdab-assessors",
+    "diane": "hdab-deciders",
+    "holger": "data-holders",
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hub.frontoffice.roles import SCOPE_DESCRIPTIONS as FRONTOFFICE_SCOPES
 from hub.hubapp.options import SpeHub
 from hub.settings import Settings
 
@@ -24,20 +25,31 @@ CUSTOM_SCOPES = {
     "custom:spe:review": {"description": "Review output requests as an output checker."},
     "custom:spe:release": {"description": "Release approved outputs."},
     "custom:spe:download": {"description": "Download released outputs of one's own permits."},
+    "custom:spe:import": {"description": "Ask to import files and packages into one's own permits' workspaces."},
     "custom:spe:audit": {"description": "Read and verify the audit trail."},
     "custom:spe:operate": {"description": "Operate permits, extracts and workspaces."},
+    **{scope: {"description": text} for scope, text in FRONTOFFICE_SCOPES.items()},
 }
 
 EGRESS_ACCESS = "access:services!service=egress"  # log in to the egress pages (OAuth)
 EGRESS_PREFIX = "/services/egress/"  # the egress service's routes (JupyterHub's prefix for the service)
+FRONTOFFICE_ACCESS = "access:services!service=frontoffice"  # the front office's pages (catalogue, applications)
 
 GROUP_SCOPES = {
-    "researchers": ["self", EGRESS_ACCESS, "custom:spe:submit", "custom:spe:download"],
-    "output-checkers": ["self", EGRESS_ACCESS, "custom:spe:review", "custom:spe:release"],
-    "auditors": ["self", EGRESS_ACCESS, "custom:spe:audit"],
+    "researchers": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:submit", "custom:spe:download",
+                    "custom:spe:import"],
+    "output-checkers": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:review", "custom:spe:release"],
+    "auditors": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:audit"],
     # operators run the service but must not see data: server admin, never access:servers
-    "operators": ["self", EGRESS_ACCESS, "custom:spe:operate", "admin-ui", "list:users", "read:users",
-                  "read:servers", "admin:servers", "read:groups"],
+    "operators": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:operate", "admin-ui", "list:users",
+                  "read:users", "read:servers", "admin:servers", "read:groups"],
+    # the front office (hub.frontoffice): applicants become principal investigators of their permits
+    # (workspace, submit, download); the HDAB's assessors and deciders; data holders
+    "applicants": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:apply", "custom:spe:submit",
+                   "custom:spe:download"],
+    "hdab-assessors": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:assess"],
+    "hdab-deciders": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:decide"],
+    "data-holders": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:catalogue"],
 }
 
 # the workspace's own token (JUPYTERHUB_API_TOKEN) may submit outputs to egress for its user
@@ -45,6 +57,8 @@ SERVER_TOKEN_SCOPES = ["access:servers!server", "users:activity!user", "custom:s
 
 # SPE's services, by the name JupyterHub knows them under
 IDLE_CULLER, LIFECYCLE, RECORDER, EGRESS = "idle-culler", "spe-lifecycle", "session-recorder", "egress"
+FRONTOFFICE = "frontoffice"
+MIRROR = "package-mirror"  # calls no hub API: no role
 
 # the role of each service that calls the hub API: granted when the backend runs that service
 SERVICE_ROLES = {
@@ -52,6 +66,8 @@ SERVICE_ROLES = {
                   "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]},
     LIFECYCLE: {"name": "spe-lifecycle", "scopes": ["list:users", "read:users", "read:servers", "delete:servers"]},
     EGRESS: {"name": "spe-egress", "scopes": ["list:users", "read:users", "read:groups", "read:roles:users"]},
+    # team members named in an application must have an account (hub.frontoffice.users.HubUsers)
+    FRONTOFFICE: {"name": "spe-frontoffice", "scopes": ["read:users:name"]},
 }
 
 
@@ -68,6 +84,14 @@ def egress_service(url: str, **how: object) -> dict:
     started by the hub (`command`, ...) on one host, or an `api_token` when it runs elsewhere."""
     return {"name": EGRESS, "url": url, "oauth_no_confirm": True, "display": True,
             "oauth_client_allowed_scopes": sorted(CUSTOM_SCOPES), **how}
+
+
+def frontoffice_service(url: str, **how: object) -> dict:
+    """The `frontoffice` service entry (catalogue, applications, fees; hub.frontoffice.web): OAuth
+    for its pages, the front office's scopes (and the operator's) in its tokens."""
+    scopes = sorted([*FRONTOFFICE_SCOPES, "custom:spe:operate"])
+    return {"name": FRONTOFFICE, "url": url, "oauth_no_confirm": True, "display": True,
+            "oauth_client_allowed_scopes": scopes, **how}
 
 
 def idle_culler_service(spe: SpeHub, python: str) -> dict:

@@ -1,10 +1,10 @@
 """SPE's hub on one Docker host: what it adds to `hub.hubapp.config.configure_hub`.
 
-Public proxy on `public_ip:public_port`, started by the hub; the hub API and the egress
-service on the internal network's gateway, the only host addresses a workspace can reach
-(hub.netfw). Workspaces are `RecordedPermitSpawner` containers behind the session recorder.
-Every service is a process the hub starts: idle culler, lifecycle, session recorder and (when
-installed) egress. Sets values on `c` only; the host is prepared by hub.hubapp.host. Must not
+Public proxy on `public_ip:public_port`, started by the hub; the hub API, the egress service
+and the package mirror on the internal network's gateway, the only host addresses a workspace
+can reach (hub.netfw). Workspaces are `RecordedPermitSpawner` containers behind the session
+recorder. Every service is a process the hub starts: idle culler, lifecycle, session recorder,
+package mirror and (when installed) egress. Sets values on `c` only; the host is prepared by hub.hubapp.host. Must not
 import `egress`.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import sys
 
-from hub.hubapp.config import (EGRESS_PREFIX, LIFECYCLE, RECORDER, configure_hub, egress_service,
-                                idle_culler_service, lifecycle_command)
+from hub.hubapp.config import (EGRESS_PREFIX, LIFECYCLE, MIRROR, RECORDER, configure_hub, egress_service,
+                                frontoffice_service, idle_culler_service, lifecycle_command)
 from hub.hubapp.options import SpeDockerHub
 from hub.hubapp.process import REPO_ROOT, free_loopback_port
 from hub.settings import Settings
@@ -22,6 +22,11 @@ from hub.settings import Settings
 def egress_url(spe: SpeDockerHub, gateway_ip: str) -> str:
     """Where a workspace reaches the egress service (SPE_EGRESS_URL)."""
     return f"http://{gateway_ip}:{spe.egress_port}{EGRESS_PREFIX}"
+
+
+def mirror_url(spe: SpeDockerHub, gateway_ip: str) -> str:
+    """Where a workspace reaches the package mirror (each gets its permit's index under it)."""
+    return f"http://{gateway_ip}:{spe.mirror_port}/"
 
 
 def make_services(spe: SpeDockerHub, settings: Settings, gateway_ip: str, egress_available: bool,
@@ -36,7 +41,14 @@ def make_services(spe: SpeDockerHub, settings: Settings, gateway_ip: str, egress
         {"name": RECORDER, **here,
          "command": [python, "-m", "hub.sessionlog.proxy", "--ip", "127.0.0.1", "--port", str(recorder_port),
                      "--home", str(settings.home), "--db-url", settings.db_url]},
+        # the package mirror: reviewed wheels, read-only, on the gateway (hub.mirror.serve)
+        {"name": MIRROR, **here,
+         "command": [python, "-m", "hub.mirror.serve", "--ip", gateway_ip, "--port", str(spe.mirror_port),
+                     "--root", str(settings.mirror_dir)]},
     ]
+    # the front office listens on loopback (browsers reach it through the proxy, never a workspace)
+    services.append(frontoffice_service(f"http://127.0.0.1:{spe.frontoffice_port or free_loopback_port()}", **here,
+                                        command=[python, "-m", "hub.frontoffice.web"]))
     if egress_available:
         services.append(egress_service(f"http://{gateway_ip}:{spe.egress_port}", **here,
                                        command=[python, "-m", "egress.app"]))
@@ -69,6 +81,7 @@ def configure_docker(c, spe: SpeDockerHub, settings: Settings, gateway_ip: str, 
     c.PermitSpawner.network_name = spe.network
     c.PermitSpawner.name_prefix = spe.name_prefix
     c.PermitSpawner.egress_url = egress_url(spe, gateway_ip)
+    c.PermitSpawner.mirror_url = mirror_url(spe, gateway_ip)
     c.PermitSpawner.cmd = ["jupyterhub-singleuser"]
     c.PermitSpawner.notebook_dir = "/home/jovyan/work"
     c.PermitSpawner.default_url = "/lab"

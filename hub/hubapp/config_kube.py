@@ -87,6 +87,10 @@ def configure_kube(c, values: dict, settings: Settings, *, proxy_token: str, egr
     c.PermitKubeSpawner.workspace_labels = ws["labels"]
     c.PermitKubeSpawner.hub_service = f"{names['hub']}:{HUB_PORT}"
     c.PermitKubeSpawner.egress_service = f"{names['egress']}:{values['egressPort']}"
+    # the inflow airlock: approved imports (inflow PVC, imports/<permit>) and the package mirror Service
+    c.PermitKubeSpawner.inflow_claim = names.get("inflow", "")
+    mirror = values.get("mirror") or {}
+    c.PermitKubeSpawner.mirror_service = f"{names['mirror']}:{mirror['port']}" if mirror.get("enabled") else ""
     c.PermitKubeSpawner.allow_dns = ws["allowDNS"]
     c.PermitKubeSpawner.seccomp_field = ws["seccompField"]
     c.PermitKubeSpawner.netlock_enabled = ws["netlock"]["enabled"]

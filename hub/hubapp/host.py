@@ -12,11 +12,13 @@ import importlib.util
 from hub.hubapp.options import SpeDockerHub
 from hub.netfw import FirewallPlan, apply_firewall, ensure_network
 from hub.settings import Settings
+from hub.staging import ensure_dir
 
 
 def firewall_plan(spe: SpeDockerHub, gateway_ip: str) -> FirewallPlan:
     return FirewallPlan(bridge=spe.bridge, gateway_ip=gateway_ip,
-                        allowed_tcp_ports=(spe.hub_port, spe.egress_port), chain=spe.firewall_chain)
+                        allowed_tcp_ports=(spe.hub_port, spe.egress_port, spe.mirror_port),
+                        chain=spe.firewall_chain)
 
 
 def prepare_host(spe: SpeDockerHub, settings: Settings, docker_client=None) -> str:
@@ -26,6 +28,8 @@ def prepare_host(spe: SpeDockerHub, settings: Settings, docker_client=None) -> s
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.hub_dir.mkdir(mode=0o700, exist_ok=True)
     settings.extracts_dir.mkdir(exist_ok=True)
+    ensure_dir(settings.imports_dir)
+    ensure_dir(settings.mirror_dir)
     client = docker_client or docker.from_env()
     gateway_ip = ensure_network(client, spe.network, spe.bridge)
     if spe.firewall == "enforce":

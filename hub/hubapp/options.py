@@ -36,7 +36,9 @@ ENVIRONMENT = {
     "SPE_PROXY_API_PORT": "proxy_api_port",
     "SPE_HUB_PORT": "hub_port",
     "SPE_EGRESS_PORT": "egress_port",
+    "SPE_MIRROR_PORT": "mirror_port",
     "SPE_RECORDER_PORT": "recorder_port",
+    "SPE_FRONTOFFICE_PORT": "frontoffice_port",
     "SPE_NAME_PREFIX": "name_prefix",
     "SPE_NETWORK": "network",
     "SPE_BRIDGE": "bridge",
@@ -131,11 +133,18 @@ class SpeDockerHub(SpeHub):
         Port of the hub API on the internal network's gateway (default 8081); one of the two
         host ports a workspace can reach through the firewall.""").tag(config=True)
     egress_port = Integer(8100, help="""
-        Port of the egress service on the internal network's gateway (default 8100); the other
-        host port a workspace can reach.""").tag(config=True)
+        Port of the egress service on the internal network's gateway (default 8100); a host port
+        a workspace can reach.""").tag(config=True)
+    mirror_port = Integer(8110, help="""
+        Port of the package mirror (hub.mirror.serve: reviewed wheels, read-only) on the internal
+        network's gateway (default 8110); the third and last host port a workspace can reach.""").tag(config=True)
     recorder_port = Integer(0, help="""
         Port of the session recorder on 127.0.0.1, through which every workspace is reached
         (default 0: a free port chosen when the hub starts).""").tag(config=True)
+
+    frontoffice_port = Integer(0, help="""
+        Port of the front office service (catalogue, applications, fees) on 127.0.0.1, reached through
+        the public proxy at /services/frontoffice/ (default 0: a free port chosen when the hub starts).""").tag(config=True)
 
     name_prefix = Unicode("spe", help="""
         Prefix of container and volume names and value of their `spe.deployment` label (default
@@ -164,13 +173,13 @@ class SpeDockerHub(SpeHub):
     def _default_stop_with_hub(self):
         return True  # the proxy and the recorder are the hub's children here (see the help)
 
-    @validate("public_port", "proxy_api_port", "hub_port", "egress_port")
+    @validate("public_port", "proxy_api_port", "hub_port", "egress_port", "mirror_port")
     def _check_port(self, proposal):
         if not 1 <= proposal["value"] <= 65535:
             raise _refuse(proposal, "must be a TCP port, 1..65535")
         return proposal["value"]
 
-    @validate("recorder_port")
+    @validate("recorder_port", "frontoffice_port")
     def _check_recorder_port(self, proposal):
         if not 0 <= proposal["value"] <= 65535:
             raise _refuse(proposal, "must be a TCP port, 1..65535, or 0 for a free one")

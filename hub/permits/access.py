@@ -41,6 +41,9 @@ ROLE_ACTIONS: dict[str, frozenset] = {
     "principal_investigator": frozenset({OPEN, SUBMIT, QUERY}),
     "researcher": frozenset({OPEN, SUBMIT, QUERY}),
     "data_manager": frozenset({OPEN, SUBMIT, QUERY}),
+    # the applicant of a data request (EHDS Art. 69; hub.frontoffice): receives the released
+    # statistics (egress lets members download), never opens a workspace, submits or queries
+    "recipient": frozenset(),
 }
 
 # how a refusal names the action ("… only under an active permit")

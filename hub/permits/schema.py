@@ -38,7 +38,8 @@ PERMIT_SCHEMA = {
             "type": "array", "minItems": 1, "maxItems": 200,
             "items": {"type": "object", "additionalProperties": False, "required": ["username", "role"],
                       "properties": {"username": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._@-]{0,99}$"},
-                                     "role": {"enum": ["principal_investigator", "researcher", "data_manager"]}}},
+                                     "role": {"enum": ["principal_investigator", "researcher", "data_manager",
+                                                       "recipient"]}}},
         },
         "dataset": {"type": "string", "minLength": 1},
         "tables": {

@@ -76,40 +76,47 @@ class PermitStore:
         A new permit is created as draft and activated at once if today is within its
         validity; a changed document becomes a new version; the same document is a no-op.
         """
+        with self.engine.begin() as conn:
+            return self.apply_in(conn, raw, actor, today=today)
+
+    def apply_in(self, conn: sa.Connection, raw: dict, actor: str, today: date | None = None,
+                 role: str = "operator") -> tuple[Permit, str]:
+        """`apply` inside the caller's transaction (a granted application stores its decision and
+        its permits together): the same checks, the same rows and audit events."""
         permit = parse_permit(raw)
-        dataset = get_dataset(self.engine, permit.dataset)
+        dataset = get_dataset(conn, permit.dataset)
         check_against_dataset(permit, dataset.schema)
         doc_json = json.dumps(permit.document, sort_keys=True)
         digest = document_digest(permit.document)
         today = today or date.today()
         now = utc_now_iso()
-        with self.engine.begin() as conn:
-            row = conn.execute(sa.select(permits).where(permits.c.id == permit.id)).mappings().first()
-            if row is not None and document_digest(json.loads(row["document_json"])) == digest:
-                return _to_permit(row), "unchanged"
-            if row is not None and row["status"] in ENDED:
-                raise Conflict(f"permit {permit.id} is {row['status']}; an ended permit cannot be changed")
-            version = 1 if row is None else row["version"] + 1
-            if row is None:
-                _check_server_name_free(conn, permit.id)
-                status = "draft"
-                conn.execute(permits.insert().values(id=permit.id, version=version, status=status,
-                                                     document_json=doc_json, updated_at=now))
-                audit.record(conn, actor=actor, role="operator", action="permit.create", permit_id=permit.id,
-                             detail={"version": version, "sha256": digest, "dataset": permit.dataset,
-                                     "purpose": permit.purpose})
-                outcome = "created"
-            else:
-                status = row["status"]
-                conn.execute(permits.update().where(permits.c.id == permit.id)
-                             .values(version=version, document_json=doc_json, updated_at=now))
-                audit.record(conn, actor=actor, role="operator", action="permit.update", permit_id=permit.id,
-                             detail={"version": version, "sha256": digest, "previous_version": row["version"]})
-                outcome = "updated"
-            conn.execute(permit_versions.insert().values(permit_id=permit.id, version=version, sha256=digest,
-                                                         document_json=doc_json, applied_at=now, applied_by=actor))
-            if status == "draft" and permit.valid_from <= today <= permit.valid_until:
-                status = self._transition(conn, permit.id, status, "activate", actor, "valid from " + str(permit.valid_from))
+        row = conn.execute(sa.select(permits).where(permits.c.id == permit.id)).mappings().first()
+        if row is not None and document_digest(json.loads(row["document_json"])) == digest:
+            return _to_permit(row), "unchanged"
+        if row is not None and row["status"] in ENDED:
+            raise Conflict(f"permit {permit.id} is {row['status']}; an ended permit cannot be changed")
+        version = 1 if row is None else row["version"] + 1
+        if row is None:
+            _check_server_name_free(conn, permit.id)
+            status = "draft"
+            conn.execute(permits.insert().values(id=permit.id, version=version, status=status,
+                                                 document_json=doc_json, updated_at=now))
+            audit.record(conn, actor=actor, role=role, action="permit.create", permit_id=permit.id,
+                         detail={"version": version, "sha256": digest, "dataset": permit.dataset,
+                                 "purpose": permit.purpose})
+            outcome = "created"
+        else:
+            status = row["status"]
+            conn.execute(permits.update().where(permits.c.id == permit.id)
+                         .values(version=version, document_json=doc_json, updated_at=now))
+            audit.record(conn, actor=actor, role=role, action="permit.update", permit_id=permit.id,
+                         detail={"version": version, "sha256": digest, "previous_version": row["version"]})
+            outcome = "updated"
+        conn.execute(permit_versions.insert().values(permit_id=permit.id, version=version, sha256=digest,
+                                                     document_json=doc_json, applied_at=now, applied_by=actor))
+        if status == "draft" and permit.valid_from <= today <= permit.valid_until:
+            status = self._transition(conn, permit.id, status, "activate", actor, "valid from " + str(permit.valid_from),
+                                      role=role)
         return permit.with_state(version=version, status=status), outcome
 
     def transition(self, permit_id: str, action: str, actor: str, reason: str = "") -> Permit:
@@ -120,13 +127,14 @@ class PermitStore:
             self._transition(conn, permit_id, row["status"], action, actor, reason)
         return self.get(permit_id)
 
-    def _transition(self, conn: sa.Connection, permit_id: str, state: str, action: str, actor: str, reason: str) -> str:
+    def _transition(self, conn: sa.Connection, permit_id: str, state: str, action: str, actor: str, reason: str,
+                    role: str = "operator") -> str:
         new = check_transition(state, action)
         updated = conn.execute(permits.update().where(permits.c.id == permit_id, permits.c.status == state)
                                .values(status=new, updated_at=utc_now_iso()))
         if updated.rowcount != 1:
             raise Conflict(f"permit {permit_id} changed concurrently; try again")
-        audit.record(conn, actor=actor, role="operator", action=AUDIT_ACTION[action], permit_id=permit_id,
+        audit.record(conn, actor=actor, role=role, action=AUDIT_ACTION[action], permit_id=permit_id,
                      detail={"from": state, "to": new, "reason": reason})
         return new
 

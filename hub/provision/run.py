@@ -32,6 +32,7 @@ from hub.provision.kanon import k_anonymity_report
 from hub.provision.plan import make_extract_plan
 from hub.registry_tables import extracts, optouts
 from hub.settings import Settings
+from hub.staging import fsync_dir
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,6 @@ def sha256_file(path: Path) -> str:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def provision(engine: sa.Engine, settings: Settings, permit_id: str, actor: str, *,
@@ -161,9 +154,9 @@ def provision(engine: sa.Engine, settings: Settings, permit_id: str, actor: str,
     for f in tmp.iterdir():
         os.chmod(f, 0o444)
     os.chmod(tmp, 0o555)
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     os.rename(tmp, final)  # atomic switch on one filesystem
-    _fsync_dir(root)
+    fsync_dir(root)
     seconds = time.monotonic() - started
     with engine.begin() as conn:
         conn.execute(extracts.update().where(extracts.c.permit_id == permit.id, extracts.c.state == "current")

@@ -5,8 +5,9 @@ Every start re-reads the permit from the registry and refuses (403, with an audi
 unless the user may open it (`hub.permits.access`: a member of an active permit within its
 dates) and the permit has a provisioned extract. The container
 is built from `hub.spawner.spec.make_workspace_spec` (pure): the permit's current extract
-read-only at /data, a per-(permit, user) volume for work, no capabilities, no new
-privileges, read-only root with a tmpfs /tmp, pids/memory/CPU limits, uid 1000, on the
+read-only at /data, its approved imports read-only at /imports (`<spe_home>/imports/<permit>`),
+pip pointed at the permit's index of the package mirror, a per-(permit, user) volume for work,
+no capabilities, no new privileges, read-only root with a tmpfs /tmp, pids/memory/CPU limits, uid 1000, on the
 internal network (see `hub.netfw`). Every Docker call goes through DockerSpawner's `docker()`.
 
 Readiness: `start()` returns only when the server answers (hub.spawner.readiness), so the
@@ -30,6 +31,7 @@ from traitlets import Float, Integer, Unicode, default, validate, TraitError
 
 from hub.db import make_engine
 from hub.exceptions import NotFound, Refused
+from hub.mirror.store import PackageMirror
 from hub.permits.store import PermitStore
 from hub.provision.extracts import current_extract_relpath
 from hub.settings import Settings
@@ -40,6 +42,7 @@ from hub.sessionlog.spawner import SessionRecordingMixin
 from hub.spawner.auditing import SpawnAuditMixin
 from hub.spawner.readiness import ReadinessMixin
 from hub.spawner.spec import SpawnSettings, WorkspaceSpec, make_workspace_spec, parse_bytes
+from hub.staging import ensure_dir
 
 MAX_OPTION_CHARS = 128
 ALLOWED_OPTIONS = frozenset({"permit"})
@@ -75,6 +78,13 @@ class PermitSpawner(SpawnAuditMixin, ReadinessMixin, DockerSpawner):
         "",
         help="""URL of the egress service as a workspace reaches it (on the internal network's gateway),
         e.g. `http://172.18.0.1:8100/services/egress/`. Passed to the workspace as SPE_EGRESS_URL.""",
+    ).tag(config=True)
+
+    mirror_url = Unicode(
+        "",
+        help="""Base URL of the package mirror as a workspace reaches it (on the internal network's
+        gateway), e.g. `http://172.18.0.1:8110/`. Each workspace gets its permit's own index under
+        it as PIP_INDEX_URL. Empty: no mirror (pip in a workspace has no index).""",
     ).tag(config=True)
 
     default_mem_limit = Unicode(
@@ -183,7 +193,7 @@ class PermitSpawner(SpawnAuditMixin, ReadinessMixin, DockerSpawner):
         return make_engine(self.settings.db_url)
 
     def spawn_settings(self) -> SpawnSettings:
-        return SpawnSettings(image=self.image, egress_url=self.egress_url,
+        return SpawnSettings(image=self.image, egress_url=self.egress_url, mirror_url=self.mirror_url,
                              default_mem_limit=self.default_mem_limit, default_cpu_limit=self.default_cpu_limit,
                              default_pids_limit=self.default_pids_limit, tmp_size=self.tmp_size,
                              max_mem_limit=self.max_mem_limit, max_cpu_limit=self.max_cpu_limit)
@@ -261,7 +271,8 @@ class PermitSpawner(SpawnAuditMixin, ReadinessMixin, DockerSpawner):
             if relpath is None:
                 raise Refused(f"permit {permit.id} has no provisioned extract yet; ask an operator to run "
                               f"`spe permit provision {permit.id}`")
-            spec = make_workspace_spec(permit, self.user.name, relpath, self.spawn_settings())
+            token = PackageMirror(self.engine, self.settings.mirror_dir).token(permit.id) if self.mirror_url else None
+            spec = make_workspace_spec(permit, self.user.name, relpath, self.spawn_settings(), mirror_token=token)
             return dataclasses.replace(
                 spec, name=safe_slug(self.user.name, permit.id, prefix=self.name_prefix),
                 work_volume=safe_slug("work", permit.id, self.user.name, prefix=self.name_prefix),
@@ -285,6 +296,7 @@ class PermitSpawner(SpawnAuditMixin, ReadinessMixin, DockerSpawner):
         extract_host = str(self.settings.extracts_dir.resolve() / spec.extract_relpath)
         self.volumes = {
             extract_host: {"bind": spec.data_target, "mode": "ro"},
+            str(self.imports_host_dir(spec)): {"bind": spec.imports_target, "mode": "ro"},
             spec.work_volume: {"bind": spec.work_target, "mode": "rw"},
         }
         labels = dict(spec.labels)
@@ -312,6 +324,9 @@ class PermitSpawner(SpawnAuditMixin, ReadinessMixin, DockerSpawner):
             env.update(spec.env)
         return env
 
+    def imports_host_dir(self, spec: WorkspaceSpec) -> Path:
+        return self.settings.imports_dir.resolve() / spec.imports_relpath
+
     async def ensure_work_volume(self, spec: WorkspaceSpec) -> None:
         labels = {**spec.labels, "spe.network": self.network_name, "app.kubernetes.io/component": "work"}
         await self.docker("create_volume", name=spec.work_volume, labels=labels)
@@ -319,6 +334,9 @@ class PermitSpawner(SpawnAuditMixin, ReadinessMixin, DockerSpawner):
     async def start(self):
         spec = self.make_spec()
         self.apply_spec(spec)
+        # the permit's imports directory exists (0755, empty until an import is approved), or
+        # Docker would create the bind source itself, owned by root and closed to the researcher
+        ensure_dir(self.imports_host_dir(spec))
         await self.ensure_work_volume(spec)
         started = time.monotonic()
         ip, port = await super().start()
@@ -327,6 +345,7 @@ class PermitSpawner(SpawnAuditMixin, ReadinessMixin, DockerSpawner):
         self._audit("workspace.spawn", permit_id=spec.permit_id,
                     detail={"server": self.name, "permit_version": spec.permit_version, "extract": spec.extract_relpath,
                             "image": spec.image, "container": spec.name, "work_volume": spec.work_volume,
+                            "cpu_limit": spec.cpu_limit,
                             "ready_seconds": round(time.monotonic() - started, 3)})
         return url
 

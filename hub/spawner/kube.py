@@ -2,7 +2,9 @@
 
 One pod per (permit, user) named server, named for the permit (hub.naming). The pod gets only
 that permit's extract (a read-only subPath `<permit>/<version>` of the extracts PVC) at /data,
-a per-(permit, user) work PVC, the permit's resource limits, the labels the chart's workspace
+only that permit's approved imports (a read-only subPath `imports/<permit>` of the inflow PVC,
+which the egress service writes) at /imports, pip pointed at the permit's index of the package
+mirror Service, a per-(permit, user) work PVC, the permit's resource limits, the labels the chart's workspace
 NetworkPolicy selects, no service-account token, and an init container that locks the pod's
 network namespace with iptables (hub.spawner.netlock) so isolation holds even where the
 network plugin ignores NetworkPolicy. Like the Docker spawner, `start()` returns only when the
@@ -34,6 +36,8 @@ from hub.permits.access import check_can_open, permit_for_server
 from hub.spawner.spec import DATA_DIR, WORK_DIR, SpawnSettings, WorkspaceSpec, make_workspace_spec
 
 DATA_VOLUME = "data"
+IMPORTS_VOLUME = "imports"
+INFLOW_IMPORTS_DIR = "imports"  # on the inflow PVC: imports/<permit>/ (and mirror/ for the mirror pod)
 WORK_VOLUME = "work"
 TMP_VOLUME = "tmp"
 NETLOCK_RUN_VOLUME = "netlock-run"
@@ -117,9 +121,11 @@ def check_subpath(relpath: str) -> str:
 def make_kube_overrides(spec: WorkspaceSpec, *, extracts_claim: str, workspace_labels: dict,
                         lock_script: str | None, netlock_image: str = "",
                         netlock_pull_policy: str = "IfNotPresent", host_aliases: dict | None = None,
-                        seccomp: bool = True) -> dict:
+                        seccomp: bool = True, inflow_claim: str = "") -> dict:
     """KubeSpawner trait values for one permit workspace (pure).
 
+    `inflow_claim` names the PVC of approved imports: the pod mounts its permit's
+    `imports/<permit>` subPath read-only at /imports (no claim: no /imports).
     `lock_script` None means no init container (only for an operator who disabled it; the
     chart enables it by default). `host_aliases` ({hostname: ip}) go into the pod's /etc/hosts,
     so the hub and egress names resolve without DNS, which workspaces do not get by default.
@@ -127,6 +133,7 @@ def make_kube_overrides(spec: WorkspaceSpec, *, extracts_claim: str, workspace_l
     SECCOMP_ANNOTATION instead, see `PermitKubeSpawner.get_pod_manifest`).
     """
     subpath = check_subpath(spec.extract_relpath)
+    imports_subpath = check_subpath(f"{INFLOW_IMPORTS_DIR}/{spec.imports_relpath}")
     labels = {**spec.labels, **workspace_labels}
     init = {}
     volumes = {
@@ -135,6 +142,16 @@ def make_kube_overrides(spec: WorkspaceSpec, *, extracts_claim: str, workspace_l
         WORK_VOLUME: {"name": WORK_VOLUME, "persistentVolumeClaim": {"claimName": spec.work_volume}},
         TMP_VOLUME: {"name": TMP_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "512Mi"}},
     }
+    mounts = {
+        DATA_VOLUME: {"name": DATA_VOLUME, "mountPath": DATA_DIR, "subPath": subpath, "readOnly": True},
+        WORK_VOLUME: {"name": WORK_VOLUME, "mountPath": WORK_DIR},
+        TMP_VOLUME: {"name": TMP_VOLUME, "mountPath": "/tmp"},
+    }
+    if inflow_claim:
+        volumes[IMPORTS_VOLUME] = {"name": IMPORTS_VOLUME,
+                                   "persistentVolumeClaim": {"claimName": inflow_claim, "readOnly": True}}
+        mounts[IMPORTS_VOLUME] = {"name": IMPORTS_VOLUME, "mountPath": spec.imports_target,
+                                  "subPath": imports_subpath, "readOnly": True}
     if lock_script is not None:
         if not netlock_image:
             raise InvalidInput("the egress lock needs an image with iptables", field="netlock_image")
@@ -170,11 +187,7 @@ def make_kube_overrides(spec: WorkspaceSpec, *, extracts_claim: str, workspace_l
                                  "fsGroup": spec.uid, "fsGroupChangePolicy": "OnRootMismatch",
                                  **seccomp_profile(seccomp)},
         "volumes": volumes,
-        "volume_mounts": {
-            DATA_VOLUME: {"name": DATA_VOLUME, "mountPath": DATA_DIR, "subPath": subpath, "readOnly": True},
-            WORK_VOLUME: {"name": WORK_VOLUME, "mountPath": WORK_DIR},
-            TMP_VOLUME: {"name": TMP_VOLUME, "mountPath": "/tmp"},
-        },
+        "volume_mounts": mounts,
         "init_containers": init,
         # No Service env vars: a workspace learns no addresses beyond the two it is given.
         "extra_pod_config": {"enableServiceLinks": False, **_host_aliases(host_aliases or {})},
@@ -237,6 +250,13 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
     hub_service = Unicode("", config=True,
                           help="host:port of the hub API, the one endpoint the egress lock allows besides egress.")
     egress_service = Unicode("", config=True, help="host:port of the egress service.")
+    mirror_service = Unicode("", config=True,
+                             help="host:port of the package mirror Service (hub.mirror.serve); each workspace "
+                                  "gets its permit's index as PIP_INDEX_URL. Empty: no mirror.")
+    inflow_claim = Unicode("", config=True,
+                           help="Name of the inflow PVC (approved imports, written by the egress service); each "
+                                "workspace mounts only its `imports/<permit>` subPath, read-only, at /imports. "
+                                "Empty: no /imports.")
     allow_dns = Bool(False, config=True,
                      help="Let workspaces query the cluster DNS (off: DNS is a covert channel).")
     dns_server = Unicode("", config=True,
@@ -287,6 +307,12 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
             raise Refused(f"permit {permit.id} has no provisioned extract yet; ask the operator to provision it")
         return relpath
 
+    def load_mirror_token(self, permit) -> str:
+        """The token of the permit's index of the package mirror, from the registry."""
+        from hub.mirror.store import PackageMirror
+
+        return PackageMirror(self._engine(), Path(self.spe_home) / "mirror").token(permit.id)
+
     def resolve_endpoint(self, hostport: str) -> tuple[str, int]:
         host, _, port = hostport.rpartition(":")
         if not host or not port.isdigit():
@@ -304,9 +330,9 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
 
     # --- building ------------------------------------------------------------------------
     def resolve_services(self) -> dict[str, tuple[str, int]]:
-        """{host: (ip, port)} of the hub and egress services, resolved once per spawn."""
+        """{host: (ip, port)} of the hub, egress and mirror services, resolved once per spawn."""
         out = {}
-        for hostport in (self.hub_service, self.egress_service):
+        for hostport in (self.hub_service, self.egress_service, self.mirror_service):
             if hostport:
                 out[hostport.rpartition(":")[0]] = self.resolve_endpoint(hostport)
         if not out:
@@ -336,7 +362,8 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
         self._audit("workspace.spawn", permit_id=spec.permit_id,
                     detail={"server": self.name, "permit_version": spec.permit_version,
                             "extract": spec.extract_relpath, "image": spec.image, "pod": self.pod_name,
-                            "work_volume": self.pvc_name, "ready_seconds": round(time.monotonic() - started, 3)})
+                            "work_volume": self.pvc_name, "cpu_limit": spec.cpu_limit,
+                            "ready_seconds": round(time.monotonic() - started, 3)})
         return url
 
     async def get_pod_manifest(self):
@@ -415,9 +442,11 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
         check_can_open(permit, self.user.name)  # before the extract: a stranger learns nothing of it
         relpath = self.load_extract_relpath(permit)
         egress_url = f"http://{self.egress_service}{EGRESS_PREFIX}" if self.egress_service else ""
-        settings = SpawnSettings(image=self.image, egress_url=egress_url,
+        mirror_url = f"http://{self.mirror_service}/" if self.mirror_service else ""
+        settings = SpawnSettings(image=self.image, egress_url=egress_url, mirror_url=mirror_url,
                                  max_mem_limit=self.max_mem_limit, max_cpu_limit=self.max_cpu_limit)
-        spec = make_workspace_spec(permit, self.user.name, relpath, settings)
+        token = self.load_mirror_token(permit) if mirror_url else None
+        spec = make_workspace_spec(permit, self.user.name, relpath, settings, mirror_token=token)
         services = self.resolve_services()
         lock = self.make_lock_script(services) if self.netlock_enabled else None
         overrides = make_kube_overrides(spec, extracts_claim=self.extracts_claim,
@@ -425,7 +454,7 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
                                         netlock_image=self.netlock_image or self.image,
                                         netlock_pull_policy=self.netlock_image_pull_policy,
                                         host_aliases={h: ip for h, (ip, _) in services.items()},
-                                        seccomp=self.seccomp_field)
+                                        seccomp=self.seccomp_field, inflow_claim=self.inflow_claim)
         if not self.extracts_claim:
             raise InvalidInput("extracts_claim is not set", field="PermitKubeSpawner.extracts_claim")
         for name, value in overrides.items():

@@ -113,7 +113,8 @@ def test_kube_1_18_gets_seccomp_annotation(tools):
 @pytest.mark.parametrize("values_file", CI_FILES)
 def test_every_pod_is_restricted(rendered, values_file):
     workloads = pod_specs(rendered[values_file])
-    assert sorted(n for n, _, _ in workloads) == [f"{RELEASE}-egress", f"{RELEASE}-hub", f"{RELEASE}-proxy"]
+    assert sorted(n for n, _, _ in workloads) == [f"{RELEASE}-egress", f"{RELEASE}-hub", f"{RELEASE}-mirror",
+                                                  f"{RELEASE}-proxy"]
     for name, _, spec in workloads:
         psc = spec["securityContext"]
         assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 1000, name
@@ -142,7 +143,7 @@ def _netpol(docs, name):
     return pol["spec"]
 
 
-def test_workspace_egress_denied_except_hub_and_egress(rendered):
+def test_workspace_egress_denied_except_hub_egress_and_mirror(rendered):
     spec = _netpol(rendered["default-values.yaml"], f"{RELEASE}-workspace")
     assert spec["podSelector"]["matchLabels"] == {"spe.io/role": "workspace", "spe.io/release": RELEASE}
     assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
@@ -152,7 +153,7 @@ def test_workspace_egress_denied_except_hub_and_egress(rendered):
         assert set(peer) == {"podSelector"}, rule  # no ipBlock, no namespaceSelector: nothing outside
         targets.append((peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
                         [p["port"] for p in rule["ports"]]))
-    assert targets == [("hub", [8081]), ("egress", [8090])]
+    assert targets == [("hub", [8081]), ("egress", [8090]), ("mirror", [8110])]
     # ingress only from the proxy and hub to the notebook port
     (ing,) = spec["ingress"]
     assert [p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in ing["from"]] == ["proxy", "hub"]
@@ -168,10 +169,44 @@ def test_workspace_dns_only_when_allowed(rendered):
 
 def test_each_component_has_its_own_network_policy(rendered):
     names = {d["metadata"]["name"] for d in find(rendered["default-values.yaml"], "NetworkPolicy")}
-    assert names == {f"{RELEASE}-{c}" for c in ("hub", "proxy", "egress", "workspace", "provision")}
+    assert names == {f"{RELEASE}-{c}" for c in ("hub", "proxy", "egress", "workspace", "provision", "mirror")}
     for f in CHART.joinpath("templates").iterdir():
         if f.is_dir():
             assert (f / "netpol.yaml").is_file(), f.name
+
+
+def test_the_mirror_serves_the_inflow_volume_read_only_and_calls_nobody(rendered):
+    docs = rendered["default-values.yaml"]
+    specs = {n: s for n, _, s in pod_specs(docs)}
+    inflow = f"{RELEASE}-inflow"
+    by_pod = {name: [(m, vol) for m, vol in _mounts(spec)
+                     if vol.get("persistentVolumeClaim", {}).get("claimName") == inflow] for name, spec in specs.items()}
+    # egress writes imports/ and mirror/; the mirror reads mirror/ only; nobody else mounts it
+    assert {m["subPath"]: m.get("readOnly", False) for m, _ in by_pod[f"{RELEASE}-egress"]} == {
+        "imports": False, "mirror": False}
+    ((mount, vol),) = by_pod[f"{RELEASE}-mirror"]
+    assert mount["subPath"] == "mirror" and mount["readOnly"] is True and vol["persistentVolumeClaim"]["readOnly"]
+    assert not by_pod[f"{RELEASE}-hub"] and not by_pod[f"{RELEASE}-proxy"]
+    mirror = specs[f"{RELEASE}-mirror"]["containers"][0]
+    assert mirror["command"][:3] == ["python3", "-m", "hub.mirror.serve"] and "8110" in mirror["command"]
+    spec = _netpol(docs, f"{RELEASE}-mirror")
+    assert spec["egress"] == [] and set(spec["policyTypes"]) == {"Ingress", "Egress"}  # it calls nobody
+    (ing,) = spec["ingress"]
+    assert ing["from"] == [{"podSelector": {"matchLabels": {"spe.io/role": "workspace", "spe.io/release": RELEASE}}}]
+    (svc,) = find(docs, "Service", f"{RELEASE}-mirror")
+    assert svc["spec"]["ports"][0]["port"] == 8110
+
+
+def test_the_hub_gives_workspaces_the_mirror_and_their_imports(rendered, tmp_path, monkeypatch):
+    from hub.hubapp.config_kube import configure_kube
+
+    (secret,) = find(rendered["default-values.yaml"], "Secret", f"{RELEASE}-hub")
+    values = yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
+    c = Config()
+    configure_kube(c, values, Settings(home=tmp_path, db_url=f"sqlite:///{tmp_path / 'r.db'}"),
+                   proxy_token="p", egress_api_token="e")
+    assert c.PermitKubeSpawner.mirror_service == f"{RELEASE}-mirror:8110"
+    assert c.PermitKubeSpawner.inflow_claim == f"{RELEASE}-inflow"
 
 
 def _mounts(spec):
@@ -202,7 +237,7 @@ def test_extracts_and_keys_mounts(rendered, values_file):
                 assert mount["readOnly"] is True and vol["persistentVolumeClaim"]["readOnly"] is True, name
     assert keys_users == {f"{RELEASE}-egress", f"{RELEASE}-hub"}
     pvcs = {d["metadata"]["name"] for d in find(docs, "PersistentVolumeClaim")}
-    expected = {f"{RELEASE}-extracts", f"{RELEASE}-egress-store"}
+    expected = {f"{RELEASE}-extracts", f"{RELEASE}-egress-store", f"{RELEASE}-inflow"}
     if values_file != "postgres-values.yaml":
         expected.add(f"{RELEASE}-state")
     if keys_in_pvc:

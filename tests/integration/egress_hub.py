@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 PERMIT = "DEMO-2026-001"
 MAX_REQUEST_BYTES = 20 * 1024 * 1024  # service upload limit in these tests (files: 16 MiB by permit)
 CHECKER_SCOPES = ["custom:spe:review", "custom:spe:release"]
-RESEARCHER_SCOPES = ["custom:spe:submit", "custom:spe:download"]
+RESEARCHER_SCOPES = ["custom:spe:submit", "custom:spe:download", "custom:spe:import"]
 COUNT_SQL = ("SELECT gender_concept_id, year_of_birth, count(*) AS n FROM person "
              "GROUP BY gender_concept_id, year_of_birth ORDER BY gender_concept_id, year_of_birth")
 
@@ -97,7 +97,7 @@ def make_registry(home: Path, db_url: str) -> Path:
 
 
 def hub_config(tmp: Path, *, home: Path, db_url: str, public_port: int, hub_port: int, proxy_api_port: int,
-               egress_port: int, admin_token: str) -> str:
+               egress_port: int, admin_token: str, egress_args: tuple[str, ...] = ()) -> str:
     groups = {
         "researchers": {"users": ["alice", "bob", "mallory", "erin"]},
         "output-checkers": {"users": ["carol", "dave", "erin"]},
@@ -111,7 +111,8 @@ def hub_config(tmp: Path, *, home: Path, db_url: str, public_port: int, hub_port
     ]
     env = {"SPE_HOME": str(home), "SPE_DB_URL": db_url, "PYTHONPATH": str(REPO)}
     services = [
-        {"name": "egress", "url": f"http://127.0.0.1:{egress_port}", "command": [sys.executable, "-m", "egress.app", f"--EgressApp.max_request_bytes={MAX_REQUEST_BYTES}"],
+        {"name": "egress", "url": f"http://127.0.0.1:{egress_port}", "command": [sys.executable, "-m", "egress.app", f"--EgressApp.max_request_bytes={MAX_REQUEST_BYTES}",
+                                                                              *egress_args],
          "cwd": str(REPO), "environment": env, "oauth_no_confirm": True,
          "oauth_client_allowed_scopes": sorted(CHECKER_SCOPES + RESEARCHER_SCOPES)},
         {"name": "test-admin", "api_token": admin_token},
@@ -136,7 +137,8 @@ def hub_config(tmp: Path, *, home: Path, db_url: str, public_port: int, hub_port
     ])
 
 
-def start_hub(tmp: Path) -> Hub:
+def start_hub(tmp: Path, egress_args: tuple[str, ...] = ()) -> Hub:
+    """The hub and its egress service (`egress_args`: extra `--EgressApp.*` settings)."""
     home = tmp / "spe"
     db_url = f"sqlite:///{home / 'registry.db'}"
     extract_dir = make_registry(home, db_url)
@@ -144,7 +146,8 @@ def start_hub(tmp: Path) -> Hub:
     admin_token = secrets.token_hex(32)
     config = tmp / "jupyterhub_config.py"
     config.write_text(hub_config(tmp, home=home, db_url=db_url, public_port=ports[0], hub_port=ports[1],
-                                 proxy_api_port=ports[2], egress_port=ports[3], admin_token=admin_token))
+                                 proxy_api_port=ports[2], egress_port=ports[3], admin_token=admin_token,
+                                 egress_args=egress_args))
     log_path = tmp / "jupyterhub.log"
     env = dict(os.environ, PYTHONPATH=str(REPO), CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(16))
     with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor

@@ -8,23 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from hub.audit.tables import audit_events
-from hub.cli import main
 from hub.registry_tables import datasets, permit_versions, permits
 from tests.conftest import EXAMPLES
-
-
-@pytest.fixture
-def spe(settings, monkeypatch, capsys):
-    monkeypatch.setenv("SPE_HOME", str(settings.home))
-    monkeypatch.setenv("SPE_DB_URL", settings.db_url)
-    monkeypatch.setenv("SPE_ACTOR", "olga")
-
-    def run(*args):
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
 
 
 def snapshot(engine):

@@ -10,8 +10,8 @@ from traitlets.config import Config
 
 from hub.cli import main as spe_cli
 from hub.exceptions import InvalidInput
-from hub.hubapp.config import (CUSTOM_SCOPES, EGRESS_ACCESS, GROUP_SCOPES, SERVER_TOKEN_SCOPES, configure_hub,
-                               egress_service)
+from hub.hubapp.config import (CUSTOM_SCOPES, EGRESS_ACCESS, FRONTOFFICE_ACCESS, GROUP_SCOPES, SERVER_TOKEN_SCOPES,
+                               configure_hub, egress_service)
 from hub.hubapp.config_docker import configure_docker
 from hub.hubapp.config_kube import configure_kube
 from hub.hubapp.options import ENVIRONMENT, SpeDockerHub, SpeHub, settings_from, site_config
@@ -56,7 +56,11 @@ def test_configure_hub_sets_roles_scopes_and_named_servers(settings):
     assert c.JupyterHub.custom_scopes == CUSTOM_SCOPES
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     # a role per group and one per SPE service that runs: no culler, no lifecycle here
-    assert set(roles) == {"spe-researchers", "spe-output-checkers", "spe-auditors", "spe-operators", "spe-egress"}
+    assert set(roles) == {"spe-researchers", "spe-output-checkers", "spe-auditors", "spe-operators", "spe-egress",
+                          "spe-applicants", "spe-hdab-assessors", "spe-hdab-deciders", "spe-data-holders"}
+    assert "custom:spe:decide" in roles["spe-hdab-deciders"]["scopes"]
+    assert not set(roles["spe-hdab-deciders"]["scopes"]) & set(roles["spe-hdab-assessors"]["scopes"]) - {
+        "self", EGRESS_ACCESS, FRONTOFFICE_ACCESS}  # four eyes: the two HDAB roles share no power
     assert roles["spe-researchers"]["groups"] == ["researchers"]
     assert {"custom:spe:submit", "custom:spe:download"} <= set(roles["spe-researchers"]["scopes"])
     assert {"custom:spe:review", "custom:spe:release"} <= set(roles["spe-output-checkers"]["scopes"])
@@ -117,13 +121,20 @@ def test_docker_adds_listeners_spawner_and_service_processes(settings):
     assert c.SessionRecordingMixin.session_recorder_url == "http://127.0.0.1:8765"
     assert c.JupyterHub.cleanup_servers is True  # the proxy and recorder stop with the hub here
     svc = services(c)
-    assert set(svc) == {"idle-culler", "spe-lifecycle", "session-recorder", "egress"}
+    assert set(svc) == {"idle-culler", "spe-lifecycle", "session-recorder", "egress", "package-mirror", "frontoffice"}
+    assert svc["frontoffice"]["command"][1:] == ["-m", "hub.frontoffice.web"]
+    assert svc["frontoffice"]["url"].startswith("http://127.0.0.1:")  # never on the workspaces' gateway
     assert svc["idle-culler"]["command"][1:] == ["-m", "jupyterhub_idle_culler", "--timeout=900", "--cull-every=90",
                                                  "--remove-named-servers=false"]
     assert svc["spe-lifecycle"]["command"][1:] == ["-m", "hub.lifecycle", "--period-seconds", "30",
                                                    "--grace-days", "30", "--name-prefix", "spe-x"]
     assert svc["session-recorder"]["command"][svc["session-recorder"]["command"].index("--port") + 1] == "8765"
-    for name in ("spe-lifecycle", "session-recorder", "egress"):
+    # the package mirror listens on the gateway, read-only over the mirror directory; workspaces get its URL
+    assert svc["package-mirror"]["command"][1:] == ["-m", "hub.mirror.serve", "--ip", GATEWAY, "--port", "8110",
+                                                   "--root", str(settings.mirror_dir)]
+    assert c.PermitSpawner.mirror_url == f"http://{GATEWAY}:8110/"
+    assert "package-mirror" not in {s for r in c.JupyterHub.load_roles for s in r.get("services", [])}
+    for name in ("spe-lifecycle", "session-recorder", "egress", "frontoffice"):
         assert svc[name]["environment"]["SPE_DB_URL"] == settings.db_url, name
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert roles["spe-idle-culler"]["services"] == ["idle-culler"] and "delete:servers" in roles["spe-idle-culler"]["scopes"]
@@ -226,7 +237,8 @@ def test_site_config_feeds_settings_and_merges_last(settings, tmp_path):
     c, _ = docker_config(settings, {"SPE_IDLE_TIMEOUT_SECONDS": "7200"}, site)
     c.merge(site)  # as hub/jupyterhub_config.py does
     assert "--timeout=600" in services(c)["idle-culler"]["command"]
-    assert set(services(c)) == {"idle-culler", "spe-lifecycle", "session-recorder", "egress", "reports"}
+    assert set(services(c)) == {"idle-culler", "spe-lifecycle", "session-recorder", "egress", "package-mirror",
+                                "frontoffice", "reports"}
     assert c.JupyterHub.authenticator_class == "generic-oauth"
 
 

@@ -218,3 +218,33 @@ def _pod(spawn_id=None, ip="10.1.2.3", deleting=False):
 def test_only_this_spawns_live_pod_is_probed(pod, expected):
     assert is_spawned_pod(pod, "s1") is expected
     assert is_spawned_pod(pod, "") is False  # before the manifest exists, no pod is ours
+
+
+async def test_imports_and_the_permits_mirror_index_reach_the_pod_read_only(kubeconfig):
+    from tests.kube_support import MIRROR_TOKENS
+
+    permit = make_permit()
+    _, pod = await pod_for(permit, mirror_service="spe-mirror:8110", inflow_claim="spe-inflow")
+    nb = container(pod)
+    mounts = {m["mountPath"]: m for m in nb["volumeMounts"]}
+    imports = mounts["/imports"]
+    assert imports["readOnly"] is True and imports["subPath"] == f"imports/{permit.id}"  # its own permit only
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes[imports["name"]]["persistentVolumeClaim"] == {"claimName": "spe-inflow", "readOnly": True}
+    env = {e["name"]: e.get("value") for e in nb["env"]}
+    assert env["PIP_INDEX_URL"] == f"http://spe-mirror:8110/{MIRROR_TOKENS[permit.id]}/simple/"
+    assert env["PIP_TRUSTED_HOST"] == "spe-mirror:8110" and env["PIP_PREFIX"] == "/home/jovyan/work/.local"
+    assert "PIP_NO_INDEX" not in env and env["SPE_IMPORTS_DIR"] == "/imports"
+    # the mirror is one of the endpoints the egress lock allows, and its name resolves without DNS
+    lock = " ".join(c["command"][-1] for c in pod["spec"]["initContainers"])
+    assert "-d 10.96.0.12/32 -p tcp --dport 8110 -j ACCEPT" in lock
+    aliases = {h: a["ip"] for a in pod["spec"]["hostAliases"] for h in a["hostnames"]}
+    assert aliases["spe-mirror"] == "10.96.0.12"
+
+
+async def test_without_a_mirror_pip_has_no_index_and_without_inflow_no_imports(kubeconfig):
+    _, pod = await pod_for(make_permit())
+    nb = container(pod)
+    env = {e["name"]: e.get("value") for e in nb["env"]}
+    assert env["PIP_NO_INDEX"] == "1" and "PIP_INDEX_URL" not in env
+    assert "/imports" not in {m["mountPath"] for m in nb["volumeMounts"]}

@@ -18,7 +18,7 @@ from hub.permits.schema import PERMIT_SCHEMA
 FROM, UNTIL = date(2026, 3, 1), date(2026, 9, 30)
 # (today, inside the validity dates): both ends are inclusive
 DATES = [(date(2026, 2, 28), False), (FROM, True), (date(2026, 6, 1), True), (UNTIL, True), (date(2026, 10, 1), False)]
-ROLES = ["principal_investigator", "researcher", "data_manager", None]  # None: not a member
+ROLES = ["principal_investigator", "researcher", "data_manager", "recipient", None]  # None: not a member
 
 
 def permit(pid="P-1", status="active", role="researcher") -> Permit:

@@ -10,6 +10,11 @@ names:
   proxyApi: {{ include "spe.proxyApi.name" . | quote }}
   egress: {{ include "spe.egress.name" . | quote }}
   extracts: {{ include "spe.extracts.name" . | quote }}
+  mirror: {{ include "spe.mirror.name" . | quote }}
+  inflow: {{ include "spe.inflow.name" . | quote }}
+mirror:
+  enabled: {{ .Values.mirror.enabled }}
+  port: {{ .Values.mirror.port }}
 registryDb: {{ .Values.registry.db.type | quote }}
 egressPort: {{ .Values.egress.port }}
 workspace:

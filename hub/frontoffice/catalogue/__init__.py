@@ -1,0 +1,1 @@
+"""The dataset catalogue: entries (model), their store, HealthDCAT-AP export and validation, search."""

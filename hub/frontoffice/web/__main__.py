@@ -1,0 +1,3 @@
+from hub.frontoffice.web.app import main
+
+main()
