@@ -81,12 +81,13 @@ class RequestData:
             status, checks = "pass", []
         unverified = tuple((name, (c.get("provenance") or {}).get("evidence_reason") or "not verified")
                            for name, c in checks if "provenance" in c and not c.get("verified"))
-        return wf.RequestFacts(unverified_tables=unverified, require_provenance=permit.egress.require_provenance,
-                               has_suggestion=any(c.get("suppression") for _, c in checks),id=row["id"], state=row["state"], author=row["author"], permit_id=row["permit_id"],
+        return wf.RequestFacts(id=row["id"], state=row["state"], author=row["author"], permit_id=row["permit_id"],
                                permit_status=permit.status,
                                permit_members=frozenset(m.username for m in permit.members),
                                version=row["version"], reviewers_required=permit.egress.reviewers_required,
-                               check_status=status or "pass", reviewed_by=reviewed_by)
+                               check_status=status or "pass", reviewed_by=reviewed_by,
+                               unverified_tables=unverified, require_provenance=permit.egress.require_provenance,
+                               has_suggestion=any(c.get("suppression") for _, c in checks))
 
     def current_version(self, conn, row):
         return conn.execute(sa.select(egress_request_versions).where(
