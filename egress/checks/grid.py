@@ -80,18 +80,6 @@ def is_margin_label(value: Any) -> bool:
     return isinstance(value, str) and value.strip().lower() in MARGIN_NAMES
 
 
-def table_cells(table: pa.Table, labels: Sequence[str], measures: Sequence[str]) -> list[tuple[tuple, str, Any]]:
-    """`(raw label tuple, measure column, raw value)` for every cell of a long or wide table;
-    a wide table's labels end with the measure column's name."""
-    label_values = [table.column(c).to_pylist() for c in labels]
-    rows = list(zip(*label_values)) if label_values else [()] * table.num_rows
-    out = []
-    for column in measures:
-        for row, raw in zip(rows, table.column(column).to_pylist()):
-            out.append((row, column, raw))
-    return out
-
-
 def is_wide(measures: Sequence[str]) -> bool:
     """A crosstab: one of several measure columns is named like a margin (`All`, `Total`)."""
     return len(measures) >= 2 and any(is_margin_label(m) for m in measures)
