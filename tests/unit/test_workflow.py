@@ -4,6 +4,7 @@ and the transition table itself is complete and consistent."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import date
 
@@ -92,6 +93,35 @@ def test_a_failing_version_can_be_returned_or_rejected_never_approved(decision, 
     if not ok:
         with pytest.raises(Refused):
             wf.check_can_review(req, ACTORS["checker"], decision)
+
+
+@pytest.mark.parametrize("decision,unverified,required,ok", [
+    ("approve", (), True, True),
+    ("approve", (("t.csv", "no provenance SQL submitted"),), True, False),
+    ("approve", (("t.csv", "no provenance SQL submitted"),), False, True),  # the permit opted out
+    ("return", (("t.csv", "no provenance SQL submitted"),), True, True),
+    ("reject", (("t.csv", "no provenance SQL submitted"),), True, True),
+])
+def test_a_table_without_verified_evidence_is_never_approved_where_the_permit_requires_it(
+        decision, unverified, required, ok):
+    req = dataclasses.replace(facts(wf.IN_REVIEW), unverified_tables=unverified, require_provenance=required)
+    assert wf.can_review(req, ACTORS["checker"], decision) is ok
+    if not ok:
+        with pytest.raises(Refused, match="t.csv has no verified evidence"):
+            wf.check_can_review(req, ACTORS["checker"], decision)
+
+
+@pytest.mark.parametrize("state", wf.STATES)
+@pytest.mark.parametrize("who", ACTORS)
+@pytest.mark.parametrize("suggested", [True, False])
+def test_only_the_author_applies_a_proposed_suppression_and_only_where_one_was_proposed(state, who, suggested):
+    req = dataclasses.replace(facts(state), has_suggestion=suggested)
+    actor = ACTORS[who]
+    ok = suggested and wf.can_resubmit(req, actor)
+    assert wf.can_apply_suggestion(req, actor) is ok
+    if wf.can_resubmit(req, actor) and not suggested:
+        with pytest.raises(Conflict, match="proposed no suppression"):
+            wf.check_can_apply_suggestion(req, actor)
 
 
 @pytest.mark.parametrize("decisions,required,outcome", [
