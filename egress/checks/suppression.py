@@ -39,6 +39,7 @@ Pure: numpy/scipy/highspy only.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -318,10 +319,17 @@ def _meets(req: Requirement, low: float, high: float) -> bool | None:
         return math.floor(high + _EPS) - math.ceil(low - _EPS) >= req.width
     if req.truth is None:
         return None  # a magnitude cell whose true value is unknown: cannot be decided
-    a = Fraction(repr(float(req.truth)))
+    below, above = _p_bounds(float(req.truth), float(req.p))
     tolerance = _EPS * max(1.0, abs(req.truth))
-    p = Fraction(repr(float(req.p)))
-    return low <= float(a * (1 - p)) + tolerance and high >= float(a * (1 + p)) - tolerance
+    return low <= below + tolerance and high >= above - tolerance
+
+
+@functools.lru_cache(maxsize=4096)
+def _p_bounds(truth: float, p: float) -> tuple[float, float]:
+    """truth * (1 - p) and truth * (1 + p), each rounded once from the exact product (the
+    audit asks the same cells again and again while a pattern is proposed and thinned)."""
+    a, share = Fraction(repr(truth)), Fraction(repr(p))
+    return float(a * (1 - share)), float(a * (1 + share))
 
 
 def _exposure(key: tuple, cells: list[int], req: Requirement, low: float, high: float, ok: bool | None) -> Exposure:
