@@ -174,6 +174,14 @@ up_dns() {
     done' "$RUN"
 }
 
+all_alive() {  # every component with a pid file still runs
+  local f
+  for f in "$RUN"/pid/*; do
+    [ -f "$f" ] || continue
+    kill -0 "$(cat "$f")" 2>/dev/null || return 1
+  done
+}
+
 down() {
   for name in dns-sync dnsmasq kube-proxy kubelet containerd scheduler controller-manager apiserver etcd; do
     local f="$RUN/pid/$name"
@@ -208,7 +216,14 @@ down() {
 case "${1:-}" in
   up)
     [ -x "$BIN/kube-apiserver" ] || { log "no binaries in $BIN: run scripts/k8s-build.sh"; exit 1; }
-    [ -f "$RUN/pid/apiserver" ] && { log "already up ($RUN)"; echo "export KUBECONFIG=$RUN/admin.kubeconfig"; exit 0; }
+    if [ -f "$RUN/pid/apiserver" ]; then
+      if all_alive && kubectl --kubeconfig "$RUN/admin.kubeconfig" get --raw /readyz >/dev/null 2>&1; then
+        log "already up ($RUN)"; echo "export KUBECONFIG=$RUN/admin.kubeconfig"; exit 0
+      fi
+      # pid files of a cluster that is gone (a reboot, a killed test run): clear it and start afresh
+      log "stale state in $RUN (processes gone or apiserver not ready): cleaning up"
+      down
+    fi
     mkdir -p "$RUN"
     up_control_plane
     [ "$NODE" = 1 ] && up_node
