@@ -35,7 +35,7 @@ from hub.registry_tables import permits
 
 SPAWN_BUCKETS_SECONDS = (1, 2, 5, 10, 20, 30, 60, 120, 300)
 PROVISION_BUCKETS_SECONDS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
-HUB_PROCESS_GROUPS = ("workspace", "provisioning", "permits", "audit")
+HUB_PROCESS_GROUPS = ("workspace", "provisioning", "permits", "audit", "browser")
 
 
 def ts_seconds(ts: str) -> float:
@@ -186,8 +186,25 @@ class AuditGroup(MetricGroup):
                                     value=scrape.head_seq), ok, ts]
 
 
+class BrowserGroup(MetricGroup):
+    """Bytes the session recorder passed to browsers and withheld (its meter table, hub.sessionlog.meterdb)."""
+
+    def collect(self, scrape: Scrape) -> list[Metric]:
+        from hub.sessionlog.meterdb import totals_by_permit
+
+        served = CounterMetricFamily("spe_browser_output_bytes", "Bytes of workspace output and file contents "
+                                     "passed to browsers (session recorder meter)", labels=["permit"])
+        withheld = CounterMetricFamily("spe_browser_withheld_bytes", "Bytes withheld from browsers because a "
+                                       "day's output budget was used up", labels=["permit"])
+        for permit, (used, held) in sorted(totals_by_permit(scrape.conn).items()):
+            served.add_metric([permit], used)
+            withheld.add_metric([permit], held)
+        return [served, withheld]
+
+
 HUB_GROUPS: dict[str, Callable[[], MetricGroup]] = {
     "workspace": WorkspaceGroup, "provisioning": ProvisioningGroup, "permits": PermitsGroup, "audit": AuditGroup,
+    "browser": BrowserGroup,
 }
 
 

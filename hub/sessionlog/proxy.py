@@ -16,15 +16,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import json
 import logging
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import sqlalchemy as sa
-from tornado import httpclient, httputil, web, websocket
+from tornado import httpclient, httputil, ioloop, web, websocket
 
 from hub.audit.store import record
+from hub.sessionlog import frames
+from hub.sessionlog.meter import Charge, Key, today, truncated_text, warning_text, withheld_text
+from hub.sessionlog.meterdb import MeterBook
+from hub.sessionlog.outflow import (AUDIT_READ_ABOVE_BYTES, MAX_KERNEL_MESSAGE_BYTES, contents_read, is_static,
+                                    judge_model, max_body_bytes, refusal_message)
 from hub.sessionlog.protocol import OUTPUT_MSG_TYPES, CommandAssembler, parse_kernel_frame, parse_terminal_frame
 from hub.sessionlog.routes import Route, load_routes, match
 
@@ -79,7 +86,35 @@ class RecorderState:
     def __init__(self, engine: sa.Engine):
         self.routes = RouteCache(engine)
         self.audit = AuditWriter(engine)
+        self.meter = MeterBook(engine)
         self._http = None
+        self._flusher = None
+
+    def meter_key(self, route: Route) -> Key:
+        if self._flusher is None:  # started on first use, inside the serving loop
+            self._flusher = ioloop.PeriodicCallback(self._flush, 1000)
+            self._flusher.start()
+        return Key(route.permit_id or "", route.user, today())
+
+    async def _flush(self) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.audit.executor, self.meter.flush)
+        except Exception:
+            log.exception("could not write the byte meter (kept for the next write)")
+
+    def withheld(self, route: Route, channel: str, obj: str, size: int, sha, messages: int = 1) -> None:
+        """Audit output withheld because today's budget is used up (`sha`: a running SHA-256 of it)."""
+        asyncio.ensure_future(self.audit.record(
+            actor=route.user, role="researcher", action="session.output_withheld", outcome="refused",
+            permit_id=route.permit_id, object_id=obj[:300],
+            detail={"channel": channel, "object": obj[:300], "size_bytes": size, "messages": messages,
+                    "sha256": sha.hexdigest(), "day": today()}))
+
+    def warned(self, route: Route, charge: Charge) -> None:
+        asyncio.ensure_future(self.audit.record(
+            actor=route.user, role="researcher", action="session.meter_warning", permit_id=route.permit_id,
+            object_id=route.user, detail={"user": route.user, "used_bytes": charge.used_bytes,
+                                          "budget_bytes": charge.budget_bytes, "day": today()}))
 
     @property
     def http(self) -> httpclient.AsyncHTTPClient:
@@ -97,6 +132,10 @@ def _route_or_404(state: RecorderState, path: str) -> Route:
 
 
 class HttpProxy(web.RequestHandler):
+    """Plain HTTP, streamed both ways' worth of memory: a response body is passed on chunk by
+    chunk as the browser takes it (back-pressure), except a contents-API read, which is held
+    (at most `outflow.max_body_bytes`) to be judged before any byte of it is sent."""
+
     SUPPORTED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
     def initialize(self, state: RecorderState):
@@ -105,41 +144,159 @@ class HttpProxy(web.RequestHandler):
     def check_xsrf_cookie(self):  # the workspace checks XSRF itself; we forward its headers
         return
 
-    async def _proxy(self):
-        if self.request.headers.get("Upgrade", "").lower() == "websocket":
-            raise web.HTTPError(400, "this websocket path is not proxied by the session recorder")
-        route = _route_or_404(self.state, self.request.path)
+    def _upstream_request(self, route: Route, **kw) -> httpclient.HTTPRequest:
         headers = httputil.HTTPHeaders()
         for k, v in self.request.headers.get_all():
             if k.lower() not in HOP_BY_HOP:
                 headers.add(k, v)
         body = self.request.body if (self.request.body or self.request.method in ("POST", "PUT", "PATCH")) else None
-        req = httpclient.HTTPRequest(route.target_url + self.request.uri, method=self.request.method,
-                                     headers=headers, body=body, follow_redirects=False, decompress_response=False,
-                                     allow_nonstandard_methods=True, request_timeout=300)
+        return httpclient.HTTPRequest(route.target_url + self.request.uri, method=self.request.method,
+                                      headers=headers, body=body, follow_redirects=False, decompress_response=False,
+                                      allow_nonstandard_methods=True, request_timeout=300, **kw)
+
+    def _start_response(self, code: int, reason: str, headers: httputil.HTTPHeaders) -> None:
+        self.clear()
+        self.set_status(code, reason)
+        for k in ("Content-Type", "Server", "Date"):
+            self.clear_header(k)
+        for k, v in headers.get_all():
+            if k.lower() not in HOP_BY_HOP:
+                self.add_header(k, v)
+
+    async def _proxy(self):
+        if self.request.headers.get("Upgrade", "").lower() == "websocket":
+            raise web.HTTPError(400, "this websocket path is not proxied by the session recorder")
+        route = _route_or_404(self.state, self.request.path)
+        read = contents_read(self.request.method, self.request.path, self.request.query, route.prefix)
+        if read is not None:
+            await self._contents_read(route, read)
+        else:
+            await self._stream(route)
+
+    async def _stream(self, route: Route):
+        meter_key = None if is_static(self.request.path, route.prefix) else self.state.meter_key(route)
+        head: dict = {"headers": httputil.HTTPHeaders()}
+        self._cut = False
+
+        def on_header(line: str) -> None:
+            if line.startswith("HTTP/"):
+                start = httputil.parse_response_start_line(line.strip())
+                head.update(code=start.code, reason=start.reason, headers=httputil.HTTPHeaders())
+            elif line.strip():
+                head["headers"].parse_line(line)
+
+        def on_chunk(chunk: bytes):
+            if self._cut:
+                return None
+            if meter_key is not None and self.request.method != "HEAD":
+                charge = self.state.meter.charge(meter_key, len(chunk))
+                if not charge.delivered:
+                    self._cut = True
+                    self.state.withheld(route, "http", self.request.path[:300], len(chunk), hashlib.sha256(chunk))
+                    return None
+            if not self._headers_written:
+                self._start_response(head["code"], head["reason"], head["headers"])
+            self.write(chunk)
+            return self.flush()
+
+        req = self._upstream_request(route, header_callback=on_header, streaming_callback=on_chunk)
         try:
             resp = await self.state.http.fetch(req, raise_error=False)
         except OSError:
-            raise web.HTTPError(502, "the workspace is not reachable") from None
-        if resp.code == 599:
-            raise web.HTTPError(502, "the workspace is not reachable")
-        if self.request.method == "PUT" and 200 <= resp.code < 300:
+            resp = None
+        if resp is None or resp.code == 599:
+            if not self._headers_written:
+                raise web.HTTPError(502, "the workspace is not reachable")
+            self.request.connection.close()
+            return
+        if self._cut:
+            if not self._headers_written:
+                self._refuse(429, self.request.path, withheld_text(self.state.meter.entry(meter_key).budget))
+                return
+            self.request.connection.close()  # the budget ran out part way: end the response short
+            return
+        await self._record_save(route, resp.code)
+        if not self._headers_written:
+            self._start_response(resp.code, resp.reason, head["headers"] if "code" in head else resp.headers)
+        await self.finish()
+
+    async def _record_save(self, route: Route, code: int) -> None:
+        if self.request.method == "PUT" and 200 <= code < 300:
             m = _CONTENTS_PUT.search(self.request.path)
             if m:
                 await self.state.audit.record(
                     actor=route.user, role="researcher", action="session.file_save", permit_id=route.permit_id,
                     object_id=m.group("path")[:300],
-                    detail={"path": m.group("path"), "size_bytes": len(self.request.body), "status": resp.code})
-        self.clear()
-        self.set_status(resp.code, resp.reason)
-        for k in ("Content-Type", "Server", "Date"):
-            self.clear_header(k)
-        for k, v in resp.headers.get_all():
-            if k.lower() not in HOP_BY_HOP:
-                self.add_header(k, v)
-        if resp.body and self.request.method != "HEAD":
-            self.write(resp.body)
+                    detail={"path": m.group("path"), "size_bytes": len(self.request.body), "status": code})
+
+    async def _contents_read(self, route: Route, read):
+        limits = self.state.meter.limits(route.permit_id or "")
+        cap = max_body_bytes(limits)
+        body = bytearray()
+        self._cut = False
+
+        def on_chunk(chunk: bytes):
+            if len(body) + len(chunk) > cap:
+                self._cut = True
+            elif not self._cut:
+                body.extend(chunk)
+
+        try:
+            resp = await self.state.http.fetch(self._upstream_request(route, streaming_callback=on_chunk),
+                                               raise_error=False)
+        except OSError:
+            raise web.HTTPError(502, "the workspace is not reachable") from None
+        if resp.code == 599:
+            raise web.HTTPError(502, "the workspace is not reachable")
+        if self._cut:
+            await self._contents_refused(route, read.path, f"the response is larger than {cap} bytes")
+            return
+        if resp.code == 200:
+            try:
+                model = json.loads(bytes(body))
+            except ValueError:
+                model = None
+            if not isinstance(model, dict):
+                await self._contents_refused(route, read.path, "the workspace answered with something unreadable")
+                return
+            verdict = judge_model(model, limits)
+            if not verdict.allowed:
+                await self._contents_refused(route, read.path, verdict.reason, verdict)
+                return
+            key = self.state.meter_key(route)
+            charge = self.state.meter.charge(key, len(body))
+            sha = hashlib.sha256(verdict.data).hexdigest() if verdict.data else ""
+            if not charge.delivered:
+                self.state.withheld(route, "contents", read.path, len(body), hashlib.sha256(bytes(body)))
+                self._refuse(429, read.path, withheld_text(charge.budget))
+                return
+            if charge.warn:
+                self.state.warned(route, charge)
+            if verdict.size_bytes > AUDIT_READ_ABOVE_BYTES:
+                await self.state.audit.record(
+                    actor=route.user, role="researcher", action="session.contents_read", permit_id=route.permit_id,
+                    object_id=read.path[:300], detail={"path": read.path, "size_bytes": verdict.size_bytes,
+                                                       "sha256": sha, "kind": verdict.kind})
+        elif body:
+            self.state.meter.charge(self.state.meter_key(route), len(body))  # an error's body: metered, not judged
+        self._start_response(resp.code, resp.reason, resp.headers)
+        if body and self.request.method != "HEAD":
+            self.write(bytes(body))
         await self.finish()
+
+    async def _contents_refused(self, route: Route, path: str, reason: str, verdict=None) -> None:
+        await self.state.audit.record(
+            actor=route.user, role="researcher", action="session.contents_refused", outcome="refused",
+            permit_id=route.permit_id, object_id=path[:300],
+            detail={"path": path, "reason": reason, "kind": getattr(verdict, "kind", ""),
+                    "size_bytes": getattr(verdict, "size_bytes", 0)})
+        self._refuse(403, path, reason)
+
+    def _refuse(self, code: int, path: str, reason: str) -> None:
+        self.clear()
+        self.set_status(code)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": refusal_message(path, reason), "reason": None}))
 
     get = head = post = put = patch = delete = options = _proxy
 
@@ -200,10 +357,25 @@ class WsProxy(websocket.WebSocketHandler):
             self.inspect_server(message)
         except Exception:  # output accounting must never break the session
             log.exception("could not account a workspace message")
-        if self._open:
-            self._send(message)
-        else:
-            self._pending.append(message)
+        try:
+            out = self.meter_server(message)
+        except Exception:  # metering fails closed: the message is not passed on
+            log.exception("could not meter a workspace message; withheld")
+            out = []
+        for m in out:
+            if self._open:
+                self._send(m)
+            else:
+                self._pending.append(m)
+
+    def meter_server(self, message) -> list:
+        """What reaches the browser of one workspace message: charged to today's meter."""
+        charge = self.state.meter.charge(self.state.meter_key(self.route), len(message))
+        if charge.delivered:
+            return [message]
+        self.state.withheld(self.route, "websocket", self.request.path, len(message), hashlib.sha256(message
+                            if isinstance(message, bytes) else message.encode("utf-8", "surrogatepass")))
+        return []
 
     def _send(self, message):
         try:
@@ -226,11 +398,35 @@ class WsProxy(websocket.WebSocketHandler):
         return None
 
 
+def _bytes(message) -> bytes:
+    return message if isinstance(message, bytes) else message.encode("utf-8", "surrogatepass")
+
+
+class Withheld:
+    """What was withheld on one connection for one cell or terminal burst: count, size, SHA-256."""
+
+    def __init__(self):
+        self.messages, self.size, self.sha, self.started = 0, 0, hashlib.sha256(), time.monotonic()
+
+    def add(self, data: bytes) -> None:
+        self.messages += 1
+        self.size += len(data)
+        self.sha.update(data)
+
+
+# Messages that keep the notebook working after the budget is used up, re-written to their bare
+# protocol fields (so they carry nothing else) and charged against a small allowance over the budget.
+_CONTROL = {"status": ("execution_state", ("busy", "idle", "starting")),
+            "execute_reply": ("status", ("ok", "error", "aborted"))}
+
+
 class KernelWsProxy(WsProxy):
     def initialize(self, state: RecorderState):
         super().initialize(state)
         self.outputs: dict[str, int] = {}  # parent msg_id -> output bytes
         self.status: dict[str, str] = {}  # parent msg_id -> execute_reply status
+        self.withheld_by_cell: dict[str, Withheld] = {}  # parent msg_id -> what was withheld
+        self.noticed: set[str] = set()  # cells already told that their output is withheld
 
     async def get(self, kernel_id: str):
         self.kernel_id = kernel_id
@@ -278,6 +474,74 @@ class KernelWsProxy(WsProxy):
     def finish_session(self) -> None:
         for msg_id in list(self.outputs):
             self._output_done(msg_id)
+        for parent in list(self.withheld_by_cell):
+            self._withheld_done(parent)
+
+    def meter_server(self, message) -> list:
+        key = self.state.meter_key(self.route)
+        meter, sub = self.state.meter, self.selected_subprotocol
+        size = len(message)
+        msg = frames.decode(message, sub) if size > MAX_KERNEL_MESSAGE_BYTES or meter.entry(key).exhausted \
+            else None
+        if size > MAX_KERNEL_MESSAGE_BYTES:
+            if msg is None:
+                self._withhold("", message)
+                return []
+            original = _bytes(message)
+            message = frames.truncated(msg, MAX_KERNEL_MESSAGE_BYTES // 2,
+                                       truncated_text(size, MAX_KERNEL_MESSAGE_BYTES // 2), sub)
+            header = msg.get("header") or {}
+            asyncio.ensure_future(self._record("session.output_truncated", outcome="refused", detail={
+                "kernel_id": self.kernel_id, "size_bytes": size, "sha256": hashlib.sha256(original).hexdigest(),
+                "shown_bytes": len(message), "msg_type": str(header.get("msg_type", ""))[:50],
+                "parent_msg_id": str((msg.get("parent_header") or {}).get("msg_id", ""))[:100]}))
+        charge = meter.charge(key, len(message))
+        if charge.delivered:
+            out = [message]
+            if charge.warn:
+                self.state.warned(self.route, charge)
+                parent = (msg or frames.decode(message, sub) or {}).get("parent_header")
+                if parent:
+                    out.append(frames.notice(parent, warning_text(charge.used_bytes, charge.budget_bytes), sub))
+            return out
+        msg = msg or frames.decode(message, sub)
+        if msg is None:
+            self._withhold("", message)
+            return []
+        header, parent = msg.get("header") or {}, msg.get("parent_header") or {}
+        kind = str(header.get("msg_type", ""))
+        parent_id = str(parent.get("msg_id", ""))[:100]
+        out = []
+        if kind in _CONTROL:
+            field, allowed = _CONTROL[kind]
+            value = (msg.get("content") or {}).get(field)
+            bare = {"channel": str(msg.get("channel", "iopub"))[:10], "header": _bare_header(header),
+                    "parent_header": _bare_header(parent), "metadata": {},
+                    "content": {field: value if value in allowed else allowed[0]}}
+            if kind == "execute_reply":
+                count = (msg.get("content") or {}).get("execution_count")
+                bare["content"]["execution_count"] = count if isinstance(count, int) else None
+            frame = frames.encode(bare, sub)
+            if meter.charge(key, len(frame), control=True).delivered:
+                out.append(frame)
+        else:
+            self._withhold(parent_id, message)
+        if kind in OUTPUT_MSG_TYPES and parent_id and parent_id not in self.noticed:
+            self.noticed.add(parent_id)
+            frame = frames.notice(_bare_header(parent), withheld_text(charge.budget_bytes), sub)
+            if meter.charge(key, len(frame), control=True).delivered:
+                out.append(frame)
+        if kind == "status" and (msg.get("content") or {}).get("execution_state") == "idle":
+            self._withheld_done(parent_id)
+        return out
+
+    def _withhold(self, parent_id: str, message) -> None:
+        self.withheld_by_cell.setdefault(parent_id, Withheld()).add(_bytes(message))
+
+    def _withheld_done(self, parent_id: str) -> None:
+        w = self.withheld_by_cell.pop(parent_id, None)
+        if w is not None:
+            self.state.withheld(self.route, "kernel", f"{self.kernel_id}/{parent_id}", w.size, w.sha, w.messages)
 
     async def _record(self, action: str, outcome: str = "ok", detail: dict | None = None):
         await self.state.audit.record(actor=self.route.user, role="researcher", action=action,
@@ -289,6 +553,8 @@ class TerminalWsProxy(WsProxy):
     def initialize(self, state: RecorderState):
         super().initialize(state)
         self.assembler = CommandAssembler()
+        self.withheld: Withheld | None = None
+        self.told = False  # the researcher was shown that output is withheld
 
     async def get(self, name: str):
         self.terminal = name
@@ -313,6 +579,40 @@ class TerminalWsProxy(WsProxy):
         rest = self.assembler.flush()
         if rest:
             asyncio.ensure_future(self._record(rest, partial=True))
+        self._withheld_done()
+
+    def meter_server(self, message) -> list:
+        key = self.state.meter_key(self.route)
+        charge = self.state.meter.charge(key, len(message))
+        if charge.delivered:
+            self.told = False
+            out = [message]
+            if charge.warn:
+                self.state.warned(self.route, charge)
+                out.append(json.dumps(["stdout", "\r\n" + warning_text(charge.used_bytes, charge.budget_bytes) + "\r\n"]))
+            return out
+        if self.withheld is None:
+            self.withheld = Withheld()
+        self.withheld.add(_bytes(message))
+        out = []
+        if not self.told:
+            self.told = True
+            note = json.dumps(["stdout", "\r\n" + withheld_text(charge.budget_bytes) + "\r\n"])
+            if self.state.meter.charge(key, len(note), control=True).delivered:
+                out.append(note)
+        if time.monotonic() - self.withheld.started > 60:
+            self._withheld_done()
+        return out
+
+    def _withheld_done(self) -> None:
+        if self.withheld is not None:
+            w, self.withheld = self.withheld, None
+            self.state.withheld(self.route, "terminal", f"terminal/{self.terminal}", w.size, w.sha, w.messages)
+
+
+def _bare_header(h: dict) -> dict:
+    """A header with only its protocol fields, each cut short (nothing else can ride along)."""
+    return {k: str(h.get(k, ""))[:100] for k in ("msg_id", "msg_type", "session", "username", "date", "version")}
 
 
 def make_app(engine: sa.Engine, **settings) -> web.Application:
