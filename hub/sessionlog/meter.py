@@ -52,6 +52,11 @@ class Entry:
     pending_used: int = 0
     pending_withheld: int = 0
     pending_warned: bool = False
+    full: bool = False  # a message was withheld: the day is used up until an operator raise
+
+    def raise_to(self, raised: int) -> None:
+        if raised > self.raised:
+            self.raised, self.full = raised, False
 
     @property
     def budget(self) -> int:
@@ -59,13 +64,18 @@ class Entry:
 
     @property
     def exhausted(self) -> bool:
-        return self.used >= self.budget
+        return self.full or self.used >= self.budget
 
     def charge(self, size: int, control: bool = False) -> Charge:
         """Deliver `size` bytes if they fit in today's budget, else withhold them. A `control`
         message (a notice, a bare status) may use CONTROL_ALLOWANCE_BYTES over the budget, so
         the notebook keeps working and the researcher is told, but nothing more gets out."""
-        if self.used + size > self.budget + (CONTROL_ALLOWANCE_BYTES if control else 0):
+        if control:
+            fits = self.used + size <= self.budget + CONTROL_ALLOWANCE_BYTES
+        else:
+            fits = not self.full and self.used + size <= self.budget
+        if not fits:
+            self.full = self.full or not control
             self.withheld += size
             self.pending_withheld += size
             return Charge(False, False, self.used, self.budget)

@@ -171,7 +171,7 @@ class MeterBook:
                     entry.give_back(pending)
                 raise
             with self._lock:
-                entry.raised = max(entry.raised, raised)
+                entry.raise_to(raised)
                 entry.base_budget = self.limits(key.permit_id).daily_budget_bytes
             if key.day < max(k.day for k in self.entries) and not (entry.pending_used or entry.pending_withheld):
                 self.entries.pop(key, None)  # an earlier day: written, no longer charged

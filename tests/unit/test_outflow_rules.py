@@ -120,14 +120,14 @@ def test_meter_delivers_warns_once_then_withholds():
     assert not e.charge(100).warn  # once a day
     c = e.charge(100)
     assert not c.delivered and e.withheld == 100 and e.used == 950
-    assert e.charge(50).delivered and e.exhausted
+    assert not e.charge(50).delivered and e.exhausted  # once withheld, the day is used up
     # control messages: a bounded allowance over the budget, never more
     assert e.charge(CONTROL_ALLOWANCE_BYTES, control=True).delivered
-    assert not e.charge(1, control=True).delivered
-    assert e.take_pending() == (1000 + CONTROL_ALLOWANCE_BYTES, 101, True)
+    assert not e.charge(100, control=True).delivered
+    assert e.take_pending() == (950 + CONTROL_ALLOWANCE_BYTES, 250, True)
     assert e.take_pending() == (0, 0, False)
-    e.raised = 10 * CONTROL_ALLOWANCE_BYTES  # an operator raise
-    assert e.charge(500).delivered
+    e.raise_to(10 * CONTROL_ALLOWANCE_BYTES)  # an operator raise
+    assert not e.exhausted and e.charge(500).delivered
     assert len(today()) == 10
 
 
