@@ -40,6 +40,7 @@ log = logging.getLogger("spe.sessionlog")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "content-length"}
 WS_FORWARD_HEADERS = ("Cookie", "Authorization", "Origin", "Host", "User-Agent", "X-XSRFToken")
+MAX_STREAMED_BYTES = 1 << 40
 MAX_CODE_CHARS = 100_000  # longer cells are recorded truncated, with their full size
 _CONTENTS_PUT = re.compile(r"/api/contents/(?P<path>.*)$")
 
@@ -120,7 +121,8 @@ class RecorderState:
     def http(self) -> httpclient.AsyncHTTPClient:
         # Created on first use, inside the event loop that serves the requests.
         if self._http is None:
-            self._http = httpclient.AsyncHTTPClient()
+            # bodies are streamed (never held), so no cap on their size beyond the meter's
+            self._http = httpclient.AsyncHTTPClient(max_body_size=MAX_STREAMED_BYTES)
         return self._http
 
 
@@ -202,7 +204,8 @@ class HttpProxy(web.RequestHandler):
         req = self._upstream_request(route, header_callback=on_header, streaming_callback=on_chunk)
         try:
             resp = await self.state.http.fetch(req, raise_error=False)
-        except OSError:
+        except (OSError, httputil.HTTPInputError, httpclient.HTTPError):
+            log.warning("proxying %s failed", self.request.path, exc_info=True)
             resp = None
         if resp is None or resp.code == 599:
             if not self._headers_written:
