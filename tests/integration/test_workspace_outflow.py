@@ -4,8 +4,9 @@
 * the extract copied into the work folder, as `x.parquet` and renamed `x.csv`, cannot be read
   back through the contents API (base64, text, or the server's choice): refused by its bytes,
   with a message that points to egress review; the notebook, text files and the listing work;
-* a cell printing 20 MB reaches the client cut to the per-message limit with a notice, and
-  the audit trail has the truncation with its size and SHA-256;
+* a cell printing or displaying 20 MB reaches the client cut (the server's IOPub rate limit
+  for stream output, the recorder's per-message limit for the rest, with a notice), and the
+  audit trail has the truncation with its size and SHA-256;
 * the workspace image carries no setuid/setgid file (`find / -perm /6000`).
 """
 
@@ -77,7 +78,11 @@ print(json.dumps({"src": src, "size": __import__('os').path.getsize('x.csv')}))
 
 def test_a_cell_printing_20_mb_reaches_the_browser_cut_and_recorded(spe_hub, workspace):
     _, kernel = workspace
+    # printed: the Jupyter server's own IOPub rate limit (1 MB/s of stream output) drops it already
     out = kernel.run("print('x' * 20_000_000)")
+    assert len(out) < 2 * 1024 * 1024
+    # displayed (not rate-limited by the server): the recorder cuts it to 1 MiB with a notice
+    out = kernel.run("from IPython.display import display; display({'text/plain': 'x' * 20_000_000}, raw=True)")
     assert "[SPE] Output truncated" in out and len(out) < 2 * 1024 * 1024
     truncated = [e for e in _events(spe_hub, "session.output_truncated") if e["actor"] == "alice"]
     assert truncated and truncated[-1]["detail"]["size_bytes"] > 20_000_000
