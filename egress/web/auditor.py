@@ -1,5 +1,6 @@
 """Auditor pages of the egress service: the audit trail filtered by permit, user, action and
-time, and the timeline of one permit from provisioning to deletion. Read-only.
+time, the timeline of one permit from provisioning to deletion, and its browser output meter
+(bytes its workspaces sent to browsers per user and day). Read-only.
 
 Only a hub user whose token model carries the `custom:spe:audit` scope gets in; anyone else
 gets 403 (401 without a login). Every handler answers GET only — there is no write path, so
@@ -23,6 +24,7 @@ from hub.audit.pack import parse_time_bound
 from hub.audit.store import record
 from hub.audit.timeline import timeline
 from hub.exceptions import Forbidden, InvalidInput, Refused
+from hub.sessionlog.meterdb import meter_rows
 
 SCOPE_AUDIT = "custom:spe:audit"
 MAX_ROWS = 1000
@@ -112,11 +114,13 @@ class AuditorMixin:
         if "error" in payload:
             body = f"<p>{e(payload['error'])}</p>"
         else:
+            columns, items = payload.get("columns", COLUMNS), payload.get("rows", payload.get("events"))
             rows = "".join("<tr>" + "".join(f"<td>{e(str(r.get(c) if r.get(c) is not None else ''))}</td>"
-                                            for c in COLUMNS) + "</tr>" for r in payload["events"])
-            head = "".join(f"<th>{e(c)}</th>" for c in COLUMNS)
-            body = (f"<p>{len(payload['events'])} event(s). Filters: permit, user, action, from, to, limit; "
-                    f"add format=json for JSON.</p><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+                                            for c in columns) + "</tr>" for r in items)
+            head = "".join(f"<th>{e(c)}</th>" for c in columns)
+            what = "row(s)" if "rows" in payload else "event(s). Filters: permit, user, action, from, to, limit;"
+            body = (f"<p>{len(items)} {what} add format=json for JSON.</p>"
+                    f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
         self.finish(f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title></head>"
@@ -138,6 +142,21 @@ class PermitTimelineMixin(AuditorMixin):
         await self._guarded(build)
 
 
+METER_COLUMNS = ("day", "username", "used_bytes", "budget_bytes", "withheld_bytes", "raised_bytes", "warned")
+
+
+class PermitMeterMixin(AuditorMixin):
+    """The browser output meter of one permit (hub.sessionlog.meterdb): per user and day."""
+
+    async def get(self, permit_id: str):
+        def build(f):
+            rows = meter_rows(self.engine, permit_id=permit_id, user=f["user"])
+            return {"title": f"Browser output meter of permit {permit_id}", "permit_id": permit_id,
+                    "columns": METER_COLUMNS, "rows": [{c: r[c] for c in METER_COLUMNS} for r in rows]}
+
+        await self._guarded(build)
+
+
 class _PlainBase(web.RequestHandler):
     """Default base without hub authentication: nobody is an auditor (fail closed)."""
 
@@ -146,12 +165,15 @@ class _PlainBase(web.RequestHandler):
 
 
 def auditor_handlers(prefix: str, engine: sa.Engine, base: type = _PlainBase, base_kwargs: dict | None = None) -> list[tuple]:
-    """Routes: `<prefix>/audit/events` and `<prefix>/audit/permits/<id>/timeline` (GET only)."""
+    """Routes: `<prefix>/audit/events`, `<prefix>/audit/permits/<id>/timeline` and
+    `<prefix>/audit/permits/<id>/meter` (GET only)."""
     root = prefix.rstrip("/")
     events = type("AuditEventsHandler", (EventsMixin, base), {})
     permit = type("AuditPermitTimelineHandler", (PermitTimelineMixin, base), {})
+    meter = type("AuditPermitMeterHandler", (PermitMeterMixin, base), {})
     kw = {"engine": engine, **(base_kwargs or {})}
     return [
         (root + "/audit/events", events, kw),
         (root + r"/audit/permits/([A-Za-z0-9._-]{1,64})/timeline", permit, kw),
+        (root + r"/audit/permits/([A-Za-z0-9._-]{1,64})/meter", meter, kw),
     ]

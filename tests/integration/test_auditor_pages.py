@@ -11,6 +11,8 @@ from egress.web.auditor import auditor_handlers
 from egress.web.register import register_handlers
 from hub.audit import record
 from hub.audit.tables import audit_events
+from hub.sessionlog.meter import Key
+from hub.sessionlog.meterdb import add_counts
 from tests.integration.tornado_thread import TornadoThread
 
 USERS = {
@@ -55,6 +57,8 @@ def _count(engine):
 
 def test_auditor_filters_and_timeline(engine):
     _trail(engine)
+    with engine.begin() as conn:  # what the session recorder counted (hub.sessionlog.meterdb)
+        add_counts(conn, Key("P-1", "alice", "2026-02-02"), used=4096, withheld=512, warned=False)
     routes = auditor_handlers("/services/egress", engine, base=TokenBase)
     with TornadoThread(routes) as srv:
         def get(path, token="tok-auditor", **params):
@@ -76,6 +80,13 @@ def test_auditor_filters_and_timeline(engine):
         page = get("/audit/permits/P-1/timeline", format="html")
         assert page.status_code == 200 and "df.describe()" in page.text
 
+        meter = get("/audit/permits/P-1/meter").json()
+        assert [(r["username"], r["used_bytes"], r["withheld_bytes"]) for r in meter["rows"]] == [("alice", 4096, 512)]
+        assert meter["rows"][0]["budget_bytes"] == 25 * 1024 * 1024
+        assert get("/audit/permits/P-2/meter").json()["rows"] == []
+        page = get("/audit/permits/P-1/meter", format="html")
+        assert page.status_code == 200 and "<td>alice</td><td>4096</td>" in page.text
+
         assert get("/audit/events", limit="abc").status_code == 400
         assert get("/audit/events", limit="100000").status_code == 400
         assert "from: not a date" in get("/audit/events", **{"from": "last week"}).json()["error"]
@@ -96,12 +107,16 @@ def test_only_auditors_read_and_nobody_writes(engine):
                                   headers={"Authorization": "token tok-researcher"}, timeout=10)
         public = requests.get(srv.url + "/e/register.json", timeout=10)
         assert (anon.status_code, researcher.status_code, public.status_code) == (401, 403, 200)
+        meter = requests.get(srv.url + "/e/audit/permits/P-1/meter", params={"format": "json"},
+                             headers={"Authorization": "token tok-researcher"}, timeout=10)
+        assert meter.status_code == 403 and "used_bytes" not in meter.text
         assert "alice" not in anon.text and "df.describe" not in researcher.text
         for method in ("post", "put", "delete", "patch"):
             r = requests.request(method, srv.url + "/e/audit/events", headers={"Authorization": "token tok-auditor"},
                                  data="{}", timeout=10)
             assert r.status_code == 405
-            r = requests.request(method, srv.url + "/e/audit/permits/P-1/timeline",
-                                 headers={"Authorization": "token tok-auditor"}, data="{}", timeout=10)
-            assert r.status_code == 405
+            for page in ("timeline", "meter"):
+                r = requests.request(method, srv.url + f"/e/audit/permits/P-1/{page}",
+                                     headers={"Authorization": "token tok-auditor"}, data="{}", timeout=10)
+                assert r.status_code == 405
         assert _count(engine) == before  # refused requests changed nothing (not even a view record)
