@@ -70,7 +70,11 @@ def truncated(msg: dict, keep_bytes: int, note: str, subprotocol: str | None) ->
         text = content.get("text") if isinstance(content.get("text"), str) else ""
         content["text"] = text.encode("utf-8")[:keep_bytes].decode("utf-8", errors="ignore") + note + "\n"
     elif kind in ("display_data", "execute_result", "update_display_data"):
-        content["data"] = {"text/plain": note.strip()}
+        data = content.get("data") if isinstance(content.get("data"), dict) else {}
+        plain = data.get("text/plain") if isinstance(data.get("text/plain"), str) else ""
+        # the plain-text form, cut; richer forms (images, HTML) cannot be cut meaningfully: dropped
+        kept = plain.encode("utf-8")[:keep_bytes].decode("utf-8", errors="ignore")
+        content["data"] = {"text/plain": kept + note if kept else note.strip()}
         content["metadata"] = {}
     elif kind == "error":
         content = {"ename": str(content.get("ename", ""))[:200], "evalue": str(content.get("evalue", ""))[:1000],

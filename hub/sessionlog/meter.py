@@ -118,3 +118,12 @@ def withheld_text(budget: int) -> str:
 def truncated_text(size: int, kept: int) -> str:
     return (f"\n[SPE] Output truncated: this message was {mib(size)}; only the first {mib(kept)} is shown "
             "(limit per message). Submit results for egress review.")
+
+
+def meter_summary(info: dict) -> str:
+    """One paragraph for the researcher's meter page (`info` as the recorder builds it)."""
+    state = ("Output is withheld until tomorrow (UTC) or until an operator raises your budget."
+             if info["withholding"] else "Output reaches your browser.")
+    return (f"Browser output of permit {info['permit']} for {info['user']} on {info['day']} (UTC): "
+            f"{mib(info['used_bytes'])} of {mib(info['budget_bytes'])} used ({info['used_percent']} %), "
+            f"{mib(info['withheld_bytes'])} withheld. {state}")

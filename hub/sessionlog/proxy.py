@@ -28,7 +28,8 @@ from tornado import httpclient, httputil, ioloop, web, websocket
 
 from hub.audit.store import record
 from hub.sessionlog import frames
-from hub.sessionlog.meter import Charge, Key, today, truncated_text, warning_text, withheld_text
+from hub.sessionlog.meter import (Charge, Key, meter_summary, today, truncated_text, warning_text,
+                                  withheld_text)
 from hub.sessionlog.meterdb import MeterBook
 from hub.sessionlog.outflow import (AUDIT_READ_ABOVE_BYTES, MAX_KERNEL_MESSAGE_BYTES, contents_read, is_static,
                                     judge_model, max_body_bytes, refusal_message)
@@ -41,6 +42,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "transfer-encoding", "upgrade", "content-length"}
 WS_FORWARD_HEADERS = ("Cookie", "Authorization", "Origin", "Host", "User-Agent", "X-XSRFToken")
 MAX_STREAMED_BYTES = 1 << 40
+METER_PAGE = "spe/meter"  # under a workspace's prefix: the researcher's meter of today
 MAX_CODE_CHARS = 100_000  # longer cells are recorded truncated, with their full size
 _CONTENTS_PUT = re.compile(r"/api/contents/(?P<path>.*)$")
 
@@ -169,6 +171,9 @@ class HttpProxy(web.RequestHandler):
         if self.request.headers.get("Upgrade", "").lower() == "websocket":
             raise web.HTTPError(400, "this websocket path is not proxied by the session recorder")
         route = _route_or_404(self.state, self.request.path)
+        if self.request.path == route.prefix + METER_PAGE and self.request.method == "GET":
+            await self._meter_page(route)
+            return
         read = contents_read(self.request.method, self.request.path, self.request.query, route.prefix)
         if read is not None:
             await self._contents_read(route, read)
@@ -222,6 +227,30 @@ class HttpProxy(web.RequestHandler):
         if not self._headers_written:
             self._start_response(resp.code, resp.reason, head["headers"] if "code" in head else resp.headers)
         await self.finish()
+
+    async def _meter_page(self, route: Route) -> None:
+        """The researcher's own meter of today, for whoever the workspace itself lets in (its
+        `api/me` answers 200 to the same cookies or token): nothing of it comes from the workspace."""
+        probe = httpclient.HTTPRequest(route.target_url + route.prefix + "api/me", method="GET",
+                                       headers=self._upstream_request(route).headers, follow_redirects=False,
+                                       request_timeout=30)
+        try:
+            resp = await self.state.http.fetch(probe, raise_error=False)
+        except OSError:
+            raise web.HTTPError(502, "the workspace is not reachable") from None
+        if resp.code != 200:
+            raise web.HTTPError(403, "log in to this workspace first")
+        key = self.state.meter_key(route)
+        entry = self.state.meter.entry(key)
+        info = {"permit": key.permit_id, "user": key.user, "day": key.day, "used_bytes": entry.used,
+                "budget_bytes": entry.budget, "withheld_bytes": entry.withheld,
+                "used_percent": round(100 * entry.used / max(entry.budget, 1), 1), "withholding": entry.exhausted}
+        self.set_header("Cache-Control", "no-store")
+        if self.get_argument("format", "") == "json":
+            self.finish(info)
+            return
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(meter_summary(info) + "\n")
 
     async def _record_save(self, route: Route, code: int) -> None:
         if self.request.method == "PUT" and 200 <= code < 300:

@@ -224,3 +224,19 @@ def test_terminal_output_is_metered_and_withheld(engine, recorder, small_budget,
     withheld = _wait_for(lambda: [e for e in _events(engine, "session.output_withheld")
                                   if e["detail"]["channel"] == "terminal"], "terminal withheld event")
     assert withheld[0]["detail"]["size_bytes"] > 0 and withheld[0]["object_id"] == f"terminal/{name}"
+
+
+def test_the_researcher_sees_her_meter_and_nobody_else_does(engine, recorder, small_budget):
+    base = recorder.url + PREFIX
+    _put(base, "notes.md", "# notes\n" * 100)
+    assert requests.get(base + "api/contents/notes.md?content=1&format=text", headers=_auth(), timeout=30).ok
+    mine = requests.get(base + "spe/meter?format=json", headers=_auth(), timeout=30)
+    assert mine.status_code == 200, mine.text
+    info = mine.json()
+    assert (info["permit"], info["user"], info["budget_bytes"]) == ("P-1", "alice", BUDGET)
+    assert info["used_bytes"] > 800 and info["withholding"] is False
+    text = requests.get(base + "spe/meter", headers=_auth(), timeout=30).text
+    assert text.startswith("Browser output of permit P-1 for alice") and "of 3.0 MiB used" in text
+    for headers in ({}, {"Authorization": "token wrong"}):
+        other = requests.get(base + "spe/meter?format=json", headers=headers, timeout=30, allow_redirects=False)
+        assert other.status_code == 403 and "used_bytes" not in other.text

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -84,11 +85,23 @@ def test_a_cell_printing_20_mb_reaches_the_browser_cut_and_recorded(spe_hub, wor
     # displayed (not rate-limited by the server): the recorder cuts it to 1 MiB with a notice
     out = kernel.run("from IPython.display import display; display({'text/plain': 'x' * 20_000_000}, raw=True)")
     assert "[SPE] Output truncated" in out and len(out) < 2 * 1024 * 1024
-    truncated = [e for e in _events(spe_hub, "session.output_truncated") if e["actor"] == "alice"]
-    assert truncated and truncated[-1]["detail"]["size_bytes"] > 20_000_000
+    deadline = time.monotonic() + 60  # the recorder writes the event after passing the message on
+    while not (truncated := [e for e in _events(spe_hub, "session.output_truncated") if e["actor"] == "alice"]):
+        assert time.monotonic() < deadline, "no session.output_truncated event"
+        time.sleep(0.2)
+    assert truncated[-1]["detail"]["size_bytes"] > 20_000_000
     assert len(truncated[-1]["detail"]["sha256"]) == 64 and truncated[-1]["permit_id"] == PERMIT
     rows = meter_rows(make_engine(spe_hub.settings.db_url), permit_id=PERMIT, user="alice")
     assert rows and rows[0]["budget_bytes"] == 25 * 1024 * 1024
+    # the researcher's own meter page, served by the recorder for whoever the workspace lets in
+    alice = spe_hub.client("alice")
+    mine = alice.session.get(alice.user_url("alice", SERVER, "spe/meter?format=json"),
+                             headers={"Authorization": f"token {alice.token}"})
+    assert mine.status_code == 200 and mine.json()["used_bytes"] >= 1024 * 1024, mine.text
+    bob = spe_hub.client("bob")
+    other = bob.session.get(alice.user_url("alice", SERVER, "spe/meter?format=json"),
+                            headers={"Authorization": f"token {bob.token}"}, allow_redirects=False)
+    assert other.status_code in (302, 403) and "used_bytes" not in other.text
 
 
 def test_no_setuid_or_setgid_files_in_the_workspace(workspace):

@@ -149,6 +149,10 @@ def test_recorder_frames_round_trip_and_truncate(sub):
     img = frames.truncated(_msg("display_data", {"data": {"image/png": "A" * 9000}, "metadata": {}}), 10,
                            "[SPE] cut", sub)
     assert parse_kernel_frame(img, sub).content["data"] == {"text/plain": "[SPE] cut"}
+    table = frames.truncated(_msg("execute_result", {"data": {"text/plain": "t" * 9000, "text/html": "<b>"},
+                                                     "metadata": {}, "execution_count": 3}), 10, "\n[SPE] cut", sub)
+    assert parse_kernel_frame(table, sub).content["data"] == {"text/plain": "t" * 10 + "\n[SPE] cut"}
+    assert parse_kernel_frame(table, sub).content["execution_count"] == 3
     note = parse_kernel_frame(frames.notice(big["parent_header"], "[SPE] withheld", sub), sub)
     assert (note.channel, note.msg_type, note.parent_msg_id) == ("iopub", "stream", "cell-1")
     assert note.content == {"name": "stderr", "text": "[SPE] withheld\n"}
