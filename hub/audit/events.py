@@ -56,6 +56,9 @@ _TYPES = [
        "output withheld from the browser: the day's byte budget was used up", "session"),
     _t("session.meter_warning", ("user", "used_bytes", "budget_bytes", "day"),
        "a researcher passed 80 % of the day's browser output budget of a permit", "session"),
+    _t("session.upload_refused", ("path", "reason", "sha256"),
+       "a file written through the contents API (an upload) was refused: not text or a notebook, or over the cap",
+       "session"),
     _t("session.meter_raise", ("user", "day", "added_bytes", "budget_bytes"),
        "an operator raised a researcher's browser output budget for one day", "session"),
     # datasets, permits, provisioning (the control plane)

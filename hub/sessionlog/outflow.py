@@ -144,5 +144,69 @@ def judge_model(model: dict, limits: BrowserLimits) -> Verdict:
     return Verdict(True, "", ft.kind, len(data), data)
 
 
-def refusal_message(path: str, reason: str) -> str:
-    return f"{path or '/'}: {reason}. {REVIEW_HINT}"
+def refusal_message(path: str, reason: str, hint: str = REVIEW_HINT) -> str:
+    return f"{path or '/'}: {reason}. {hint}"
+
+
+IMPORT_HINT = ("Files enter this secure processing environment only through an import request: "
+               "ask for one on the SPE page of your permit; an output checker reviews it.")
+
+
+def contents_write(method: str, url_path: str, prefix: str) -> str | None:
+    """The path a contents-API PUT writes (an upload or a save), or None."""
+    if method != "PUT" or not url_path.startswith(prefix):
+        return None
+    m = _CONTENTS.match("/" + url_path[len(prefix):].lstrip("/"))
+    if m is None or not m.group("path"):
+        return None
+    path = unquote(m.group("path"))
+    return None if path.endswith("/checkpoints") or "/checkpoints/" in path else path
+
+
+def judge_upload(path: str, body: bytes, limits: BrowserLimits) -> Verdict:
+    """Whether the browser may write this contents model into the workspace (an upload or a save):
+    notebooks under the notebook cap, text under the text cap, judged by the bytes; nothing else."""
+    import json
+
+    from hub.exceptions import InvalidInput
+    from hub.filetypes import check_name_matches
+
+    try:
+        model = json.loads(body or b"{}")
+    except ValueError:
+        return refused("the request body is not a JSON contents model")
+    if not isinstance(model, dict):
+        return refused("the request body is not a JSON contents model")
+    if model.get("chunk") is not None:
+        return refused("uploads in chunks (files over 15 MB) are not accepted")
+    mtype, fmt, content = model.get("type"), model.get("format"), model.get("content")
+    if mtype == "directory" or content is None:
+        return Verdict(True, "", mtype or "", 0)  # a new folder or an empty file; a rename has no content
+    if mtype == "notebook":
+        if not isinstance(content, dict):
+            return refused("a notebook's content must be a JSON object")
+        data = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if len(data) > limits.notebook_max_bytes:
+            return refused(f"this notebook is {len(data)} bytes, above the {limits.notebook_max_bytes}-byte cap",
+                           "notebook", len(data))
+        return Verdict(True, "", "notebook", len(data), data)
+    if fmt == "base64" and isinstance(content, str):
+        try:
+            data = base64.b64decode(content, validate=False)
+        except (binascii.Error, ValueError):
+            return refused("the base64 content does not decode")
+    elif fmt == "text" and isinstance(content, str):
+        data = content.encode("utf-8", errors="surrogatepass")
+    else:
+        return refused(f"content in format {fmt!r} is not accepted")
+    ft = detect(data)
+    cap = limits.notebook_max_bytes if ft.family == "notebook" else limits.contents_max_bytes
+    if ft.family not in SERVED_FAMILIES and ft.kind != "empty":
+        return refused(f"its bytes are {ft.label}", ft.kind, len(data))
+    if len(data) > cap:
+        return refused(f"this file is {len(data)} bytes, above the {cap}-byte cap", ft.kind, len(data))
+    try:
+        check_name_matches(path, ft, field="path")
+    except InvalidInput as err:
+        return refused(str(err).split(" (")[0], ft.kind, len(data))
+    return Verdict(True, "", ft.kind, len(data), data)

@@ -31,8 +31,9 @@ from hub.sessionlog import frames
 from hub.sessionlog.meter import (Charge, Key, meter_summary, today, truncated_text, warning_text,
                                   withheld_text)
 from hub.sessionlog.meterdb import MeterBook
-from hub.sessionlog.outflow import (AUDIT_READ_ABOVE_BYTES, MAX_KERNEL_MESSAGE_BYTES, contents_read, is_static,
-                                    judge_model, max_body_bytes, refusal_message)
+from hub.sessionlog.outflow import (AUDIT_READ_ABOVE_BYTES, IMPORT_HINT, MAX_KERNEL_MESSAGE_BYTES, contents_read,
+                                    contents_write, is_static, judge_model, judge_upload, max_body_bytes,
+                                    refusal_message)
 from hub.sessionlog.protocol import OUTPUT_MSG_TYPES, CommandAssembler, parse_kernel_frame, parse_terminal_frame
 from hub.sessionlog.routes import Route, load_routes, match
 
@@ -144,6 +145,7 @@ class HttpProxy(web.RequestHandler):
 
     def initialize(self, state: RecorderState):
         self.state = state
+        self._upload = None  # the verdict on a contents PUT's body
 
     def check_xsrf_cookie(self):  # the workspace checks XSRF itself; we forward its headers
         return
@@ -174,6 +176,13 @@ class HttpProxy(web.RequestHandler):
         if self.request.path == route.prefix + METER_PAGE and self.request.method == "GET":
             await self._meter_page(route)
             return
+        written = contents_write(self.request.method, self.request.path, route.prefix)
+        if written is not None:
+            limits = self.state.meter.limits(route.permit_id or "")
+            self._upload = judge_upload(written, self.request.body, limits)
+            if not self._upload.allowed:
+                await self._upload_refused(route, written, self._upload)
+                return
         read = contents_read(self.request.method, self.request.path, self.request.query, route.prefix)
         if read is not None:
             await self._contents_read(route, read)
@@ -256,10 +265,26 @@ class HttpProxy(web.RequestHandler):
         if self.request.method == "PUT" and 200 <= code < 300:
             m = _CONTENTS_PUT.search(self.request.path)
             if m:
+                upload = self._upload
+                data = upload.data if upload is not None else b""
                 await self.state.audit.record(
                     actor=route.user, role="researcher", action="session.file_save", permit_id=route.permit_id,
                     object_id=m.group("path")[:300],
-                    detail={"path": m.group("path"), "size_bytes": len(self.request.body), "status": code})
+                    detail={"path": m.group("path"), "size_bytes": len(self.request.body), "status": code,
+                            "kind": upload.kind if upload is not None else "",
+                            "sha256": hashlib.sha256(data).hexdigest() if data else ""})
+
+    async def _upload_refused(self, route: Route, path: str, verdict) -> None:
+        data = self.request.body or b""
+        await self.state.audit.record(
+            actor=route.user, role="researcher", action="session.upload_refused", outcome="refused",
+            permit_id=route.permit_id, object_id=path[:300],
+            detail={"path": path, "reason": verdict.reason, "kind": verdict.kind, "size_bytes": verdict.size_bytes,
+                    "body_bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+        self.clear()
+        self.set_status(403)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": refusal_message(path, verdict.reason, IMPORT_HINT), "reason": None}))
 
     async def _contents_read(self, route: Route, read):
         limits = self.state.meter.limits(route.permit_id or "")

@@ -68,13 +68,14 @@ def _wait_for(fn, what: str, seconds: float = 30):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_contents_reads_of_data_are_refused_by_their_bytes(engine, recorder, small_budget):
+def test_contents_reads_of_data_are_refused_by_their_bytes(engine, recorder, small_budget, tmp_path):
     base = recorder.url + PREFIX
     data = _parquet()
-    _put(base, "x.parquet", base64.b64encode(data).decode(), "base64")  # saving keeps working
-    _put(base, "x.csv", base64.b64encode(data).decode(), "base64")  # Parquet renamed .csv
-    _put(base, "notes.md", "# notes\n")
-    _put(base, "big.txt", "line\n" * 2000)  # 10 000 bytes, over this permit's 4 KiB cap
+    work = tmp_path / "work"  # written inside the workspace (as a kernel would), not uploaded
+    (work / "x.parquet").write_bytes(data)
+    (work / "x.csv").write_bytes(data)  # Parquet renamed .csv
+    (work / "notes.md").write_text("# notes\n")
+    (work / "big.txt").write_text("line\n" * 2000)  # 10 000 bytes, over this permit's 4 KiB cap
     for path, query in (("x.parquet", "content=1&format=base64"), ("x.parquet", "content=1&format=text"),
                         ("x.csv", "content=1&format=base64"), ("x.csv", "content=1&format=text"),
                         ("x.csv", "content=1"), ("x.parquet", ""), ("big.txt", "content=1&format=text")):
@@ -107,7 +108,7 @@ def test_contents_reads_of_data_are_refused_by_their_bytes(engine, recorder, sma
 def test_large_contents_reads_are_audited_with_their_hash(engine, recorder):
     base = recorder.url + PREFIX
     text = "a,b\n" + "1,2\n" * 30000  # 120 004 bytes: under the default 256 KiB cap, over 64 KiB
-    _put(base, "table.csv", text)
+    _put(base, "table.csv", text)  # text under the cap: an upload that is accepted
     r = requests.get(base + "api/contents/table.csv?content=1&format=text", headers=_auth(), timeout=30)
     assert r.status_code == 200 and r.json()["content"] == text
     read = _events(engine, "session.contents_read")[-1]
@@ -199,7 +200,7 @@ def test_kernel_output_is_metered_truncated_withheld_and_restored_by_a_raise(eng
 
 def test_terminal_output_is_metered_and_withheld(engine, recorder, small_budget, tmp_path):
     base = recorder.url + PREFIX
-    _put(base, "big.log", ("0123456789" * 100 + "\n") * 4000)  # 4 MiB of text, over the 3 MiB budget
+    (tmp_path / "work" / "big.log").write_text(("0123456789" * 100 + "\n") * 4000)  # 4 MiB, over the budget
     name = requests.post(base + "api/terminals", headers=_auth(), timeout=30).json()["name"]
     ws = websocket.create_connection(recorder.url.replace("http", "ws", 1) + f"{PREFIX}terminals/websocket/{name}",
                                      header=[f"Authorization: token {TOKEN}"], timeout=60)
@@ -240,3 +241,37 @@ def test_the_researcher_sees_her_meter_and_nobody_else_does(engine, recorder, sm
     for headers in ({}, {"Authorization": "token wrong"}):
         other = requests.get(base + "spe/meter?format=json", headers=headers, timeout=30, allow_redirects=False)
         assert other.status_code == 403 and "used_bytes" not in other.text
+
+
+def test_uploads_take_notebooks_and_small_text_only(engine, recorder, small_budget, tmp_path):
+    base = recorder.url + PREFIX
+    work = tmp_path / "work"
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []}
+    r = requests.put(base + "api/contents/mine.ipynb", headers=_auth(), timeout=30,
+                     json={"type": "notebook", "format": "json", "content": nb})
+    assert r.status_code in (200, 201) and (work / "mine.ipynb").exists()
+    _put(base, "helper.py", base64.b64encode(b"def f():\n    return 1\n").decode(), "base64")  # as Lab uploads
+    assert (work / "helper.py").read_text().startswith("def f()")
+    saved = _events(engine, "session.file_save")[-1]["detail"]
+    assert saved["path"] == "helper.py" and saved["kind"] == "text"
+    assert saved["sha256"] == hashlib.sha256(b"def f():\n    return 1\n").hexdigest()
+    data = _parquet()
+    refused = [
+        ("x.parquet", {"type": "file", "format": "base64", "content": base64.b64encode(data).decode()}),
+        ("x.csv", {"type": "file", "format": "base64", "content": base64.b64encode(data).decode()}),
+        ("tool.whl", {"type": "file", "format": "base64", "content": base64.b64encode(b"PK\x03\x04" + b"\0" * 40).decode()}),
+        ("big.txt", {"type": "file", "format": "text", "content": "x" * 5000}),  # over the 4 KiB cap
+        ("names.json", {"type": "file", "format": "text", "content": "a,b\n1,2\n"}),  # not JSON inside
+        ("part.bin", {"type": "file", "format": "base64", "content": "QUJD", "chunk": 1}),
+    ]
+    for path, model in refused:
+        r = requests.put(base + "api/contents/" + path, headers=_auth(), json=model, timeout=30)
+        assert r.status_code == 403, (path, r.status_code, r.text)
+        assert "import request" in r.json()["message"], r.text
+        assert not (work / path).exists(), path  # nothing stored
+    r = requests.put(base + "api/contents/bad.txt", headers=_auth(), data=b"\xff not json", timeout=30)
+    assert r.status_code == 403 and not (work / "bad.txt").exists()
+    events = {e["detail"]["path"]: e["detail"] for e in _events(engine, "session.upload_refused")}
+    assert set(events) == {p for p, _ in refused} | {"bad.txt"}
+    assert events["x.csv"]["kind"] == "parquet" and len(events["x.csv"]["sha256"]) == 64
+    assert verify(engine).ok

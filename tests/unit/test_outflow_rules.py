@@ -16,7 +16,8 @@ from hub.permits.model import parse_permit
 from hub.sessionlog import frames
 from hub.sessionlog.meter import CONTROL_ALLOWANCE_BYTES, Entry, today
 from hub.sessionlog.outflow import (DEFAULT_CONTENTS_MAX_BYTES, DEFAULT_DAILY_BUDGET_BYTES, BrowserLimits,
-                                    contents_read, is_static, judge_model, limits_from_document, max_body_bytes)
+                                    contents_read, contents_write, is_static, judge_model, judge_upload,
+                                    limits_from_document, max_body_bytes)
 from hub.sessionlog.protocol import V1_PROTOCOL, parse_kernel_frame
 
 PREFIX = "/user/alice/demo-2026-001/"
@@ -166,3 +167,27 @@ def test_meter_sizes():
         parse_size("lots")
     assert DEFAULT_DAILY_BUDGET_BYTES == 25 * 1024 * 1024
     assert json.loads(frames.encode(_msg("status", {"execution_state": "idle"}), None))["msg_type"] == "status"
+
+
+def test_uploads_are_judged_by_their_bytes_and_caps():
+    limits = BrowserLimits(contents_max_bytes=2048, notebook_max_bytes=4096)
+
+    def up(path, model):
+        return judge_upload(path, json.dumps(model).encode(), limits)
+
+    b64 = base64.b64encode
+    assert up("a.py", {"type": "file", "format": "base64", "content": b64(b"x = 1\n").decode()}).allowed
+    assert up("a.md", {"type": "file", "format": "text", "content": "# hi\n"}).allowed
+    assert up("d", {"type": "directory"}).allowed and up("new.txt", {"type": "file"}).allowed
+    assert up("n.ipynb", {"type": "notebook", "format": "json", "content": {"cells": [], "nbformat": 4}}).allowed
+    v = up("x.csv", {"type": "file", "format": "base64", "content": b64(_parquet()).decode()})
+    assert not v.allowed and v.kind == "parquet"
+    assert not up("t.json", {"type": "file", "format": "text", "content": "a,b\n1,2\n"}).allowed  # name lies
+    assert not up("big.md", {"type": "file", "format": "text", "content": "y" * 3000}).allowed
+    assert not up("n.ipynb", {"type": "notebook", "format": "json", "content": {"cells": ["z" * 5000]}}).allowed
+    assert not up("c", {"type": "file", "format": "base64", "content": "QQ==", "chunk": 2}).allowed
+    assert not up("p", {"type": "file", "format": "weird", "content": "x"}).allowed
+    assert not judge_upload("p", b"[1, 2]", limits).allowed and not judge_upload("p", b"\xff", limits).allowed
+    assert contents_write("PUT", PREFIX + "api/contents/sub/a%20b.py", PREFIX) == "sub/a b.py"
+    assert contents_write("PUT", PREFIX + "api/contents/a.ipynb/checkpoints", PREFIX) is None
+    assert contents_write("GET", PREFIX + "api/contents/a.py", PREFIX) is None
