@@ -8,6 +8,15 @@ closed); outputs are not stored, only their size (`session.cell_output`). Termin
 are assembled into commands (`session.terminal`), also recorded before the Enter key is
 forwarded. A successful contents-API PUT is recorded as `session.file_save`.
 
+The browser is also an egress channel, governed here (`outflow` for the rules, `meter` and
+`meterdb` for the daily budget, `frames` for the messages the recorder writes itself):
+contents reads are held (bounded) and judged by their bytes before any of it is sent; uploads
+are judged the same way before they reach the workspace; every other response is streamed
+chunk by chunk with back-pressure (memory stays flat whatever its size); kernel, terminal and
+HTTP bytes are charged to the (permit, user, day) meter, cut above 2 MiB a message, and
+withheld once the day's budget is used up, with notices to the researcher and audit events.
+`<prefix>spe/meter` answers the researcher's own meter.
+
 Authentication stays with the workspace (the hub's OAuth): the recorder forwards cookies,
 tokens, Host and Origin untouched and never relaxes a check. Entry point: `main()`.
 """
