@@ -164,8 +164,14 @@ class MeterBook:
             with self._lock:
                 pending = entry.take_pending()
             try:
-                with self.engine.begin() as conn:
-                    raised = add_counts(conn, key, *pending)
+                if any(pending):
+                    with self.engine.begin() as conn:
+                        raised = add_counts(conn, key, *pending)
+                else:  # nothing to add: only look for an operator's raise
+                    with self.engine.connect() as conn:
+                        raised = int(conn.execute(sa.select(session_meter.c.raised_bytes)
+                                                  .where(_where(key))).scalar() or 0)
+                        conn.rollback()
             except Exception:
                 with self._lock:
                     entry.give_back(pending)
