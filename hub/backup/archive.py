@@ -171,8 +171,9 @@ def create(settings: Settings, dest: Path, progress: Progress = print) -> dict:
                              registry=registry, spe_version=spe_version)
     import json
 
-    (dest / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest
+    raw = (json.dumps(manifest, indent=1) + "\n").encode()
+    (dest / MANIFEST).write_bytes(raw)
+    return {**manifest, "manifest_sha256": hashlib.sha256(raw).hexdigest()}
 
 
 def _libpq_url(db_url: str) -> str:
@@ -202,14 +203,19 @@ def _check_empty_home(home: Path) -> None:
             raise Conflict(f"{home} is not empty ({path.relative_to(home)}): restore only into an empty SPE_HOME")
 
 
-def check_backup(src: Path) -> tuple[dict, list[Entry]]:
-    """Read and check a backup: the manifest, then every file's size and hash. Raises InvalidInput
-    naming the first bad entry; writes nothing."""
+def check_backup(src: Path, manifest_sha256: str | None = None) -> tuple[dict, list[Entry]]:
+    """Read and check a backup: the manifest (against `manifest_sha256` when given: the hash
+    printed at creation, which catches a rewritten manifest), then every file's size and hash.
+    Raises InvalidInput naming the first bad entry; writes nothing."""
     src = Path(src)
     try:
-        text = (src / MANIFEST).read_text()
+        raw = (src / MANIFEST).read_bytes()
     except FileNotFoundError:
         raise InvalidInput(f"{src} holds no {MANIFEST}: not an SPE backup", field="dir") from None
+    if manifest_sha256 is not None and hashlib.sha256(raw).hexdigest() != manifest_sha256.strip().lower():
+        raise InvalidInput(f"backup refused, nothing written: {MANIFEST} does not have the SHA-256 you gave "
+                           "(rewritten or another backup)", field="manifest-sha256")
+    text = raw.decode("utf-8", errors="replace")
     try:
         doc, entries = parse_manifest(text)
     except ValueError as err:
@@ -225,12 +231,12 @@ def check_backup(src: Path) -> tuple[dict, list[Entry]]:
     return doc, entries
 
 
-def restore(src: Path, settings: Settings, progress: Progress = print) -> dict:
+def restore(src: Path, settings: Settings, progress: Progress = print, manifest_sha256: str | None = None) -> dict:
     """Restore the backup `src` into the empty `settings.home` (and its registry); return the
     audit verification as a dict. Nothing is written unless the backup checks out."""
     home = settings.home
     _check_empty_home(home)
-    doc, entries = check_backup(src)
+    doc, entries = check_backup(src, manifest_sha256)
     progress(f"backup of {doc['created_at']}: {len(entries)} file(s), every hash matches")
     db_file = sqlite_path(settings.db_url)
     if doc["registry"] == "sqlite" and db_file is None:

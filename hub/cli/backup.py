@@ -21,6 +21,8 @@ def register(sub) -> None:
     create.set_defaults(func=cmd_create)
     restore = s.add_parser("restore", help="restore a backup into this (empty) SPE home, then verify the audit trail")
     restore.add_argument("dir", help="a directory written by `spe backup create`")
+    restore.add_argument("--manifest-sha256", help="the manifest's SHA-256 printed by `spe backup create` "
+                         "(recommended: also refuses a backup whose manifest was rewritten)")
     restore.set_defaults(func=cmd_restore)
 
 
@@ -31,12 +33,14 @@ def cmd_create(args, settings) -> int:
     total = sum(f["bytes"] for f in manifest["files"])
     print(f"backup written to {args.dir}: {len(manifest['files'])} file(s), {total} bytes "
           f"(registry: {manifest['registry']}; keys in {Path(args.dir) / 'sealed-keys'})")
+    print(f"manifest SHA-256: {manifest['manifest_sha256']}  (record it elsewhere; "
+          "`spe backup restore --manifest-sha256` checks it)")
     return 0
 
 
 def cmd_restore(args, settings) -> int:
     from hub.backup.archive import restore
 
-    result = restore(Path(args.dir), settings)
+    result = restore(Path(args.dir), settings, manifest_sha256=args.manifest_sha256)
     print(f"restored into {settings.home}: audit trail verifies ({result['events']} events)")
     return 0

@@ -115,6 +115,18 @@ def test_restore_refuses_a_damaged_backup_naming_the_entry(backed_up, tmp_path, 
     assert not (new / "registry.db").exists() and not any(p.is_file() and p.name != "spe.log" for p in new.rglob("*"))
 
 
+def test_manifest_hash_given_at_restore_is_checked(backed_up, tmp_path, capsys):
+    sha = backed_up["out"].split("manifest SHA-256: ")[1].split()[0]
+    new = tmp_path / "checked"
+    code = main(["--home", str(new), "--db-url", f"sqlite:///{new / 'registry.db'}", "backup", "restore",
+                 str(backed_up["dir"]), "--manifest-sha256", "0" * 64])
+    assert code == 2 and "does not have the SHA-256" in capsys.readouterr().err
+    assert not (new / "registry.db").exists()
+    code = main(["--home", str(new), "--db-url", f"sqlite:///{new / 'registry.db'}", "backup", "restore",
+                 str(backed_up["dir"]), "--manifest-sha256", sha])
+    assert code == 0, capsys.readouterr().err
+
+
 def test_not_a_backup_is_refused(tmp_path, capsys):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "manifest.json").write_text("{not json")
