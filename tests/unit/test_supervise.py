@@ -106,3 +106,29 @@ def test_manifest_round_trip_and_refusals():
         parse_manifest(json.dumps({**doc, "format": "tar"}))
     with pytest.raises(ValueError, match="twice"):
         parse_manifest(json.dumps({**doc, "files": doc["files"] + doc["files"][:1]}))
+
+
+def test_supervised_hub_starts_neither_proxy_nor_services_and_keeps_workspaces(tmp_path):
+    from traitlets.config import Config
+
+    from hub.hubapp.config_docker import configure_docker
+    from hub.hubapp.options import settings_from
+    from hub.settings import Settings
+
+    settings = Settings(home=tmp_path, db_url=f"sqlite:///{tmp_path / 'registry.db'}", actor="tester")
+    env = {"SPE_SUPERVISED": "1", "SPE_RECORDER_PORT": "8765", "SPE_FRONTOFFICE_PORT": "8766"}
+    spe = settings_from(env)
+    names = ["idle-culler", "spe-lifecycle", "session-recorder", "package-mirror", "frontoffice", "egress"]
+    c = Config()
+    configure_docker(c, spe, settings, "172.18.0.1", True, {n: f"tok-{n}" for n in names})
+    assert c.ConfigurableHTTPProxy.should_start is False
+    assert c.JupyterHub.proxy_class == "hub.hubapp.proxy.SupervisedProxy"
+    assert c.JupyterHub.cleanup_servers is False  # a hub restart keeps every workspace
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert set(services) == set(names)
+    assert all("command" not in s and s["api_token"] == f"tok-{n}" for n, s in services.items())
+    assert services["frontoffice"]["url"] == "http://127.0.0.1:8766"
+    with pytest.raises(InvalidInput, match="no API token"):
+        configure_docker(Config(), settings_from(env), settings, "172.18.0.1", True, {})
+    with pytest.raises(ValueError, match="recorder_port and frontoffice_port must be set"):
+        configure_docker(Config(), settings_from({"SPE_SUPERVISED": "1"}), settings, "172.18.0.1", True, {})
