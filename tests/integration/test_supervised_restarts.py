@@ -35,6 +35,14 @@ pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER = "demo-2026-001"
+# a pending egress request, submitted from the kernel with the workspace's own token
+SUBMIT = """
+import json, duckdb, spe
+sql = "SELECT gender_concept_id, count(*) AS n FROM person GROUP BY 1 ORDER BY 1"
+df = duckdb.sql(sql.replace("FROM person", "FROM '/data/person.parquet'")).df()
+req = spe.submit(df, description="persons by sex", provenance_sql=sql, name="t.parquet")
+print(json.dumps({"id": req["id"], "state": req["state"], "versions": len(req["versions"])}))
+"""
 WAIT_SECONDS = 240  # generous: 2 cores shared by many sessions
 
 
@@ -108,8 +116,10 @@ def workspace(supervised):
     url = alice.user_url("alice", SERVER)
     kernel = Kernel(url, alice.token)
     kernel.run("answer = 6 * 7")
+    pending = json.loads(kernel.run(SUBMIT).strip().splitlines()[-1])
     kernel.ws.close()  # only the websocket: Kernel.close() would shut the kernel down
-    return {"alice": alice, "url": url, "kernel_id": kernel.kernel_id, "container": container_id(supervised)}
+    return {"alice": alice, "url": url, "kernel_id": kernel.kernel_id, "container": container_id(supervised),
+            "pending": pending}
 
 
 def container_id(supervised) -> str:
@@ -173,7 +183,7 @@ def test_killed_proxy_comes_back_with_the_routes(supervised, workspace):
     assert_same_kernel(supervised, workspace)
 
 
-def test_killed_egress_comes_back_and_serves(supervised):
+def test_killed_egress_comes_back_and_serves(supervised, workspace):
     hub_dir = supervised["home"] / "hub"
     old = program_pids(hub_dir)["egress"]
     os.kill(old, signal.SIGKILL)
@@ -184,8 +194,15 @@ def test_killed_egress_comes_back_and_serves(supervised):
         requests.get(f"{supervised['url']}/services/egress/", allow_redirects=False, timeout=10)),
         logs=hub_dir / "logs")
     assert resp.status_code in (200, 302)
-    pids = program_pids(hub_dir)
-    assert list(pids).count("egress") == 1
+    # the request submitted before the crash is still there, unchanged, asked from the same kernel
+    k = attach(workspace["url"], workspace["alice"].token, workspace["kernel_id"])
+    try:
+        after = json.loads(k.run(f"r = spe.request({workspace['pending']['id']!r}); "
+                                 "print(json.dumps({'id': r['id'], 'state': r['state'], "
+                                 "'versions': len(r['versions'])}))").strip().splitlines()[-1])
+    finally:
+        k.ws.close()
+    assert after == workspace["pending"]
 
 
 def test_services_restart_by_name(supervised):
