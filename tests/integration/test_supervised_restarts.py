@@ -213,3 +213,35 @@ def test_services_restart_by_name(supervised):
     assert new not in (0, old)
     bad = spe_cli(home, env, "services", "restart", "no-such-thing", check=False)
     assert bad.returncode != 0 and "no program named" in bad.stderr
+
+
+def test_backup_while_everything_runs_restores_into_a_fresh_home(supervised, workspace, tmp_path):
+    """`spe backup create` with the hub, egress and a workspace running; restored elsewhere, the
+    audit trail verifies and the pending request and its submitted file are there."""
+    import sqlalchemy as sa
+
+    from egress.tables import egress_requests
+    from hub.db import make_engine
+
+    home, env = supervised["home"], supervised["env"]
+    backup = tmp_path / "backup"
+    out = spe_cli(home, env, "backup", "create", str(backup)).stdout
+    assert "backup written" in out
+    manifest = json.loads((backup / "manifest.json").read_text())
+    paths = {f["path"] for f in manifest["files"]}
+    assert "data/hub/jupyterhub.sqlite" in paths and "data/hub/service-tokens.json" in paths
+    assert any(p.startswith("data/egress-store/") for p in paths)  # the submitted file
+    assert not any("/logs/" in p or p.endswith((".sock", ".pid", "supervisord.conf")) for p in paths)
+    new = tmp_path / "restored"
+    new_env = {**env, "SPE_HOME": str(new), "SPE_DB_URL": f"sqlite:///{new / 'registry.db'}"}
+    restored = subprocess.run([sys.executable, "-m", "hub.cli", "--home", str(new), "--db-url",
+                               f"sqlite:///{new / 'registry.db'}", "backup", "restore", str(backup)],
+                              env=new_env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert restored.returncode == 0, restored.stderr
+    verify = subprocess.run([sys.executable, "-m", "hub.cli", "--home", str(new), "--db-url",
+                             f"sqlite:///{new / 'registry.db'}", "audit", "verify"],
+                            env=new_env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr
+    with make_engine(f"sqlite:///{new / 'registry.db'}").connect() as conn:
+        ids = {r[0] for r in conn.execute(sa.select(egress_requests.c.id))}
+    assert workspace["pending"]["id"] in ids
