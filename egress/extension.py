@@ -1,7 +1,8 @@
 """egress's parts in hub's shared machinery, registered through `hub.extensions` (hub never
 imports egress): its tables (`egress.tables.metadata`: requests, reviews, releases, the DP
 ledger and import requests), its metric groups (`egress`, `dp`: `egress.metrics`) and the released outputs of the
-public register (`released_outputs`).
+public register (`released_outputs`), and the files `spe backup` must hold (`backup_paths`: the
+content-addressed store of submissions and the approved imports).
 
 `install()` is idempotent. It runs where egress starts (`egress.app.make_app`,
 `python -m egress.dp`) and, through the `spe.extensions` entry point in pyproject.toml, in every
@@ -28,6 +29,12 @@ def released_outputs(engine: sa.Engine) -> list[ReleasedOutput]:
                            released_at=r.released_at, kind=r.kind) for r in rows]
 
 
+def backup_paths(settings):
+    """What egress writes under SPE_HOME besides its tables: the store of submitted and released
+    files (content-addressed) and the approved imports (mounted read-only in workspaces)."""
+    return (settings.store_dir, settings.imports_dir)
+
+
 def install() -> None:
     from egress.dp import ledger  # noqa: F401  (defines the DP ledger's tables on egress's metadata)
     from egress.imports import tables as _imports  # noqa: F401  (import requests, on egress's metadata)
@@ -35,4 +42,4 @@ def install() -> None:
     from egress.tables import metadata
 
     extensions.register(extensions.Extension(name="egress", metadata=(metadata,), metric_groups=METRIC_GROUPS,
-                                             released_outputs=released_outputs))
+                                             released_outputs=released_outputs, backup_paths=backup_paths))

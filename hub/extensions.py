@@ -11,7 +11,9 @@ An `Extension` names what it adds:
 - `metric_groups`: metric groups by name (`hub.metrics.MetricGroup` factories) that `SpeCollector`
   serves beside hub's `workspace`, `provisioning`, `permits` and `audit`;
 - `released_outputs`: a provider of the released outputs listed in the public register
-  (`hub.register.ReleasedOutput`; only its public fields ever reach the register).
+  (`hub.register.ReleasedOutput`; only its public fields ever reach the register);
+- `backup_paths`: the files and directories under SPE_HOME that it writes and `spe backup`
+  must hold (hub.backup; its tables are in the registry, which is backed up anyway).
 
 Who registers: the extension itself, where it starts (the egress service, `python -m egress.dp`),
 and every `spe` command through the `spe.extensions` entry point of the installed distribution
@@ -22,6 +24,7 @@ Must not import anything outside the standard library: every hub module may impo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 if TYPE_CHECKING:  # types only: hub.metrics and hub.register import this module
@@ -29,6 +32,7 @@ if TYPE_CHECKING:  # types only: hub.metrics and hub.register import this module
 
     from hub.metrics import MetricGroup
     from hub.register import ReleasedOutput
+    from hub.settings import Settings
 
 ENTRY_POINT_GROUP = "spe.extensions"
 
@@ -39,6 +43,7 @@ class Extension:
     metadata: tuple["sa.MetaData", ...] = ()
     metric_groups: Mapping[str, Callable[[], "MetricGroup"]] = field(default_factory=dict)
     released_outputs: Callable[["sa.Engine"], Iterable["ReleasedOutput"]] | None = None
+    backup_paths: Callable[["Settings"], Iterable["Path"]] | None = None
 
 
 _registered: dict[str, Extension] = {}

@@ -24,5 +24,10 @@ c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
 _settings = Settings.from_env(env=os.environ)  # SPE_HOME, SPE_DB_URL: as for every spe command
 _site = site_config(os.environ.get("SPE_HUB_EXTRA_CONFIG"))
 _spe = settings_from(os.environ, _site)
-configure_docker(c, _spe, _settings, prepare_host(_spe, _settings), egress_available())
+_tokens = None
+if _spe.supervised:  # the services run beside the hub under supervisord (hub.hubapp.supervise)
+    from hub.hubapp.supervisor_run import load_service_tokens  # noqa: E402
+
+    _tokens = load_service_tokens(_settings.hub_dir)
+configure_docker(c, _spe, _settings, prepare_host(_spe, _settings), egress_available(), _tokens)
 c.merge(_site)

@@ -2,7 +2,8 @@
 # `make demo`: from a fresh clone (as root on Debian), bring up SPE with the Eunomia demo.
 # Installs the system parts if absent, builds the images, registers the dataset, applies and
 # provisions the demo permits, starts JupyterHub + proxy (+ services) in the background and
-# prints the URL and the generated demo credentials. The hub's services include the package
+# prints the URL and the generated demo credentials. supervisord runs the proxy, the hub and the
+# services (hub.hubapp.supervise); they include the package
 # mirror (reviewed wheels for `pip install` in workspaces). `make stop` ends it.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -30,6 +30,8 @@ COMMANDS = [
     "hub.cli.hub",
     "hub.cli.kube",
     "hub.cli.meter",
+    "hub.cli.services",
+    "hub.cli.backup",
 ]
 
 log = logging.getLogger("spe")
@@ -59,7 +61,7 @@ def _audit_refusal(settings: Settings, args, err: SpeError) -> None:
     """A refused operator action is itself evidence (who tried what); best effort, never masks the error."""
     name = _command_name(args)
     # `kube` runs on an operator machine without the cluster's registry: a local one would mislead.
-    if name.split(".")[-1] in READ_ONLY or args.command in ("synth", "kube"):
+    if name.split(".")[-1] in READ_ONLY or args.command in ("synth", "kube", "backup"):  # a restore writes nothing on refusal
         return
     try:
         from hub import audit

@@ -6,6 +6,10 @@ can reach (hub.netfw). Workspaces are `RecordedPermitSpawner` containers behind 
 recorder. Every service is a process the hub starts: idle culler, lifecycle, session recorder,
 package mirror and (when installed) egress. Sets values on `c` only; the host is prepared by hub.hubapp.host. Must not
 import `egress`.
+
+Supervised (`SpeDockerHub.supervised`, `spe hub start`): supervisord runs the proxy and the
+services (hub.hubapp.supervise); the hub only registers them, each with its API token, keeps
+the proxy's routes up to date (hub.hubapp.proxy) and leaves the workspaces running when it stops.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from hub.hubapp.config import (EGRESS_PREFIX, LIFECYCLE, MIRROR, RECORDER, confi
                                 frontoffice_service, idle_culler_service, lifecycle_command)
 from hub.hubapp.options import SpeDockerHub
 from hub.hubapp.process import REPO_ROOT, free_loopback_port
+from hub.hubapp.supervise import externalize
 from hub.settings import Settings
 
 
@@ -55,9 +60,11 @@ def make_services(spe: SpeDockerHub, settings: Settings, gateway_ip: str, egress
     return services
 
 
-def configure_docker(c, spe: SpeDockerHub, settings: Settings, gateway_ip: str, egress_available: bool) -> None:
+def configure_docker(c, spe: SpeDockerHub, settings: Settings, gateway_ip: str, egress_available: bool,
+                     service_tokens: dict | None = None) -> None:
     """SPE's hub on this host: listeners, proxy, JupyterHub's state, the Docker spawner, the
-    services as processes; then everything both backends share (`configure_hub`)."""
+    services as processes (or, supervised, as external services with `service_tokens`); then
+    everything both backends share (`configure_hub`)."""
     state = settings.hub_dir
     # --- where things listen
     c.JupyterHub.bind_url = f"http://{spe.public_ip}:{spe.public_port}"
@@ -65,7 +72,9 @@ def configure_docker(c, spe: SpeDockerHub, settings: Settings, gateway_ip: str, 
     c.JupyterHub.hub_connect_url = f"http://{gateway_ip}:{spe.hub_port}"
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{spe.proxy_api_port}"
     c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
-    c.ConfigurableHTTPProxy.should_start = True
+    c.ConfigurableHTTPProxy.should_start = not spe.supervised
+    if spe.supervised:
+        c.JupyterHub.proxy_class = "hub.hubapp.proxy.SupervisedProxy"
     c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(state / "cookie_secret")
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
@@ -89,4 +98,15 @@ def configure_docker(c, spe: SpeDockerHub, settings: Settings, gateway_ip: str, 
     c.PermitSpawner.http_timeout = 120
     c.PermitSpawner.poll_interval = 30
 
-    configure_hub(c, spe, settings, make_services(spe, settings, gateway_ip, egress_available, recorder_port))
+    services = make_services(spe, settings, gateway_ip, egress_available, recorder_port)
+    if spe.supervised:
+        if not (spe.recorder_port and spe.frontoffice_port):  # the supervisor's programs listen there
+            raise ValueError("supervised: SpeDockerHub.recorder_port and frontoffice_port must be set "
+                             "(spe hub start chooses them)")
+        services, _ = externalize(services, service_tokens or {}, hub_api_url(spe, gateway_ip), str(REPO_ROOT))
+    configure_hub(c, spe, settings, services)
+
+
+def hub_api_url(spe: SpeDockerHub, gateway_ip: str) -> str:
+    """Where the services reach the hub API (the internal network's gateway)."""
+    return f"http://{gateway_ip}:{spe.hub_port}/hub/api"

@@ -49,6 +49,7 @@ ENVIRONMENT = {
     "SPE_LIFECYCLE_PERIOD_SECONDS": "lifecycle_period_seconds",
     "SPE_EXTRACT_GRACE_DAYS": "extract_grace_days",
     "SPE_AUTHENTICATOR": "authenticator",
+    "SPE_SUPERVISED": "supervised",
 }
 _VARIABLE = {trait: var for var, trait in ENVIRONMENT.items()}
 
@@ -169,9 +170,18 @@ class SpeDockerHub(SpeHub):
         Workspace image (default `spe/workspace:latest`, built by `make images`; never pulled).
         """).tag(config=True)
 
+    supervised = Bool(False, help="""
+        True when supervisord runs the proxy and the services beside the hub (`spe hub start`,
+        hub.hubapp.supervise; set as SPE_SUPERVISED=1 in the hub program's environment): the hub
+        then starts neither, gives each service an API token from `<SPE_HOME>/hub/service-tokens.json`,
+        and leaves the workspaces running when it stops. False (default; `jupyterhub -f
+        hub/jupyterhub_config.py` by hand, the test fixture): the hub starts the proxy and the services as its children.
+        """).tag(config=True)
+
     @default("stop_workspaces_with_hub")
     def _default_stop_with_hub(self):
-        return True  # the proxy and the recorder are the hub's children here (see the help)
+        # unsupervised, the proxy and the recorder are the hub's children and stop with it (see the help)
+        return not self.supervised
 
     @validate("public_port", "proxy_api_port", "hub_port", "egress_port", "mirror_port")
     def _check_port(self, proposal):

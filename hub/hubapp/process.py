@@ -1,6 +1,7 @@
-"""Run JupyterHub (with its proxy and services) as a background process, and clean up after it.
+"""Run JupyterHub (with its proxy and services as its children) as a background process, and clean up after it.
 
-Used by `spe hub start|stop`, `make demo`, the spawn benchmark and the test fixture.
+Used by the spawn benchmark and the test fixture; `spe hub start` (`make demo`) runs the hub under
+supervisord instead (hub.hubapp.supervisor_run), and shares `hub_env` and `wait_for_hub` from here.
 Must not import `egress`.
 """
 

@@ -379,3 +379,11 @@ class PermitSpawner(SpawnAuditMixin, ReadinessMixin, DockerSpawner):
 
 class RecordedPermitSpawner(SessionRecordingMixin, PermitSpawner):
     """PermitSpawner whose workspaces are reached through the hub-side session recorder."""
+
+    async def get_url(self):
+        """Where the hub reaches a workspace it adopts after a restart (poll() says it runs): the
+        recorder, whose route to the container is kept in the registry (hub.sessionlog.routes).
+        The stored address could name an older recorder port; this one is the current one."""
+        if not self.session_recorder_url:
+            return await super().get_url()
+        return self.session_recorder_url.rstrip("/") + self.server.base_url  # as JupyterHub stores it: with the prefix
