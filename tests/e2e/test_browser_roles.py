@@ -2,10 +2,13 @@
 sees and does not see in the navigation, where each lands, the framed 403 that says what to do
 instead, the login for a visitor without a session, French from the browser's language and from
 the switch, the skip link, and axe-core on every page with no serious or critical violation.
-A screenshot of each page goes to build/screenshots/ (docs/screenshots/ holds the chosen ones)."""
+A screenshot of each page goes to build/screenshots/; with SPE_UPDATE_DOCS_IMG=1 the ones the guides
+show replace theirs in docs/img/ (otherwise a test run leaves the tree untouched)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,10 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 EG, FO = "/services/egress/", "/services/frontoffice/"
 SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 TIMEOUT_MS = 60_000  # generous: the machine is shared
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+# screenshot -> the guide's image
+DOCS_SHOTS = {"researcher-home": "home-researcher.png", "checker-queue": "checker-queue.png",
+              "auditor-events": "auditor-events.png", "researcher-home-fr": "home-researcher-fr.png"}
 
 # role -> (demo user, the nav items they must see, the ones they must not)
 ROLES = {
@@ -181,3 +188,6 @@ def test_every_role_in_one_frame(spe_hub):
         finally:
             browser.close()
     assert failures == [], "axe-core found serious or critical violations:\n" + "\n".join(failures)
+    if os.environ.get("SPE_UPDATE_DOCS_IMG"):  # refresh the guides' screenshots on request, never by default
+        for shot, image in DOCS_SHOTS.items():
+            shutil.copyfile(SHOTS / f"{shot}.png", DOCS_IMG / image)
