@@ -25,8 +25,8 @@ SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 TIMEOUT_MS = 60_000  # generous: the machine is shared
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 # screenshot -> the guide's image
-DOCS_SHOTS = {"researcher-home": "home-researcher.png", "checker-queue": "checker-queue.png",
-              "auditor-events": "auditor-events.png", "researcher-home-fr": "home-researcher-fr.png"}
+DOCS_SHOTS = {"researcher-home": "home-researcher.png", "auditor-events": "auditor-events.png",
+              "researcher-home-fr": "home-researcher-fr.png"}
 
 # role -> (demo user, the nav items they must see, the ones they must not)
 ROLES = {
