@@ -65,6 +65,7 @@ FR = {
     "Open workspace": "Ouvrir l'espace de travail",
     "Start workspace": "Démarrer l'espace de travail",
     "Stop": "Arrêter",
+    "Restart": "Redémarrer",
     "You are not a member of any active data permit.": "Vous n'êtes membre d'aucune autorisation active.",
     "Permits on this platform": "Autorisations sur cette plateforme",
     "Status": "Statut",

@@ -69,10 +69,16 @@ def test_researcher_runs_duckdb_in_jupyterlab(spe_hub, tmp_path):
             shot = tmp_path / "workspace-duckdb.png"
             page.screenshot(path=str(shot), full_page=False)
 
-            # back on the home page the running workspace has Open and Stop; Stop returns it to Start
+            # back on the home page the running workspace has Open, Stop and Restart; Restart stops it
+            # and starts it again (a new container: JupyterLab again), Stop returns it to Start
             page.goto(f"{spe_hub.url}/hub/home")
             row = page.locator("tr[data-permit='DEMO-2026-001']")
             expect(row.locator("[data-action=open]")).to_be_visible()
+            before = api.server(user, server)["started"]
+            row.locator("button[data-action=restart]").click()
+            page.wait_for_url(f"**/user/{user}/{server}/lab**", timeout=180_000)
+            assert api.server(user, server)["started"] != before
+            page.goto(f"{spe_hub.url}/hub/home")
             row.locator("button[data-action=stop]").click()
             expect(row.locator("button[data-action=start]")).to_be_visible(timeout=120_000)
         finally:
