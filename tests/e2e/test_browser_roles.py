@@ -124,6 +124,9 @@ def test_every_role_in_one_frame(spe_hub):
                 expect(alice.locator("#instead-links")).to_contain_text("My outputs")
                 assert "queue" not in _nav(alice)
             _check(alice, "researcher-forbidden", failures)
+            alice.click("[data-nav=imports]")
+            expect(alice.locator("#file-form")).to_be_visible()
+            _check(alice, "researcher-imports", failures)
             alice.click("[data-nav=catalogue]")  # a public page: no login asked, the visitor's frame
             expect(alice.locator("#spe-login")).to_be_visible()
             alice.goto(f"{url}{FO}")  # once signed in to the front office (OAuth), the same frame as everywhere
@@ -143,6 +146,8 @@ def test_every_role_in_one_frame(spe_hub):
             assert int(carla.locator("#count-all").inner_text()) == (
                 int(carla.locator("#count-review").inner_text()) + int(carla.locator("#count-release").inner_text()))
             _check(carla, "checker-queue", failures)
+            carla.click("[data-nav=import_queue]")
+            _check(carla, "checker-import-queue", failures)
             carla.goto(f"{url}{EG}queue?show=nonsense")
             expect(carla.locator("#error")).to_contain_text("show must be one of")
 
