@@ -166,6 +166,9 @@ def test_every_role_in_one_frame(spe_hub):
             # operator: every permit on the home page, the front office
             olga = pages["operator"]
             expect(olga.locator("#spe-all-permits")).to_contain_text("DEMO-2026-002")
+            olga.click("[data-nav=admin]")  # JupyterHub's own admin page, inside SPE's frame
+            expect(olga.locator("#react-admin-hook")).to_have_count(1)
+            expect(olga.locator("[data-nav=admin]")).to_have_attribute("aria-current", "page")
             olga.click("[data-nav=applications]")
             expect(olga.locator("h1")).to_have_text("Front office")
             _check(olga, "operator-frontoffice", failures)
