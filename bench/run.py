@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["synth", "provision", "audit", "egress", "egress_service", "dp", "spawn", "k8s_spawn", "recorder"]
+BENCHMARKS = ["synth", "provision", "audit", "egress", "egress_service", "dp", "spawn", "k8s_spawn", "recorder", "ux"]
 
 
 def main() -> int:

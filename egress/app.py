@@ -46,6 +46,7 @@ from hub.mirror.download import DownloadSettings
 from hub.mirror.store import SHARED_DIR
 from hub.pipconfig import find_extra_ca_bundle, find_index_url
 from hub.settings import Settings
+from hub.ui.web import frame_handlers
 from hub.staging import ensure_dir
 
 HERE = Path(__file__).parent / "web"
@@ -209,6 +210,7 @@ def make_app(settings: Settings, *, service_prefix: str = "/services/egress/", m
         (p + r"?", pages.HomeHandler),
     ]
     routes[:0] = dp.routes(p) + import_routes(p)  # the DP gateway, import requests
+    routes[:0] = frame_handlers(p)  # the frame's language switch and stylesheet (hub.ui)
     # public transparency register, read-only auditor pages (auditor scope), Prometheus metrics
     routes[:0] = (register_handlers(p, engine) + auditor_handlers(p, engine, base=BaseHandler)
                   + metrics_handlers(engine, p))

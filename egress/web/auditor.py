@@ -1,6 +1,7 @@
 """Auditor pages of the egress service: the audit trail filtered by permit, user, action and
 time, the timeline of one permit from provisioning to deletion, and its browser output meter
-(bytes its workspaces sent to browsers per user and day). Read-only.
+(bytes its workspaces sent to browsers per user and day), as pages in SPE's frame (a filter
+form, a table) or as JSON (`format=json`). Read-only.
 
 Only a hub user whose token model carries the `custom:spe:audit` scope gets in; anyone else
 gets 403 (401 without a login). Every handler answers GET only — there is no write path, so
@@ -14,8 +15,8 @@ service's authenticated handler (its `get_current_user()` returns the hub user m
 from __future__ import annotations
 
 import asyncio
-import html
 import json
+from pathlib import Path
 
 import sqlalchemy as sa
 from tornado import web
@@ -25,6 +26,10 @@ from hub.audit.store import record
 from hub.audit.timeline import timeline
 from hub.exceptions import Forbidden, InvalidInput, Refused
 from hub.sessionlog.meterdb import meter_rows
+from hub.ui.web import FrameMixin
+
+TEMPLATES = Path(__file__).parent / "templates"
+PAGE_CSP = "default-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
 
 SCOPE_AUDIT = "custom:spe:audit"
 MAX_ROWS = 1000
@@ -73,17 +78,24 @@ def query_events(engine: sa.Engine, f: dict) -> list[dict]:
     return out
 
 
-class AuditorMixin:
-    """Mixed in front of the service's authenticated base handler."""
+class AuditorMixin(FrameMixin):
+    """Mixed in front of the service's authenticated base handler; pages in SPE's frame."""
 
-    def initialize(self, engine: sa.Engine, **kwargs):
+    def initialize(self, engine: sa.Engine, frame_prefix: str = "/", **kwargs):
         self.engine = engine
+        self._frame_prefix = frame_prefix
         parent = getattr(super(), "initialize", None)
         if parent is not None and kwargs:
             parent(**kwargs)
 
     def check_xsrf_cookie(self):  # GET only; nothing to protect
         return
+
+    def frame_prefix(self) -> str:
+        return self._frame_prefix
+
+    def get_template_path(self):
+        return str(TEMPLATES)
 
     async def _guarded(self, build):
         try:
@@ -92,6 +104,10 @@ class AuditorMixin:
             payload = await asyncio.get_running_loop().run_in_executor(None, build, filters)
             await asyncio.get_running_loop().run_in_executor(None, self._record_view, auditor, filters)
         except Refused as err:
+            if (not self.get_current_user() and self.get_argument("format", "html") != "json"
+                    and hasattr(self, "hub_auth")):  # a browser without a hub session: to the login
+                self.redirect(self.get_login_url())
+                return
             status = 401 if (isinstance(err, Forbidden) and not self.get_current_user()) else err.http_status
             self.set_status(status)
             self._send({"error": str(err), "status": status}, title="Not allowed")
@@ -110,21 +126,20 @@ class AuditorMixin:
             self.set_header("Content-Type", "application/json; charset=utf-8")
             self.finish(json.dumps(payload, indent=2, default=str))
             return
-        e = html.escape
-        if "error" in payload:
-            body = f"<p>{e(payload['error'])}</p>"
-        else:
-            columns, items = payload.get("columns", COLUMNS), payload.get("rows", payload.get("events"))
-            rows = "".join("<tr>" + "".join(f"<td>{e(str(r.get(c) if r.get(c) is not None else ''))}</td>"
-                                            for c in columns) + "</tr>" for r in items)
-            head = "".join(f"<th>{e(c)}</th>" for c in columns)
-            what = "row(s)" if "rows" in payload else "event(s). Filters: permit, user, action, from, to, limit;"
-            body = (f"<p>{len(items)} {what} add format=json for JSON.</p>"
-                    f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.set_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-        self.finish(f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title></head>"
-                    f"<body><h1>{e(title)}</h1>{body}</body></html>")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Security-Policy", PAGE_CSP)
+        prefix = self.frame_prefix()
+        if "error" in payload:
+            self.finish(self.render_string("error.html", status=payload["status"], message=payload["error"],
+                                           prefix=prefix))
+            return
+        if "rows" in payload:
+            self.finish(self.render_string("meter.html", title=title, payload=payload, prefix=prefix))
+            return
+        form = {k: self.get_argument(k, "") for k in ("permit", "user", "action", "from", "to", "limit")}
+        self.finish(self.render_string("audit.html", title=title, payload=payload, columns=COLUMNS, form=form,
+                                       prefix=prefix))
 
 
 class EventsMixin(AuditorMixin):
@@ -171,7 +186,7 @@ def auditor_handlers(prefix: str, engine: sa.Engine, base: type = _PlainBase, ba
     events = type("AuditEventsHandler", (EventsMixin, base), {})
     permit = type("AuditPermitTimelineHandler", (PermitTimelineMixin, base), {})
     meter = type("AuditPermitMeterHandler", (PermitMeterMixin, base), {})
-    kw = {"engine": engine, **(base_kwargs or {})}
+    kw = {"engine": engine, "frame_prefix": root + "/", **(base_kwargs or {})}
     return [
         (root + "/audit/events", events, kw),
         (root + r"/audit/permits/([A-Za-z0-9._-]{1,64})/timeline", permit, kw),

@@ -7,6 +7,9 @@ and the token's scopes. A named server's token carries `access:servers!server=<u
 which names the workspace (the server name is the permit id). Every action then requires its
 own `custom:spe:*` scope, checked by the workflow guards, so a hub identity alone gets nothing.
 
+Pages are framed (hub.ui.frame): the header shows the navigation the person's scopes allow, and
+an error page (a 403 too) sits in the same frame and lists what the person can do instead.
+
 Errors: a refusal (`hub.exceptions.Refused`) becomes its 4xx with the one-line reason; any
 other exception becomes a 500 with no detail (the log has it). Never a traceback to a user.
 """
@@ -24,6 +27,7 @@ from tornado import web
 
 from egress.workflow import Actor
 from hub.exceptions import InvalidInput, Refused, SpeError
+from hub.ui.web import FrameMixin
 
 log = logging.getLogger("spe.egress.web")
 
@@ -41,7 +45,7 @@ def make_actor(model: dict) -> Actor:
     return Actor(username=name, scopes=scopes, server_name=server)
 
 
-class BaseHandler(HubOAuthenticated, web.RequestHandler):
+class BaseHandler(FrameMixin, HubOAuthenticated, web.RequestHandler):
     api = False  # JSON errors (API) or HTML errors (pages)
 
     @property

@@ -10,11 +10,30 @@ redirect (post/redirect/get). No JavaScript.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from tornado import web
 
 from egress import workflow as wf
 from egress.web.base import BaseHandler
 from hub.exceptions import InvalidInput
+
+
+def waiting_for(since, now: datetime) -> tuple[int, str]:
+    """How long a request has waited, as (amount, unit) with unit "d", "h" or "min" (pure)."""
+    if isinstance(since, str):
+        try:
+            since = datetime.fromisoformat(since)
+        except ValueError:
+            return (0, "min")
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=timezone.utc)
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    if minutes >= 24 * 60:
+        return (minutes // (24 * 60), "d")
+    if minutes >= 60:
+        return (minutes // 60, "h")
+    return (minutes, "min")
 
 
 class PageHandler(BaseHandler):
@@ -25,18 +44,41 @@ class PageHandler(BaseHandler):
 
 
 class HomeHandler(PageHandler):
+    """The egress home is each role's own work: a researcher's requests and released files; a
+    checker who submits nothing lands on the queue, an auditor on the audit trail."""
+
     async def get(self):
         actor = self.actor()
-        own = await self.call(self.service.list_own, actor)
-        released = await self.call(self.service.released_for, actor) if actor.has(wf.SCOPE_DOWNLOAD) else []
+        can_submit, can_download = actor.has(wf.SCOPE_SUBMIT), actor.has(wf.SCOPE_DOWNLOAD)
         is_checker = actor.has(wf.SCOPE_REVIEW) or actor.has(wf.SCOPE_RELEASE)
-        self.page("home.html", own=own, released=released, is_checker=is_checker)
+        if not (can_submit or can_download):
+            if is_checker:
+                return self.redirect(self.url("queue"))
+            if actor.has(wf.SCOPE_AUDIT):
+                return self.redirect(self.url("audit/events"))
+        own = await self.call(self.service.list_own, actor)
+        released = await self.call(self.service.released_for, actor) if can_download else []
+        self.page("home.html", own=own, released=released, is_checker=is_checker, can_submit=can_submit,
+                  can_download=can_download)
+
+
+QUEUE_FILTERS = ("all", "review", "release")
 
 
 class QueuePageHandler(PageHandler):
+    """The checker's home: what waits for them, how long it has waited, counts per next action."""
+
     async def get(self):
         actor = self.actor()
-        self.page("queue.html", queue=await self.call(self.service.queue, actor))
+        show = self.get_argument("show", "all")
+        if show not in QUEUE_FILTERS:
+            raise InvalidInput(f"show must be one of {', '.join(QUEUE_FILTERS)}", field="show")
+        queue = await self.call(self.service.queue, actor)
+        counts = {k: sum(1 for r in queue if k == "all" or r["action"] == k) for k in QUEUE_FILTERS}
+        now = datetime.now(timezone.utc)
+        rows = [{**r, "waiting": waiting_for(r["updated_at"], now)} for r in queue
+                if show == "all" or r["action"] == show]
+        self.page("queue.html", queue=rows, counts=counts, show=show, filters=QUEUE_FILTERS)
 
 
 class RequestPageHandler(PageHandler):

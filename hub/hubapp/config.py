@@ -117,13 +117,15 @@ def configure_hub(c, spe: SpeHub, settings: Settings, services: list[dict]) -> N
     from hub.hubapp.audit_log import make_log_function
     from hub.hubapp.auth import demo_users_file, make_audit_login_hook
     from hub.metrics import install_hub_metrics
+    from hub.ui.web import hub_template_vars
 
     # --- workspaces: one named server per permit, started from SPE's home page
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 0  # bounded by the user's permits (the spawner refuses others)
     c.JupyterHub.redirect_to_server = False  # land on the home page that lists the user's permits
     c.JupyterHub.template_paths = [str(TEMPLATES_DIR)]
-    c.JupyterHub.template_vars = {"spe_permits": permits_for_home_page(settings.db_url)}
+    c.JupyterHub.template_vars = {"spe_permits": permits_for_home_page(settings.db_url),
+                                  **hub_template_vars(settings.db_url)}  # the frame (hub.ui)
     c.JupyterHub.cleanup_servers = spe.stop_workspaces_with_hub
     c.Spawner.server_token_scopes = SERVER_TOKEN_SCOPES
 

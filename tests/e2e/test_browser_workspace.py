@@ -44,9 +44,8 @@ def test_researcher_runs_duckdb_in_jupyterlab(spe_hub, tmp_path):
             page.fill("input[name=password]", spe_hub.passwords[user])
             page.click("#login_submit")
             expect(page.locator("#spe-permits")).to_contain_text("DEMO-2026-001")
-            page.click("tr[data-permit='DEMO-2026-001'] a")  # Start workspace -> the spawn form
-            expect(page.locator("select[name=permit]")).to_have_value("DEMO-2026-001")
-            page.click("form input[type=submit], form button[type=submit]")
+            # one click: the home page posts the spawn form with this permit, no options page
+            page.click("tr[data-permit='DEMO-2026-001'] button[data-action=start]")
             page.wait_for_url(f"**/user/{user}/{server}/lab**", timeout=120_000)
 
             # put the notebook in the work directory through the contents API (as the Lab UI would)
@@ -69,10 +68,23 @@ def test_researcher_runs_duckdb_in_jupyterlab(spe_hub, tmp_path):
             text = output.inner_text()
             shot = tmp_path / "workspace-duckdb.png"
             page.screenshot(path=str(shot), full_page=False)
+
+            # back on the home page the running workspace has Open, Stop and Restart; Restart stops it
+            # and starts it again (a new container: JupyterLab again), Stop returns it to Start
+            page.goto(f"{spe_hub.url}/hub/home")
+            row = page.locator("tr[data-permit='DEMO-2026-001']")
+            expect(row.locator("[data-action=open]")).to_be_visible()
+            before = api.server(user, server)["started"]
+            row.locator("button[data-action=restart]").click()
+            page.wait_for_url(f"**/user/{user}/{server}/lab**", timeout=180_000)
+            assert api.server(user, server)["started"] != before
+            page.goto(f"{spe_hub.url}/hub/home")
+            row.locator("button[data-action=stop]").click()
+            expect(row.locator("button[data-action=start]")).to_be_visible(timeout=120_000)
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
     assert "Error" not in text and "Traceback" not in text
     if os.environ.get("SPE_UPDATE_DOCS_IMG"):  # refresh the guide's screenshot on request, never by default
         shutil.copyfile(shot, DOCS_IMG)
-    api.stop_server(user, server)
+    assert api.server(user, server) is None  # stopped by the home page's Stop button

@@ -19,6 +19,8 @@ import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
 
+from tests.axe_support import blocking_violations
+
 from tests.integration.egress_hub import (CHECKER_SCOPES, COUNT_SQL, REPO, RESEARCHER_SCOPES, Client, count_table,
                                           hub, suppressed)  # noqa: F401
 
@@ -74,7 +76,8 @@ def test_submit_flag_resubmit_two_approvals_download(hub, spe, tmp_path):
     #    no Approve button for a failing version; they return it with a comment
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        # bypass_csp: only so that the test can inject axe-core (tests.axe_support)
+        page = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True).new_page()
         try:
             login(page, hub, "carol")
             page.goto(f"{hub.public_egress_url}queue")  # OAuth with the hub, then the queue
@@ -87,6 +90,7 @@ def test_submit_flag_resubmit_two_approvals_download(hub, spe, tmp_path):
             expect(failing.first).to_contain_text("threshold")
             expect(page.locator("#description")).to_contain_text("Persons by sex and year of birth")
             expect(page.locator("#approve")).to_have_count(0)
+            assert blocking_violations(page) == []  # axe-core: the request page with failing cells
             page.fill("#comment", "suppress the cells under 10")
             page.click("#return")
             expect(page.locator("#message")).to_contain_text("review recorded")

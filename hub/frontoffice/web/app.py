@@ -22,6 +22,7 @@ from hub.frontoffice.users import AnyDirectory, DemoUsers, HubUsers
 from hub.frontoffice.web.handlers import routes
 from hub.hubapp.auth import demo_users_file
 from hub.settings import Settings
+from hub.ui.web import frame_handlers
 
 log = logging.getLogger("spe.frontoffice")
 
@@ -31,7 +32,7 @@ def make_app(settings: Settings, users, *, prefix: str = "/services/frontoffice/
     engine = make_engine(settings.db_url)
     fo = make_frontoffice(engine, settings, users)
     return web.Application(
-        [(prefix + "oauth_callback", HubOAuthCallbackHandler), *routes(prefix)],
+        [(prefix + "oauth_callback", HubOAuthCallbackHandler), *frame_handlers(prefix), *routes(prefix)],
         frontoffice=fo,
         frontoffice_prefix=prefix,
         frontoffice_executor=ThreadPoolExecutor(worker_threads, thread_name_prefix="frontoffice"),

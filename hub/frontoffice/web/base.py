@@ -16,6 +16,7 @@ from tornado import web
 
 from hub.exceptions import InvalidInput, Refused, SpeError
 from hub.frontoffice.roles import Actor, actor_from_scopes
+from hub.ui.web import FrameMixin
 
 log = logging.getLogger("spe.frontoffice.web")
 MAX_JSON_BYTES = 512 * 1024
@@ -26,8 +27,9 @@ class _Login(Exception):
     """A page needs a session: send the browser to the hub's login."""
 
 
-class FrontOfficeHandler(HubOAuthenticated, web.RequestHandler):
+class FrontOfficeHandler(FrameMixin, HubOAuthenticated, web.RequestHandler):
     api = False
+    frame_prefix_setting = "frontoffice_prefix"  # pages in SPE's frame (hub.ui)
 
     @property
     def fo(self):
