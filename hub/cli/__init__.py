@@ -29,6 +29,7 @@ COMMANDS = [
     "hub.cli.synth",
     "hub.cli.hub",
     "hub.cli.kube",
+    "hub.cli.notify",
 ]
 
 log = logging.getLogger("spe")
