@@ -12,6 +12,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
@@ -19,9 +20,14 @@ from hub.exceptions import Failure, InvalidInput
 from hub.notify.settings import SpeNotify
 
 
+# Subjects are at most 300 characters: one unfolded line (RFC 5322 allows 998) reads the same in
+# every client, where a folded one can show a leading blank.
+_POLICY = SMTP_POLICY.clone(max_line_length=400)
+
+
 def make_message(settings: SpeNotify, to: str, subject: str, body: str, message_key: str) -> EmailMessage:
     """One plain-text mail; `message_key` makes a stable Message-ID (a retried send is the same message)."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=_POLICY)
     msg["From"] = settings.mail_from
     msg["To"] = to
     msg["Subject"] = subject
