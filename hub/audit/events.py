@@ -95,6 +95,8 @@ _TYPES = [
     _t("audit.view", ("path",), "an auditor read the audit trail (filters in detail)", "audit"),
     # notifications (hub.notify): what an operator changed; the mails themselves are in the outbox
     _t("notify.retry", ("mails", "count"), "an operator queued failed notification mails again", "operator"),
+    _t("permit.ending_soon", ("valid_until", "days_left"),
+       "a permit ends soon (the notifier mails its members and the operators)", "permit"),
     _t("notify.address", ("user",), "an operator set a person's mail address, groups or opt-out", "operator"),
 ]
 

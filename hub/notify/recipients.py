@@ -43,13 +43,23 @@ def _author(conn, create_action: str, object_id: str | None) -> list[str]:
     return [row[0]] if row else []
 
 
-def _permit_members(conn, permit_id: str | None) -> set[str]:
+def permit_document(conn, permit_id: str | None) -> dict:
     if not permit_id:
-        return set()
+        return {}
     row = conn.execute(sa.select(permits_table.c.document_json).where(permits_table.c.id == permit_id)).first()
-    if row is None:
-        return set()
-    return {m.get("username") for m in json.loads(row[0]).get("members", [])}
+    return json.loads(row[0]) if row else {}
+
+
+def _permit_members(conn, permit_id: str | None) -> set[str]:
+    return {m.get("username") for m in permit_document(conn, permit_id).get("members", []) if m.get("username")}
+
+
+def event_context(conn, event: dict) -> dict:
+    """What a rule needs beyond the event: a DP charge's budget total (from the permit)."""
+    if event["action"] == "dp.charge":
+        dp = permit_document(conn, event.get("permit_id")).get("dp") or {}
+        return {"epsilon_total": dp.get("epsilon", 1.0)}
+    return {}
 
 
 def group_members(conn, group: str) -> list[str]:
@@ -85,6 +95,8 @@ def resolve(conn, notice: rules.Notice, event: dict) -> list[str]:
             out.update(group_members(conn, spec.arg))
         elif spec.kind == rules.USER:
             out.add(spec.arg)
+        elif spec.kind == rules.PERMIT_MEMBERS:
+            out.update(_permit_members(conn, event.get("permit_id")))
     return sorted(out - set(notice.exclude))
 
 

@@ -23,6 +23,9 @@ APPLICANT = "applicant"  # the application's applicant (hub.frontoffice)
 ASSESSOR = "assessor"  # the application's assessor, or every assessor before one took it
 GROUP = "group"  # every member of a group (argument: the group)
 USER = "user"  # one user, named (argument: the user name)
+PERMIT_MEMBERS = "permit_members"  # every member of the event's permit
+SHARED_BUDGET = "*"  # a dp.charge's scope when the permit's budget is shared by its members
+BUDGET_WARNING_SHARE = 0.8  # mail when a charge crosses 80 % of a differential-privacy budget
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class Rule:
     link: str  # path under the public URL
     mandatory: bool = False
     line: str = ""  # the first line of the body, formatted like the subject
+    when: Callable[[dict], bool] | None = None  # only events for which this holds mail
+    tell_actor: bool = False  # the person who acted is told too (a warning about their own use)
 
 
 EGRESS_PAGE = "services/egress/requests/{object_id}"
@@ -87,6 +92,28 @@ def _named_user(event: dict) -> tuple[Spec, ...]:
     return (Spec(USER, str(user)),)
 
 
+def _budget_recipients(event: dict) -> tuple[Spec, ...]:
+    """A shared budget concerns every member; a member's own budget only that member."""
+    if event["detail"].get("scope", SHARED_BUDGET) == SHARED_BUDGET:
+        return (Spec(PERMIT_MEMBERS),)
+    return (Spec(USER, event["actor"]),)
+
+
+def crossed_budget_warning(event: dict) -> bool:
+    """Did this charge take the budget's spent share across BUDGET_WARNING_SHARE? `context`
+    (added by the notifier from the permit) holds the budget's total epsilon."""
+    total = (event.get("context") or {}).get("epsilon_total")
+    detail = event["detail"]
+    try:
+        total, epsilon, remaining = float(total), float(detail["epsilon"]), float(detail["epsilon_remaining"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    if total <= 0:
+        return False
+    after = total - remaining
+    return after - epsilon < BUDGET_WARNING_SHARE * total <= after
+
+
 _OUTPUT = "Output request {object_id} (permit {permit_id})"
 _IMPORT = "Import request {object_id} (permit {permit_id})"
 
@@ -117,7 +144,17 @@ RULES: dict[str, Rule] = {
                                 line="The decision deadline of this application passed {days_over} day(s) ago."),
     # the browser-channel meter (hub.sessionlog): a researcher near the day's limit
     "session.meter_warning": Rule(_named_user, "Workspace of permit {permit_id}: browser transfer meter warning",
-                                  HOME_PAGE, line="Your workspace's browser transfer meter is near today's limit."),
+                                  HOME_PAGE, line="Your workspace's browser transfer meter is near today's limit.",
+                                  tell_actor=True),
+    # differential privacy: a charge that takes a budget past 80 %
+    "dp.charge": Rule(_budget_recipients, "Permit {permit_id}: 80 % of the differential-privacy budget spent",
+                      HOME_PAGE, when=crossed_budget_warning, tell_actor=True,
+                      line="The permit's differential-privacy budget has {epsilon_remaining} epsilon left."),
+    # the end of a permit (emitted by the notifier, hub.notify.ending)
+    "permit.ending_soon": Rule(_fixed(Spec(PERMIT_MEMBERS), Spec(GROUP, "operators")),
+                               "Permit {permit_id} ends on {valid_until}", HOME_PAGE, mandatory=True,
+                               line="The permit ends in {days_left} day(s), on {valid_until}: its workspaces stop "
+                                    "then. Ask for the release of outputs before."),
 }
 
 APPLICATION_TRANSITIONS = ("submit", "take", "request_information", "provide_information", "mark_complete",
@@ -147,6 +184,8 @@ def make_notice(event: dict, public_url: str) -> Notice | None:
     rule = RULES.get(event["action"])
     if rule is None or event.get("outcome", "ok") != "ok":
         return None
+    if rule.when is not None and not rule.when(event):
+        return None
     recipients = rule.recipients(event)
     if not recipients:
         return None
@@ -159,7 +198,7 @@ def make_notice(event: dict, public_url: str) -> Notice | None:
         "This mail carries no data: sign in to see the details.",
         f"(SPE audit event #{event['seq']}, {event['action']})",
     ]) + "\n"
-    exclude = () if event["actor"] == "system" else (event["actor"],)
+    exclude = () if event["actor"] == "system" or rule.tell_actor else (event["actor"],)
     return Notice(recipients=recipients, subject=subject[:300], body=body, mandatory=rule.mandatory, exclude=exclude)
 
 

@@ -1,5 +1,6 @@
 """The notifier: audit events -> outbox rows -> mail, one round at a time (`run_once`).
 
+0. permits ending within `permit_ending_days` get their `permit.ending_soon` event (hub.notify.ending);
 1. `enqueue`: audit events after the cursor that a rule (hub.notify.rules) turns into a notice
    become one outbox row per recipient; the rows and the moved cursor commit together, and the
    (event, recipient) key makes a repeated round harmless.
@@ -27,6 +28,7 @@ from hub.audit.store import utc_now_iso
 from hub.audit.tables import audit_events
 from hub.exceptions import InvalidInput
 from hub.notify import recipients, rules, smtp
+from hub.notify.ending import emit_ending_notices
 from hub.notify.settings import SpeNotify
 from hub.notify.tables import notify_cursor, notify_outbox
 
@@ -75,6 +77,7 @@ def enqueue(engine: sa.Engine, settings: SpeNotify, now: datetime | None = None)
             have = set()
             for row in rows:
                 event = _event(row)
+                event["context"] = recipients.event_context(conn, event)
                 notice = rules.make_notice(event, settings.public_url)
                 if notice is None:
                     continue
@@ -174,6 +177,8 @@ def _failed(engine: sa.Engine, settings: SpeNotify, row, err: BaseException, now
 
 
 def run_once(engine: sa.Engine, settings: SpeNotify, now: datetime | None = None) -> RoundResult:
+    today = (now or datetime.now(timezone.utc)).date()
+    emit_ending_notices(engine, today, settings.permit_ending_days)
     events, queued = enqueue(engine, settings, now)
     sent, failed = deliver(engine, settings, now)
     return RoundResult(events=events, queued=queued, sent=sent, failed_tries=failed)

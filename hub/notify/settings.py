@@ -70,12 +70,21 @@ class SpeNotify(Configurable):
     retry_base_seconds = Integer(60, help="""
         Wait after the first failed send; doubled after each further failure, at most one day
         (default 60).""").tag(config=True)
+    permit_ending_days = Integer(14, help="""
+        Days before a permit's end date at which its members and the operators are told (default 14,
+        0..90).""").tag(config=True)
     period_seconds = Float(30, help="Seconds between two rounds of `spe notify run` (default 30).").tag(config=True)
 
     @validate("smtp_security")
     def _check_security(self, proposal):
         if proposal["value"] not in SECURITY_MODES:
             raise _refuse(proposal, f"must be one of {', '.join(SECURITY_MODES)}")
+        return proposal["value"]
+
+    @validate("permit_ending_days")
+    def _check_ending(self, proposal):
+        if not 0 <= proposal["value"] <= 90:
+            raise _refuse(proposal, "must be 0..90 days")
         return proposal["value"]
 
     @validate("smtp_port")

@@ -31,7 +31,9 @@ def event(action, detail=None, outcome="ok", actor="carla", **kw):
 ])
 def test_who_each_event_mails(action, recipients, mandatory):
     n = make_notice(event(action), URL)
-    assert n.recipients == recipients and n.mandatory is mandatory and n.exclude == ("carla",)
+    assert n.recipients == recipients and n.mandatory is mandatory
+    # nobody is told of their own action, except of a warning about their own use
+    assert n.exclude == (() if action == "session.meter_warning" else ("carla",))
 
 
 @pytest.mark.parametrize("to, extra", [
@@ -88,3 +90,33 @@ def test_backoff_doubles_and_is_capped_at_a_day(attempts, wait):
 ])
 def test_multi_factor_by_amr_or_acr(claims, acr_values, ok):
     assert used_mfa(claims, SECOND_FACTORS, acr_values) is ok
+
+
+@pytest.mark.parametrize("epsilon, remaining, total, crossed", [
+    (0.7, 0.3, 2.0, True),    # 1.0 -> 1.7 of 2.0: across 1.6
+    (0.6, 0.4, 2.0, True),    # exactly at 80 %
+    (0.1, 0.2, 2.0, False),   # 1.7 -> 1.8: already past
+    (0.5, 1.0, 2.0, False),   # 0.5 -> 1.0: not yet
+])
+def test_a_budget_warning_only_when_a_charge_crosses_80_percent(epsilon, remaining, total, crossed):
+    e = event("dp.charge", {"epsilon": epsilon, "epsilon_remaining": remaining, "scope": "*"}, actor="bob")
+    e["context"] = {"epsilon_total": total}
+    n = make_notice(e, URL)
+    assert (n is not None) is crossed
+    if n:
+        assert n.recipients == (Spec(rules.PERMIT_MEMBERS),) and n.exclude == ()
+    e["detail"]["scope"] = "bob"  # a member's own budget: only that member
+    if crossed:
+        assert make_notice(e, URL).recipients == (Spec(rules.USER, "bob"),)
+
+
+def test_permits_ending_within_the_window_once_per_end_date():
+    from datetime import date
+
+    from hub.notify.ending import permits_ending
+
+    today = date(2027, 3, 1)
+    permits = [("P-soon", "active", date(2027, 3, 15)), ("P-later", "active", date(2027, 3, 16)),
+               ("P-ended", "expired", date(2027, 3, 5)), ("P-past", "active", date(2027, 2, 28)),
+               ("P-told", "active", date(2027, 3, 2))]
+    assert permits_ending(permits, today, 14, {("P-told", "2027-03-02")}) == [("P-soon", date(2027, 3, 15), 14)]
