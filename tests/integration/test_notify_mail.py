@@ -230,3 +230,23 @@ def test_cli_lists_and_retries_failed_mail_and_the_retry_is_audited(fo, engine, 
 def test_bad_settings_are_refused_naming_the_variable(env, needle):
     with pytest.raises(InvalidInput, match=needle):
         notify_settings_from(env)
+
+
+def test_every_login_updates_the_address_book_and_a_bad_claim_keeps_the_operators_address(settings, engine):
+    from hub.hubapp.auth import SpeDemoAuthenticator, make_audit_login_hook
+
+    hook = make_audit_login_hook(settings.db_url)
+    authenticator = SpeDemoAuthenticator()
+    hook(authenticator, None, {"name": "carla", "groups": ["output-checkers"]})
+    with engine.begin() as conn:
+        assert recipients.person(conn, "carla")["address"] is None
+        recipients.set_person(conn, "carla", address="carla@hdab.example.org")
+    # an OIDC login: groups change, the e-mail claim is kept; a malformed claim changes nothing
+    hook(authenticator, None, {"name": "carla", "groups": ["output-checkers", "auditors"],
+                               "auth_state": {"oauth_user": {"email": "carla.new@hdab.example.org"}}})
+    hook(authenticator, None, {"name": "carla", "groups": ["auditors"],
+                               "auth_state": {"oauth_user": {"email": "x@y, evil@z.org"}}})
+    with engine.connect() as conn:
+        who = recipients.person(conn, "carla")
+        assert who["address"] == "carla.new@hdab.example.org" and who["groups_json"] == '["auditors"]'
+        assert recipients.group_members(conn, "output-checkers") == []
