@@ -45,12 +45,16 @@ class RoundResult:
     failed_tries: int = 0
 
 
-def _cursor(conn) -> int:
+def _cursor(conn, now: datetime, backlog_hours: int) -> int:
+    """The last seq already turned into mail. On the very first round the notifier starts at the
+    events of the last `backlog_hours` (a deployment that turns it on does not mail its history)."""
     row = conn.execute(sa.select(notify_cursor.c.last_seq).where(notify_cursor.c.id == 1)).first()
-    if row is None:
-        conn.execute(notify_cursor.insert().values(id=1, last_seq=0))
-        return 0
-    return int(row[0])
+    if row is not None:
+        return int(row[0])
+    since = utc_now_iso(now - timedelta(hours=backlog_hours))
+    start = conn.execute(sa.select(sa.func.max(audit_events.c.seq)).where(audit_events.c.ts < since)).scalar() or 0
+    conn.execute(notify_cursor.insert().values(id=1, last_seq=start))
+    return int(start)
 
 
 def _event(row) -> dict:
@@ -65,11 +69,12 @@ def _event(row) -> dict:
 
 def enqueue(engine: sa.Engine, settings: SpeNotify, now: datetime | None = None) -> tuple[int, int]:
     """Turn new audit events into outbox rows; returns (events read, rows queued)."""
+    now = now or datetime.now(timezone.utc)
     stamp = utc_now_iso(now)
     events = queued = 0
     while True:
         with engine.begin() as conn:
-            last = _cursor(conn)
+            last = _cursor(conn, now, settings.first_backlog_hours)
             rows = conn.execute(sa.select(audit_events).where(audit_events.c.seq > last)
                                 .order_by(audit_events.c.seq).limit(BATCH_EVENTS)).mappings().all()
             if not rows:

@@ -73,6 +73,9 @@ class SpeNotify(Configurable):
     permit_ending_days = Integer(14, help="""
         Days before a permit's end date at which its members and the operators are told (default 14,
         0..90).""").tag(config=True)
+    first_backlog_hours = Integer(24, help="""
+        On its very first round the notifier mails about the audit events of the last this many
+        hours only (default 24), so that turning it on does not mail a deployment's history.""").tag(config=True)
     period_seconds = Float(30, help="Seconds between two rounds of `spe notify run` (default 30).").tag(config=True)
 
     @validate("smtp_security")

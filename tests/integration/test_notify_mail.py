@@ -250,3 +250,16 @@ def test_every_login_updates_the_address_book_and_a_bad_claim_keeps_the_operator
         who = recipients.person(conn, "carla")
         assert who["address"] == "carla.new@hdab.example.org" and who["groups_json"] == '["auditors"]'
         assert recipients.group_members(conn, "output-checkers") == []
+
+
+def test_turned_on_late_the_notifier_does_not_mail_the_history(fo, engine, smtp_plain):  # noqa: F811
+    people(engine)
+    app = fo.applications.create(PAULA, application())
+    fee = fo.applications.estimate(app.document, app.applicant)
+    fo.applications.act(PAULA, app.id, wf.SUBMIT, accept_fee_estimate=True, accepted_total_cents=fee.total_cents)
+    notify = SpeNotify(smtp_host="127.0.0.1", smtp_port=smtp_plain.port, smtp_security="plain", public_url=PUBLIC)
+    # first round two days later: the submission is history, nobody is mailed about it
+    r = service.run_once(engine, notify, datetime.now(timezone.utc) + timedelta(days=2))
+    assert (r.queued, r.sent) == (0, 0) and smtp_plain.inbox.messages == []
+    fo.applications.act(HUGO, app.id, wf.TAKE)  # a new event is mailed as usual
+    assert service.run_once(engine, notify, datetime.now(timezone.utc) + timedelta(days=2)).sent == 1
