@@ -42,6 +42,10 @@ def register(sub) -> None:
     opt.add_argument("--opt-out", dest="opt_out", action="store_true", default=None,
                      help="no non-mandatory mail (decisions on one's own application are still sent)")
     opt.add_argument("--opt-in", dest="opt_out", action="store_false")
+    dig = st.add_mutually_exclusive_group()
+    dig.add_argument("--digest", dest="digest", action="store_true", default=None,
+                     help="non-mandatory mail once a day in one digest")
+    dig.add_argument("--no-digest", dest="digest", action="store_false")
     st.set_defaults(func=cmd_address_set)
     a.add_parser("list", help="every entry").set_defaults(func=cmd_address_list)
 
@@ -83,12 +87,13 @@ def cmd_retry(args, settings) -> int:
 def cmd_address_set(args, settings) -> int:
     engine = engine_for(settings)
     with engine.begin() as conn:
-        entry = recipients.set_person(conn, args.user, address=args.address, groups=args.groups, opt_out=args.opt_out)
+        entry = recipients.set_person(conn, args.user, address=args.address, groups=args.groups, opt_out=args.opt_out,
+                                      digest=args.digest)
         audit.record(conn, actor=settings.actor, role="operator", action="notify.address", detail={
             "user": args.user, "address_set": args.address is not None, "groups": args.groups,
-            "opt_out": args.opt_out})
+            "opt_out": args.opt_out, "digest": args.digest})
     print(f"{entry['username']}: {entry['address'] or '(no address)'} groups {json.loads(entry['groups_json'])}"
-          f"{' (opted out)' if entry['opt_out'] else ''}")
+          f"{' (opted out)' if entry['opt_out'] else ''}{' (daily digest)' if entry['digest'] else ''}")
     return 0
 
 
@@ -99,5 +104,5 @@ def cmd_address_list(args, settings) -> int:
         rows = [dict(r) for r in conn.execute(notify_people.select().order_by(notify_people.c.username)).mappings()]
     for r in rows:
         r["groups"] = ",".join(json.loads(r.pop("groups_json")))
-    print_table(rows, ["username", "address", "groups", "opt_out", "updated_at"])
+    print_table(rows, ["username", "address", "groups", "opt_out", "digest", "updated_at"])
     return 0

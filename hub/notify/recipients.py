@@ -117,13 +117,13 @@ def remember_login(conn, username: str, groups: list[str], address: str | None) 
     if address:
         values["address"] = address
     if current is None:
-        conn.execute(notify_people.insert().values(username=username, opt_out=False, **values))
+        conn.execute(notify_people.insert().values(username=username, opt_out=False, digest=False, **values))
     else:
         conn.execute(notify_people.update().where(notify_people.c.username == username).values(**values))
 
 
 def set_person(conn, username: str, *, address: str | None = None, groups: list[str] | None = None,
-               opt_out: bool | None = None) -> dict:
+               opt_out: bool | None = None, digest: bool | None = None) -> dict:
     """The operator's change to one entry (only the given fields); returns the entry."""
     values: dict = {"updated_at": utc_now_iso()}
     if address is not None:
@@ -132,9 +132,12 @@ def set_person(conn, username: str, *, address: str | None = None, groups: list[
         values["groups_json"] = json.dumps(sorted(set(groups))[:MAX_GROUPS])
     if opt_out is not None:
         values["opt_out"] = opt_out
+    if digest is not None:
+        values["digest"] = digest
     if person(conn, username) is None:
         values.setdefault("groups_json", "[]")
         values.setdefault("opt_out", False)
+        values.setdefault("digest", False)
         conn.execute(notify_people.insert().values(username=username, **values))
     else:
         conn.execute(notify_people.update().where(notify_people.c.username == username).values(**values))

@@ -33,7 +33,8 @@ from hub.notify.settings import SpeNotify
 from hub.notify.tables import notify_cursor, notify_outbox
 
 log = logging.getLogger("spe.notify")
-STATES = ("pending", "sent", "failed", "unaddressed", "opted_out")
+STATES = ("pending", "sent", "failed", "unaddressed", "opted_out", "held", "digested")
+DIGEST_PERIOD = timedelta(days=1)
 BATCH_EVENTS = 500
 
 
@@ -106,6 +107,8 @@ def _queue(conn, event: dict, user: str, notice: rules.Notice, stamp: str) -> in
         state = "opted_out"
     elif not who.get("address"):
         state = "unaddressed"
+    elif who.get("digest") and not notice.mandatory:
+        state = "held"
     conn.execute(notify_outbox.insert().values(
         event_seq=event["seq"], action=event["action"], recipient=user, address=who.get("address"),
         subject=notice.subject, body=notice.body, mandatory=notice.mandatory, state=state, attempts=0,
@@ -124,6 +127,33 @@ def _claim_addresses(conn) -> None:
                          .values(state="pending", address=who["address"]))
 
 
+def _make_digests(conn, settings: SpeNotify, now: datetime) -> None:
+    """Held mails of a person whose oldest one waited a day become one digest mail."""
+    held = conn.execute(sa.select(notify_outbox).where(notify_outbox.c.state == "held")
+                        .order_by(notify_outbox.c.event_seq)).mappings().all()
+    by_user: dict[str, list] = {}
+    for row in held:
+        by_user.setdefault(row["recipient"], []).append(row)
+    cutoff = utc_now_iso(now - DIGEST_PERIOD)
+    stamp = utc_now_iso(now)
+    for user, rows in by_user.items():
+        if rows[0]["created_at"] > cutoff:
+            continue
+        who = recipients.person(conn, user) or {}
+        lines = [f"{len(rows)} notice(s) from SPE since {rows[0]['created_at'][:16].replace('T', ' ')} UTC:", ""]
+        for r in rows:
+            link = next((ln for ln in r["body"].splitlines() if ln.startswith("Open: ")), "")
+            lines += [r["subject"].removeprefix("[SPE] "), f"  {link}", ""]
+        lines.append("This mail carries no data: sign in to see the details.")
+        conn.execute(notify_outbox.insert().values(
+            event_seq=-rows[-1]["event_seq"], action="notify.digest", recipient=user, address=who.get("address"),
+            subject=f"[SPE] Daily digest: {len(rows)} notice(s)", body="\n".join(lines) + "\n", mandatory=False,
+            state="pending" if who.get("address") else "unaddressed", attempts=0, next_attempt_at=stamp,
+            created_at=stamp))
+        conn.execute(notify_outbox.update().where(notify_outbox.c.id.in_([r["id"] for r in rows]))
+                     .values(state="digested"))
+
+
 def deliver(engine: sa.Engine, settings: SpeNotify, now: datetime | None = None) -> tuple[int, int]:
     """Send every due mail; returns (sent, failed tries). A failure to reach the server counts
     as a failed try of every due mail (each is retried later); nothing is lost."""
@@ -131,6 +161,7 @@ def deliver(engine: sa.Engine, settings: SpeNotify, now: datetime | None = None)
     stamp = utc_now_iso(now)
     with engine.begin() as conn:
         _claim_addresses(conn)
+        _make_digests(conn, settings, now)
         due = conn.execute(sa.select(notify_outbox).where(
             notify_outbox.c.state == "pending", notify_outbox.c.next_attempt_at <= stamp)
             .order_by(notify_outbox.c.id)).mappings().all()

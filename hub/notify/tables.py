@@ -9,7 +9,9 @@ from hub.db import metadata
 # between reading events and moving the cursor never sends a mail twice or loses one.
 # state: pending (to send; also after a failed try, with next_attempt_at) | sent | failed (gave up
 # after max_attempts; `spe notify retry` makes it pending again) | unaddressed (the person has no
-# address yet; sent once one is set) | opted_out (non-mandatory mail the person declined).
+# address yet; sent once one is set) | opted_out (non-mandatory mail the person declined) | held
+# (for the person's daily digest) | digested (went out in a digest). A digest is a row of its own
+# with action `notify.digest` and event_seq = minus the last seq it covers.
 notify_outbox = sa.Table(
     "notify_outbox",
     metadata,
@@ -48,5 +50,6 @@ notify_people = sa.Table(
     sa.Column("address", sa.String(254)),
     sa.Column("groups_json", sa.Text, nullable=False, default="[]"),
     sa.Column("opt_out", sa.Boolean, nullable=False, default=False),
+    sa.Column("digest", sa.Boolean, nullable=False, default=False),  # non-mandatory mail once a day, in one
     sa.Column("updated_at", sa.String(32), nullable=False),
 )

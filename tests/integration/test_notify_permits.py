@@ -75,3 +75,24 @@ def test_a_charge_crossing_80_percent_of_the_budget_tells_the_members_once(engin
     assert subjects(smtp, "olga") == []
     charge(engine, "DEMO-2026-001", "alice", 0.1, 0.0, "q3", budget=budget)  # 90 %: already told
     assert service.run_once(engine, notify).sent == 0
+
+
+def test_a_person_on_the_daily_digest_gets_non_mandatory_mail_once_a_day_in_one(engine, permit, smtp, spe):
+    code, out, err = spe("notify", "address", "set", "alice", "--digest")
+    assert code == 0 and "(daily digest)" in out, err
+    notify = SpeNotify(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_security="plain", public_url=PUBLIC,
+                       permit_ending_days=0)
+    budget = PermitStore(engine).get("DEMO-2026-001").dp
+    charge(engine, "DEMO-2026-001", "bob", 1.7, 0.0, "q1", budget=budget)  # crosses 80 %
+    now = datetime.now(timezone.utc)
+    assert service.run_once(engine, notify, now).sent == 1  # bob at once; alice's is held
+    assert subjects(smtp, "alice") == [] and len(subjects(smtp, "bob")) == 1
+    assert service.run_once(engine, notify, now + timedelta(hours=23)).sent == 0
+    assert service.run_once(engine, notify, now + timedelta(hours=25)).sent == 1
+    assert subjects(smtp, "alice") == ["[SPE] Daily digest: 1 notice(s)"]
+    body = smtp.inbox.to("alice@example.org")[0].get_content()
+    assert "Permit DEMO-2026-001: 80 % of the differential-privacy budget spent" in body
+    assert "Open: https://spe.example.org/hub/home" in body
+    assert service.run_once(engine, notify, now + timedelta(hours=50)).sent == 0
+    code, out, _ = spe("notify", "list", "--state", "digested")
+    assert code == 0 and "alice" in out and "dp.charge" in out
