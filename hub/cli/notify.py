@@ -9,6 +9,7 @@ file (SPE_HUB_EXTRA_CONFIG) or SPE_SMTP_* variables (hub.notify.settings).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 
@@ -17,6 +18,8 @@ from hub.cli.common import engine_for, print_table
 from hub.hubapp.options import site_config
 from hub.notify import recipients, service
 from hub.notify.settings import notify_settings_from
+
+log = logging.getLogger("spe.notify")
 
 
 def register(sub) -> None:
@@ -60,10 +63,16 @@ def cmd_run(args, settings) -> int:
     if not notify.smtp_host:
         print("spe notify: no SMTP server set (SPE_SMTP_HOST or c.SpeNotify.smtp_host): mails wait in the outbox")
     while True:
-        r = service.run_once(engine, notify)
-        if r.events or r.sent or r.failed_tries:
-            print(f"notify: {r.events} events read, {r.queued} mails queued, {r.sent} sent, "
-                  f"{r.failed_tries} failed tries", flush=True)
+        try:
+            r = service.run_once(engine, notify)
+        except Exception:  # the registry is away for a moment: a service keeps going, a single round fails
+            if args.once:
+                raise
+            log.exception("notify round failed; trying again in %s s", notify.period_seconds)
+        else:
+            if r.events or r.sent or r.failed_tries:
+                print(f"notify: {r.events} events read, {r.queued} mails queued, {r.sent} sent, "
+                      f"{r.failed_tries} failed tries", flush=True)
         if args.once:
             return 0
         time.sleep(notify.period_seconds)

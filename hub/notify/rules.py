@@ -80,7 +80,8 @@ def _reminder_recipients(event: dict) -> tuple[Spec, ...]:
     """The people the front office named (assessor; applicant when overdue), and the deciders
     while the application waits for a decision."""
     detail = event["detail"]
-    out = [Spec(USER, str(u)) for u in detail.get("notify") or [] if u]
+    named = detail.get("notify")
+    out = [Spec(USER, str(u)) for u in (named if isinstance(named, list) else []) if u]
     if detail.get("state") == "decision" or detail.get("owner") == "decider":
         out.append(Spec(GROUP, "hdab-deciders"))
     return tuple(out)

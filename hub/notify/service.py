@@ -83,11 +83,15 @@ def enqueue(engine: sa.Engine, settings: SpeNotify, now: datetime | None = None)
             have = set()
             for row in rows:
                 event = _event(row)
-                event["context"] = recipients.event_context(conn, event)
-                notice = rules.make_notice(event, settings.public_url)
-                if notice is None:
+                try:
+                    event["context"] = recipients.event_context(conn, event)
+                    notice = rules.make_notice(event, settings.public_url)
+                    users = recipients.resolve(conn, notice, event) if notice is not None else []
+                except Exception:  # one malformed event must not stop every later mail
+                    log.exception("audit event #%s (%s) could not be turned into mail; skipped",
+                                  event["seq"], event["action"])
                     continue
-                for user in recipients.resolve(conn, notice, event):
+                for user in users:
                     if (event["seq"], user) in have:
                         continue
                     have.add((event["seq"], user))

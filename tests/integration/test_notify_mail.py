@@ -263,3 +263,19 @@ def test_turned_on_late_the_notifier_does_not_mail_the_history(fo, engine, smtp_
     assert (r.queued, r.sent) == (0, 0) and smtp_plain.inbox.messages == []
     fo.applications.act(HUGO, app.id, wf.TAKE)  # a new event is mailed as usual
     assert service.run_once(engine, notify, datetime.now(timezone.utc) + timedelta(days=2)).sent == 1
+
+
+def test_an_event_with_odd_detail_mails_nobody_and_blocks_nothing(fo, engine, smtp_plain):  # noqa: F811
+    from hub import audit
+
+    people(engine)
+    with engine.begin() as conn:  # a charge on a permit that does not exist, with detail of the wrong types
+        audit.record(conn, actor="system", action="dp.charge", permit_id="NO-SUCH-PERMIT", object_id="q",
+                     detail={"epsilon": "lots", "epsilon_remaining": None})
+    app = fo.applications.create(PAULA, application())
+    fee = fo.applications.estimate(app.document, app.applicant)
+    fo.applications.act(PAULA, app.id, wf.SUBMIT, accept_fee_estimate=True, accepted_total_cents=fee.total_cents)
+    notify = SpeNotify(smtp_host="127.0.0.1", smtp_port=smtp_plain.port, smtp_security="plain", public_url=PUBLIC)
+    assert service.run_once(engine, notify).sent == 1
+    assert [m["Subject"] for m in smtp_plain.inbox.to("hugo@hdab.example.org")] == [
+        f"[SPE] Application {app.id} is now submitted"]
