@@ -97,6 +97,7 @@ _TYPES = [
     _t("notify.retry", ("mails", "count"), "an operator queued failed notification mails again", "operator"),
     _t("permit.ending_soon", ("valid_until", "days_left"),
        "a permit ends soon (the notifier mails its members and the operators)", "permit"),
+    _t("notify.preferences", ("user",), "a person chose opt-out or the daily digest for their own mail", "access"),
     _t("notify.address", ("user",), "an operator set a person's mail address, groups or opt-out", "operator"),
 ]
 

@@ -37,22 +37,27 @@ USERS = {
 }
 
 HUB_CONFIG = """
-from hub.hubapp.config import configure_hub
+import sys
+
+from hub.hubapp.config import configure_hub, frontoffice_service
 from hub.hubapp.options import SpeHub
 from hub.settings import Settings
 
 c = get_config()  # noqa: F821
 settings = Settings(home={home!r}, db_url={db_url!r})
-configure_hub(c, SpeHub(authenticator="oidc"), settings, [])
+env = {{"SPE_HOME": {home!r}, "SPE_DB_URL": {db_url!r}, "PYTHONPATH": {repo!r}}}
+frontoffice = frontoffice_service("http://127.0.0.1:{fo_port}", command=[sys.executable, "-m", "hub.frontoffice.web"],
+                                  environment=env, cwd={repo!r})
+configure_hub(c, SpeHub(authenticator="oidc"), settings, [frontoffice])
 c.JupyterHub.bind_url = "http://127.0.0.1:{public_port}"
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_port}"
 c.ConfigurableHTTPProxy.pid_file = {pid_file!r}
 c.JupyterHub.db_url = "sqlite:///{tmp}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "{tmp}/cookie_secret"
-c.JupyterHub.services = [{{"name": "test-admin", "api_token": {admin_token!r}}}]
+c.JupyterHub.services = [frontoffice, {{"name": "test-admin", "api_token": {admin_token!r}}}]
 c.JupyterHub.load_roles = c.JupyterHub.load_roles + [
-    {{"name": "test-admin", "services": ["test-admin"], "scopes": ["admin:users", "read:groups"]}}]
+    {{"name": "test-admin", "services": ["test-admin"], "scopes": ["admin:users", "read:groups", "tokens"]}}]
 
 # the site's OIDC configuration, as docs/operator-oidc.md writes it
 c.JupyterHub.authenticator_class = "hub.hubapp.oidc.SpeOIDCAuthenticator"
@@ -74,12 +79,12 @@ def oidc_hub(tmp_path_factory):
     home.mkdir()
     db_url = f"sqlite:///{home / 'registry.db'}"
     make_engine(db_url)  # the registry's tables, as `spe` would create them
-    public_port, hub_port, proxy_port = (free_loopback_port() for _ in range(3))
+    public_port, hub_port, proxy_port, fo_port = (free_loopback_port() for _ in range(4))
     idp = start_idp(tmp, f"http://127.0.0.1:{public_port}/hub/oauth_callback", USERS)
     discovery = requests.get(f"{idp.issuer}/.well-known/openid-configuration", timeout=10).json()
     admin_token = secrets.token_hex(32)
     (tmp / "jupyterhub_config.py").write_text(HUB_CONFIG.format(
-        home=str(home), db_url=db_url, public_port=public_port, hub_port=hub_port, proxy_port=proxy_port,
+        home=str(home), db_url=db_url, repo=str(REPO), fo_port=fo_port, public_port=public_port, hub_port=hub_port, proxy_port=proxy_port,
         pid_file=str(tmp / "proxy.pid"), tmp=tmp, admin_token=admin_token, client_id=idp.client_id,
         client_secret=idp.client_secret, authorize_url=discovery["authorization_endpoint"],
         token_url=discovery["token_endpoint"], userdata_url=discovery["userinfo_endpoint"]))
@@ -96,7 +101,8 @@ def oidc_hub(tmp_path_factory):
             if process.poll() is not None:
                 raise RuntimeError(f"jupyterhub exited:\n{log_path.read_text()[-6000:]}")
             try:
-                if requests.get(hub_url + "hub/login", timeout=2).status_code == 200:
+                if (requests.get(hub_url + "hub/login", timeout=2).status_code == 200 and requests.get(
+                        hub_url + "services/frontoffice/catalogue", timeout=2).status_code == 200):
                     break
             except requests.RequestException:
                 pass
@@ -115,9 +121,9 @@ def oidc_hub(tmp_path_factory):
         dispose_engines()
 
 
-def sign_in(hub: dict, user: str, otp: str = "") -> requests.Response:
+def sign_in(hub: dict, user: str, otp: str = "", s: requests.Session | None = None) -> requests.Response:
     """The browser's path: the hub sends us to the IdP, we sign in there, the IdP sends us back."""
-    s = requests.Session()
+    s = s or requests.Session()
     page = s.get(hub["url"] + "hub/oauth_login", timeout=60)
     assert page.url.startswith(hub["idp"].issuer + "/interaction/"), (page.url, page.text[:500])
     action = re.search(r'action="([^"]+)"', page.text).group(1)
@@ -167,3 +173,34 @@ def test_a_person_in_no_spe_group_is_refused(oidc_hub):
     r = sign_in(oidc_hub, "mallory")
     assert r.status_code == 403
     assert hub_user(oidc_hub, "mallory") is None
+
+
+def test_a_person_sets_their_own_mail_preferences_and_cannot_change_their_address(oidc_hub):
+    s = requests.Session()
+    assert sign_in(oidc_hub, "alice", s=s).status_code == 200
+    page = s.get(oidc_hub["url"] + "services/frontoffice/notifications", timeout=60)
+    assert page.status_code == 200 and "alice@uni.example.org" in page.text, page.text[:500]
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    saved = s.post(oidc_hub["url"] + "services/frontoffice/notifications",
+                   data={"_xsrf": xsrf, "opt_out": "on", "address": "thief@evil.example"}, timeout=60)
+    assert saved.status_code == 200 and "preferences saved" in saved.text
+    with make_engine(oidc_hub["db_url"]).connect() as conn:
+        entry = conn.execute(sa.select(notify_people).where(notify_people.c.username == "alice")).mappings().one()
+        changes = conn.execute(sa.select(audit_events.c.actor, audit_events.c.detail)
+                               .where(audit_events.c.action == "notify.preferences")).all()
+    assert entry["opt_out"] and not entry["digest"] and entry["address"] == "alice@uni.example.org"
+    assert changes[-1][0] == "alice" and json.loads(changes[-1][1]) == {"user": "alice", "opt_out": True, "digest": False}
+
+    token = requests.post(oidc_hub["api"] + "users/alice/tokens", headers={"Authorization": f"token {oidc_hub['token']}"},
+                          json={"scopes": ["access:services!service=frontoffice"], "expires_in": 600},
+                          timeout=30).json()["token"]
+    api = oidc_hub["url"] + "services/frontoffice/api/notifications"
+    auth = {"Authorization": f"token {token}"}
+    r = requests.put(api, json={"digest": "yes"}, headers=auth, timeout=30)
+    assert r.status_code == 400 and r.json()["field"] == "digest"
+    r = requests.put(api, json={"address": "thief@evil.example"}, headers=auth, timeout=30)
+    assert r.status_code == 400 and "only opt_out and digest" in r.json()["error"]
+    r = requests.put(api, json={"digest": True, "opt_out": False}, headers=auth, timeout=30)
+    assert r.status_code == 200 and r.json() == {"address": "alice@uni.example.org", "opt_out": False, "digest": True,
+                                                 "groups": ["researchers"]}
+    assert requests.get(api, timeout=30).status_code == 401
