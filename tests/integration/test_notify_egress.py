@@ -62,3 +62,32 @@ def test_checkers_hear_of_a_waiting_request_and_the_author_of_the_decision(hub, 
     approved = f"[SPE] Output request {rid} (permit {PERMIT}) was approved"
     assert subjects(smtp, "alice") == [approved]
     assert subjects(smtp, "bob") == []  # a member who is not the author
+
+
+def test_checkers_hear_of_an_import_request_and_the_researcher_of_the_decision(hub, smtp):  # noqa: F811
+    engine = make_engine(hub.db_url)
+    with engine.begin() as conn:
+        for user, groups in BOOK.items():
+            recipients.set_person(conn, user, address=f"{user}@example.org", groups=groups)
+    notify = SpeNotify(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_security="plain", public_url=PUBLIC)
+    service.run_once(engine, notify)
+    smtp.inbox.messages.clear()
+
+    alice = Client(hub, hub.user_token("alice", RESEARCHER_SCOPES))
+    r = alice.post("api/imports", data={"permit": PERMIT, "justification": "ICD-10 code list"},
+                   files=[("file", ("codes.csv", b"code,label\nE11,type 2 diabetes\n", "application/octet-stream"))])
+    assert r.status_code == 201, r.text
+    iid = r.json()["id"]
+    service.run_once(engine, notify)
+    waiting = f"[SPE] Import request {iid} (permit {PERMIT}) waits for review"
+    assert subjects(smtp, "carol") == [waiting] and subjects(smtp, "dave") == [waiting]
+    assert subjects(smtp, "erin") == [] and subjects(smtp, "alice") == []
+
+    carol = Client(hub, hub.user_token("carol", CHECKER_SCOPES))
+    r = carol.post(f"api/imports/{iid}/decision", json={"decision": "approve", "comment": "E11 is fine"})
+    assert r.status_code == 200, r.text
+    service.run_once(engine, notify)
+    assert subjects(smtp, "alice") == [f"[SPE] Import request {iid} (permit {PERMIT}) was approved"]
+    body = smtp.inbox.to("alice@example.org")[0].get_content()
+    assert f"{PUBLIC}services/egress/imports/{iid}" in body and "E11" not in body and "codes.csv" not in body
+    assert len(subjects(smtp, "carol")) == 1  # the checker who decided is not told of her own decision
