@@ -90,22 +90,40 @@ class SpeOIDCAuthenticator(GenericOAuthenticator):
         groups = await super().get_user_groups(auth_state)
         return {g for g in groups if g in GROUPS}  # the IdP's other groups stay at the IdP
 
+    def _mfa_missing(self, auth_model: dict) -> tuple[set[str], dict]:
+        """(the groups that need a second factor this login lacks, the ID token's claims)."""
+        needs = set(auth_model.get("groups") or []) & self.mfa_groups
+        claims = id_token_claims(auth_model.get("auth_state") or {})
+        if needs and used_mfa(claims, self.mfa_amr_values, self.mfa_acr_values):
+            needs = set()
+        return needs, claims
+
     async def check_allowed(self, username, auth_model):
         if not await super().check_allowed(username, auth_model):
             return False
         if auth_model is None:
             return True
-        needs = set(auth_model.get("groups") or []) & self.mfa_groups
+        needs, claims = self._mfa_missing(auth_model)
         if not needs:
-            return True
-        claims = id_token_claims(auth_model.get("auth_state") or {})
-        if used_mfa(claims, self.mfa_amr_values, self.mfa_acr_values):
             return True
         reason = (f"{', '.join(sorted(needs))} must sign in with a second factor (one-time code or security "
                   "key); this sign-in used one factor only. Sign out at your identity provider and sign in "
                   "again with your second factor.")
         self._audit_refusal(username, reason, claims)
         raise web.HTTPError(403, reason)
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        """A refresh (auth_refresh_age, refresh_pre_spawn) that brings a group needing a second
+        factor to a session signed in with one (promoted at the IdP meanwhile) ends the session:
+        the person signs in again, and the login above decides."""
+        refreshed = await super().refresh_user(user, handler, **kwargs)
+        if isinstance(refreshed, dict):
+            needs, _ = self._mfa_missing(refreshed)
+            if needs:
+                self.log.warning("refresh of %s brings %s without a second factor: new login required",
+                                 user.name, ", ".join(sorted(needs)))
+                return False
+        return refreshed
 
     def _audit_refusal(self, username: str, reason: str, claims: dict) -> None:
         if not self.audit_db_url:

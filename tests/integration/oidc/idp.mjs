@@ -11,7 +11,8 @@ import { pathToFileURL } from 'node:url';
 const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const { default: Provider } = await import(
   pathToFileURL(path.join(cfg.modules, 'oidc-provider', 'lib', 'index.js')).href);
-const users = cfg.users; // name -> {email, groups, otp}
+// name -> {email, groups, otp}; read again on every use so that a test can change a person's groups
+const users = () => JSON.parse(fs.readFileSync(process.argv[2], 'utf8')).users;
 
 const provider = new Provider(cfg.issuer, {
   clients: [{
@@ -27,7 +28,7 @@ const provider = new Provider(cfg.issuer, {
   features: { devInteractions: { enabled: false } },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   async findAccount(ctx, id) {
-    const u = users[id];
+    const u = users()[id];
     if (!u) return undefined;
     return {
       accountId: id,
@@ -68,7 +69,7 @@ const server = http.createServer(async (req, res) => {
     }
     const form = await readForm(req);
     const login = form.get('login') || '';
-    const u = users[login];
+    const u = users()[login];
     if (!u) { res.statusCode = 403; res.end('unknown user'); return; }
     const mfa = Boolean(u.otp) && form.get('otp') === u.otp;
     await provider.interactionFinished(req, res, {

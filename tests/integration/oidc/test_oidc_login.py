@@ -34,6 +34,7 @@ USERS = {
     "olga": {"email": "olga@hdab.example.org", "groups": ["operators"], "otp": "246810"},
     "carla": {"email": "carla@hdab.example.org", "groups": ["output-checkers"], "otp": "135791"},
     "mallory": {"email": "mallory@example.org", "groups": ["staff"]},
+    "rita": {"email": "rita@uni.example.org", "groups": ["researchers"]},
 }
 
 HUB_CONFIG = """
@@ -69,6 +70,8 @@ c.SpeOIDCAuthenticator.token_url = {token_url!r}
 c.SpeOIDCAuthenticator.userdata_url = {userdata_url!r}
 c.SpeOIDCAuthenticator.username_claim = "preferred_username"
 c.SpeOIDCAuthenticator.login_service = "Test IdP"
+c.SpeOIDCAuthenticator.enable_auth_state = True
+c.SpeOIDCAuthenticator.auth_refresh_age = 1  # every request a second after the last refresh asks the IdP again
 """
 
 
@@ -89,7 +92,8 @@ def oidc_hub(tmp_path_factory):
         client_secret=idp.client_secret, authorize_url=discovery["authorization_endpoint"],
         token_url=discovery["token_endpoint"], userdata_url=discovery["userinfo_endpoint"]))
     log_path = tmp / "jupyterhub.log"
-    env = dict(os.environ, PYTHONPATH=str(REPO), CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(16))
+    env = dict(os.environ, PYTHONPATH=str(REPO), CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(16),
+               JUPYTERHUB_CRYPT_KEY=secrets.token_hex(32))
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(tmp / "jupyterhub_config.py")],
                                    cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -109,7 +113,8 @@ def oidc_hub(tmp_path_factory):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"jupyterhub did not come up:\n{log_path.read_text()[-6000:]}")
             time.sleep(0.3)
-        yield {"url": hub_url, "api": api, "token": admin_token, "db_url": db_url, "log": log_path, "idp": idp}
+        yield {"url": hub_url, "api": api, "token": admin_token, "db_url": db_url, "log": log_path, "idp": idp,
+               "idp_config": tmp / "idp.json"}
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -204,3 +209,19 @@ def test_a_person_sets_their_own_mail_preferences_and_cannot_change_their_addres
     assert r.status_code == 200 and r.json() == {"address": "alice@uni.example.org", "opt_out": False, "digest": True,
                                                  "groups": ["researchers"]}
     assert requests.get(api, timeout=30).status_code == 401
+
+
+def test_a_session_promoted_at_the_idp_without_a_second_factor_must_sign_in_again(oidc_hub):
+    s = requests.Session()
+    assert sign_in(oidc_hub, "rita", s=s).status_code == 200
+    assert s.get(oidc_hub["url"] + "hub/home", timeout=60).url == oidc_hub["url"] + "hub/home"
+    cfg = json.loads(oidc_hub["idp_config"].read_text())
+    cfg["users"]["rita"]["groups"] = ["researchers", "operators"]  # promoted at the IdP meanwhile
+    oidc_hub["idp_config"].write_text(json.dumps(cfg))
+    time.sleep(1.5)  # past auth_refresh_age: the next request refreshes from the IdP
+    r = s.get(oidc_hub["url"] + "hub/home", timeout=60)
+    assert "/hub/login" in r.url, r.url  # the session ended instead of gaining the operators' role
+    assert hub_user(oidc_hub, "rita")["groups"] == ["researchers"]
+    # signing in again (the IdP still knows her, with one factor) is refused with the reason
+    r = s.get(oidc_hub["url"] + "hub/oauth_login", timeout=60)
+    assert r.status_code == 403 and "must sign in with a second factor" in r.text
