@@ -109,6 +109,12 @@ _TYPES = [
     _t("audit.purge", ("before", "through_seq", "events"), "events older than the retention were purged", "audit"),
     _t("audit.export", ("events", "format"), "an evidence pack was exported", "audit"),
     _t("audit.view", ("path",), "an auditor read the audit trail (filters in detail)", "audit"),
+    # notifications (hub.notify): what an operator changed; the mails themselves are in the outbox
+    _t("notify.retry", ("mails", "count"), "an operator queued failed notification mails again", "operator"),
+    _t("permit.ending_soon", ("valid_until", "days_left"),
+       "a permit ends soon (the notifier mails its members and the operators)", "permit"),
+    _t("notify.preferences", ("user",), "a person chose opt-out or the daily digest for their own mail", "access"),
+    _t("notify.address", ("user",), "an operator set a person's mail address, groups or opt-out", "operator"),
 ]
 
 # Families: every action with this prefix shares one type (operator CLI commands: cli.<command>).

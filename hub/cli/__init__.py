@@ -32,6 +32,7 @@ COMMANDS = [
     "hub.cli.meter",
     "hub.cli.services",
     "hub.cli.backup",
+    "hub.cli.notify",
 ]
 
 log = logging.getLogger("spe")

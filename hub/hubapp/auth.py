@@ -24,6 +24,7 @@ from traitlets import Unicode, default
 from hub import audit
 from hub.db import make_engine
 from hub.exceptions import InvalidInput
+from hub.notify.recipients import login_address, remember_login
 
 GROUPS = ("researchers", "output-checkers", "operators", "auditors", "applicants", "hdab-assessors", "hdab-deciders",
           "data-holders")
@@ -140,6 +141,9 @@ def make_audit_login_hook(db_url: str):
                 audit.record(conn, actor=_safe_name(authentication.get("name")), action="auth.login",
                              detail={"ip": ip, "groups": list(authentication.get("groups") or [])[:10],
                                      "authenticator": type(authenticator).__name__})
+                # the notifier's address book: current groups, and the IdP's e-mail claim (hub.notify)
+                remember_login(conn, _safe_name(authentication.get("name")), list(authentication.get("groups") or []),
+                               login_address(authentication))
         return authentication
 
     return audit_login

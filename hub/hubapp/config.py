@@ -135,6 +135,8 @@ def configure_hub(c, spe: SpeHub, settings: Settings, services: list[dict]) -> N
         c.SpeDemoAuthenticator.users_file = str(demo_users_file(settings))
         c.SpeDemoAuthenticator.audit_db_url = settings.db_url
         c.SpeDemoAuthenticator.manage_groups = True
+    else:  # the site picks the class (docs/operator-oidc.md); SPE's OIDC authenticator audits refusals here
+        c.SpeOIDCAuthenticator.audit_db_url = settings.db_url
     c.JupyterHub.custom_scopes = CUSTOM_SCOPES
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = make_roles([s["name"] for s in services])

@@ -30,6 +30,7 @@ from hub.permits.purposes import ALLOWED
 from hub.permits.store import PermitStore
 from hub.frontoffice.web.base import FrontOfficeHandler
 from hub.yamlio import load_yaml_text
+from hub.notify.web import routes as notify_routes
 
 VOCABS = {"theme": vocab.DATA_THEMES, "access_rights": vocab.ACCESS_RIGHTS, "language": vocab.LANGUAGES,
           "health_category": vocab.HEALTH_CATEGORIES}
@@ -375,5 +376,6 @@ def routes(prefix: str) -> list[tuple]:
         (p + rf"api/applications/{app}/consultation", ConsultationApiHandler),
         (p + rf"api/applications/{app}/([a-z_]+)", ActionApiHandler),
         (p + r"invoices/([A-Za-z0-9][A-Za-z0-9._-]{1,62})/([0-9]{4}-[0-9]{2})\.(html|pdf)", InvoiceHandler),
+        *notify_routes(p),  # each person's mail preferences (hub.notify.web)
         (p + r"?", HomeHandler),
     ]
