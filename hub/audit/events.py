@@ -55,6 +55,13 @@ _TYPES = [
     _t("extract.provision", ("rows", "seconds"), "a permit's extract was provisioned", "provisioning"),
     _t("extract.delete", ("versions",), "a permit's extracts were deleted", "provisioning"),
     _t("optout.import", ("lines", "added"), "opt-outs were imported", "permit"),
+    # the citizens' side (hub.citizens): identities are keyed hashes, never the national identifier
+    _t("citizen.link", (), "a citizen's login was linked to the keyed hash of their national identifier", "access"),
+    _t("optout.citizen", (), "a citizen opted out (outcome refused: already opted out)", "permit"),
+    _t("optout.withdraw", (), "a citizen withdrew their opt-out", "permit"),
+    _t("optout.propagate", ("extract_version", "removed_versions"),
+       "a permit's extract was re-provisioned without the persons who opted out", "provisioning"),
+    _t("citizen.usage", ("permits",), "a citizen looked up which permits used their data", "access"),
     # the front office (hub.frontoffice): catalogue, applications (object_id: the application id), fees
     _t("catalogue.create", ("version", "sha256"), "a dataset's catalogue entry was created", "frontoffice"),
     _t("catalogue.update", ("version", "sha256"), "a dataset's catalogue entry was changed", "frontoffice"),

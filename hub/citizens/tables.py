@@ -1,0 +1,38 @@
+"""Registry tables of the citizens' side. No table holds a national identifier: only its keyed hash
+(HMAC-SHA-256 with the opt-out key, the same as `hub.optout`'s register).
+
+Imported by `hub.db.make_engine` (HUB_TABLE_MODULES).
+"""
+
+import sqlalchemy as sa
+
+from hub.db import metadata
+
+# a hub account of a citizen -> the keyed hash of the national identifier its login carried
+citizen_links = sa.Table(
+    "citizen_links",
+    metadata,
+    sa.Column("username", sa.String(200), primary_key=True),
+    sa.Column("id_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("linked_at", sa.String(32), nullable=False),
+)
+
+# who an extract version holds, kept off-enclave and after the extract is deleted (proof per person,
+# "who used my data")
+extract_persons = sa.Table(
+    "extract_persons",
+    metadata,
+    sa.Column("permit_id", sa.String(64), primary_key=True),
+    sa.Column("extract_version", sa.Integer, primary_key=True),
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Index("ix_extract_persons_hash", "id_hash"),
+)
+
+# a permit whose current extract holds someone who opted out: re-provision it by `due_at`
+optout_propagations = sa.Table(
+    "optout_propagations",
+    metadata,
+    sa.Column("permit_id", sa.String(64), primary_key=True),
+    sa.Column("due_at", sa.String(32), nullable=False),  # the earliest due date of its pending opt-outs
+    sa.Column("requested_at", sa.String(32), nullable=False),
+)
