@@ -98,17 +98,20 @@ def withdraw(engine: sa.Engine, id_hash: str, actor: str) -> None:
 
 
 def propagate_due(engine: sa.Engine, settings, actor: str = "system", now: datetime | None = None,
-                  progress=lambda msg: None) -> list[dict]:
-    """Re-provision every permit whose propagation is due; delete its older versions holding an
-    opted-out person. One permit failing does not stop the others (it stays pending, logged)."""
+                  delay_days: int = DEFAULT_DELAY_DAYS, all_now: bool = False, progress=lambda msg: None) -> list[dict]:
+    """Re-provision every permit whose propagation is due (every pending one with `all_now`); delete
+    its older versions holding an opted-out person. Opt-outs that came another way (`spe optout
+    import`) are scheduled here, `delay_days` from now. One permit failing does not stop the others
+    (it stays pending, logged)."""
     from hub.provision.run import provision
 
     now = now or datetime.now(timezone.utc)
     with engine.begin() as conn:
-        schedule(conn, now, _iso(now + timedelta(days=DEFAULT_DELAY_DAYS)))  # imported opt-outs too
-        due = [r.permit_id for r in conn.execute(sa.select(optout_propagations.c.permit_id)
-                                                  .where(optout_propagations.c.due_at <= _iso(now))
-                                                  .order_by(optout_propagations.c.permit_id))]
+        schedule(conn, now, _iso(now + timedelta(days=check_delay(delay_days))))
+        query = sa.select(optout_propagations.c.permit_id).order_by(optout_propagations.c.permit_id)
+        if not all_now:
+            query = query.where(optout_propagations.c.due_at <= _iso(now))
+        due = [r.permit_id for r in conn.execute(query)]
     done = []
     for pid in due:
         progress(f"re-provisioning {pid} without the persons who opted out")

@@ -68,7 +68,7 @@ def main() -> None:
     async def propagate():
         try:
             done = await asyncio.get_running_loop().run_in_executor(
-                app.settings["citizens_executor"], lambda: propagate_due(engine, settings, actor="citizens"))
+                app.settings["citizens_executor"], lambda: propagate_due(engine, settings, actor="citizens", delay_days=delay))
             for d in done:
                 log.info("opt-outs reached %s: extract version %s", d["permit_id"], d["extract_version"])
         except Exception:  # noqa: BLE001 - the next round retries

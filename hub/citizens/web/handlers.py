@@ -23,7 +23,7 @@ from hub.citizens import optout as citizen_optout
 from hub.citizens.identity import id_hash_of
 from hub.citizens.membership import check_person
 from hub.citizens.usage import permits_that_used
-from hub.exceptions import Refused, SpeError
+from hub.exceptions import Forbidden, Refused, SpeError
 
 log = logging.getLogger("spe.citizens.web")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -44,7 +44,12 @@ class CitizenHandler(HubOAuthenticated, web.RequestHandler):
         return str(TEMPLATES)
 
     def check_hub_user(self, model):
-        return model if model.get("kind", "user") == "user" else None
+        if model.get("kind", "user") != "user":
+            return None
+        # the access scope of this service (the `citizens` group's): other hub users get a 403
+        if not self.hub_auth.check_scopes(self.hub_scopes, model):
+            raise Forbidden("these pages are for citizens signed in with their national eID")
+        return model
 
     def check_xsrf_cookie(self):  # checked in prepare(), after authentication (token requests exempt)
         return
@@ -52,7 +57,7 @@ class CitizenHandler(HubOAuthenticated, web.RequestHandler):
     async def prepare(self):
         try:
             model = await self.hub_auth.get_user(self, sync=False)
-        except web.HTTPError:
+        except (web.HTTPError, Refused):
             raise
         except Exception:
             log.exception("hub authentication failed")

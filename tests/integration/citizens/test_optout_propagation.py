@@ -114,3 +114,27 @@ def test_a_person_outside_a_cohort_is_not_listed(settings, engine, provisioned):
 def test_malformed_national_identifiers_are_refused(settings, bad):
     with pytest.raises(InvalidInput, match="national identifier"):
         citizen_hash(KeyStore(settings.keys_dir), bad)
+
+
+def test_imported_opt_out_reaches_live_permits_through_the_cli(settings, engine, provisioned, spe, tmp_path,
+                                                               monkeypatch):
+    import io
+
+    _, national_id = eunomia_person("year_of_birth BETWEEN 1940 AND 1990")
+    register = tmp_path / "national-register.txt"
+    register.write_text(f"national_id\n{national_id}\n")
+    assert spe("optout", "import", str(register))[0] == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(national_id + "\n"))
+    code, out, _ = spe("optout", "check")
+    assert code == 1 and P1 in out  # still in the current extracts: the check fails
+    code, out, _ = spe("optout", "propagate", "--all-now")
+    assert code == 0 and "2 permit(s) re-provisioned; 0 pending" in out, out
+    monkeypatch.setattr("sys.stdin", io.StringIO(national_id + "\n"))
+    code, out, _ = spe("optout", "check", "--json")
+    assert code == 0, out
+    import json
+    assert {r["permit_id"] for r in json.loads(out)} == {P1, P2}
+    # a malformed identifier on stdin: one clear line, exit code of a refusal
+    monkeypatch.setattr("sys.stdin", io.StringIO("no spaces allowed\n"))
+    code, _, err = spe("optout", "check")
+    assert code != 0 and "national identifier is malformed" in err
