@@ -62,6 +62,10 @@ _TYPES = [
     _t("optout.propagate", ("extract_version", "removed_versions"),
        "a permit's extract was re-provisioned without the persons who opted out", "provisioning"),
     _t("citizen.usage", ("permits",), "a citizen looked up which permits used their data", "access"),
+    _t("donation.submit", ("format", "purposes", "expires"), "a citizen donated data with a consent", "permit"),
+    _t("donation.withdraw", (), "a citizen withdrew the consent of a donation", "permit"),
+    _t("donation.build", ("donations", "persons"), "the data trustee pseudonymised donations into the donated dataset",
+       "provisioning"),
     # the front office (hub.frontoffice): catalogue, applications (object_id: the application id), fees
     _t("catalogue.create", ("version", "sha256"), "a dataset's catalogue entry was created", "frontoffice"),
     _t("catalogue.update", ("version", "sha256"), "a dataset's catalogue entry was changed", "frontoffice"),

@@ -36,3 +36,21 @@ optout_propagations = sa.Table(
     sa.Column("due_at", sa.String(32), nullable=False),  # the earliest due date of its pending opt-outs
     sa.Column("requested_at", sa.String(32), nullable=False),
 )
+
+# a citizen's data donation (HEALTH-X dataLOFT) with its consent, as parsed OMOP-shaped rows; the
+# donor is the keyed hash only. The data trustee pseudonymises the held ones into the `donated`
+# dataset (hub.citizens.trustee); a withdrawn one leaves it at the next build.
+donations = sa.Table(
+    "donations",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("id_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("format", sa.String(10), nullable=False),  # fhir | csv
+    sa.Column("sha256", sa.String(64), nullable=False),  # of the uploaded bytes: the same upload is refused twice
+    sa.Column("consent_json", sa.Text, nullable=False),  # {purposes, expires, recontact}
+    sa.Column("rows_json", sa.Text, nullable=False),  # {person: {...}, condition_occurrence: [...], measurement: [...]}
+    sa.Column("state", sa.String(20), nullable=False),  # held | withdrawn
+    sa.Column("submitted_at", sa.String(32), nullable=False),
+    sa.Column("withdrawn_at", sa.String(32)),
+    sa.UniqueConstraint("id_hash", "sha256", name="uq_donation_upload"),
+)
