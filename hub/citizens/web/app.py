@@ -62,7 +62,7 @@ def main() -> None:
     delay = _int_env("SPE_OPTOUT_DELAY_DAYS", DEFAULT_DELAY_DAYS)
     every = max(10, _int_env("SPE_OPTOUT_PROPAGATE_SECONDS", 3600))
     app = make_app(settings, prefix=prefix, delay_days=delay)
-    server = httpserver.HTTPServer(app, max_body_size=1024 * 1024, xheaders=True)
+    server = httpserver.HTTPServer(app, max_body_size=4 * 1024 * 1024, xheaders=True)
     engine = app.settings["citizens_engine"]
 
     async def propagate():

@@ -22,8 +22,10 @@ from hub import audit
 from hub.citizens import optout as citizen_optout
 from hub.citizens.identity import id_hash_of
 from hub.citizens.membership import check_person
+from hub.citizens.donations import FORMATS, donate, my_donations, withdraw_donation
 from hub.citizens.usage import permits_that_used
-from hub.exceptions import Forbidden, Refused, SpeError
+from hub.permits.purposes import ALLOWED
+from hub.exceptions import Forbidden, InvalidInput, Refused, SpeError
 
 log = logging.getLogger("spe.citizens.web")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -219,9 +221,72 @@ class UsageApiHandler(UsageHandler):
         self.send_json({"permits": await self.call(_usage, self.engine, h, name)})
 
 
+# --- donations ----------------------------------------------------------------------------------
+
+class DonationsHandler(CitizenHandler):
+    """The donations page: one's donations with their consents, the upload form, withdrawal."""
+
+    async def get(self):
+        name, h = await self.me()
+        self.page("donations.html", donations=await self.call(my_donations, self.engine, h), purposes=ALLOWED,
+                  formats=FORMATS)
+
+    async def post(self):
+        name, h = await self.me()
+        files = self.request.files.get("file") or []
+        if not files:
+            raise InvalidInput("choose a file to donate", field="file")
+        consent = {"purposes": self.get_body_arguments("purposes"), "expires": self.get_body_argument("expires", ""),
+                   "recontact": self.get_body_argument("recontact", "") == "yes"}
+        done = await self.call(donate, self.engine, h, name, self.get_body_argument("format", ""), files[0]["body"],
+                               consent)
+        self.redirect(self.url(f"donations?message=Thank+you.+Donation+{done['id']}+is+recorded+with+your+consent."))
+
+
+class WithdrawDonationHandler(CitizenHandler):
+    async def post(self, donation_id: str):
+        name, h = await self.me()
+        await self.call(withdraw_donation, self.engine, h, donation_id, name)
+        self.redirect(self.url(f"donations?message=Consent+for+{donation_id}+withdrawn."))
+
+
+class DonationsApiHandler(CitizenHandler):
+    """POST {format: fhir|csv, content: "<the file's text>", consent: {purposes, expires, recontact}}."""
+    api = True
+
+    async def get(self):
+        name, h = await self.me()
+        self.send_json({"donations": await self.call(my_donations, self.engine, h)})
+
+    async def post(self):
+        name, h = await self.me()
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInput("the body is not JSON", field="(body)") from None
+        if not isinstance(body, dict) or not isinstance(body.get("content"), str):
+            raise InvalidInput("the body must be {format, content, consent}", field="content")
+        done = await self.call(donate, self.engine, h, name, str(body.get("format", "")), body["content"].encode(),
+                               body.get("consent"))
+        self.send_json(done, status=201)
+
+
+class DonationApiHandler(CitizenHandler):
+    api = True
+
+    async def delete(self, donation_id: str):
+        name, h = await self.me()
+        await self.call(withdraw_donation, self.engine, h, donation_id, name)
+        self.send_json({"id": donation_id, "state": "withdrawn"})
+
+
 def routes(prefix: str) -> list[tuple]:
     p = prefix
     return [
+        (p + r"donations", DonationsHandler),
+        (p + r"donations/(DON-[0-9A-F]{12})/withdraw", WithdrawDonationHandler),
+        (p + r"api/donations", DonationsApiHandler),
+        (p + r"api/donations/(DON-[0-9A-F]{12})", DonationApiHandler),
         (p + r"optout", OptOutFormHandler),
         (p + r"optout/withdraw", WithdrawFormHandler),
         (p + r"usage", UsageHandler),

@@ -219,3 +219,50 @@ def test_a_researcher_cannot_reach_the_citizens_pages(citizen_hub):
     rita = login(citizen_hub, "rita")
     resp = api(rita, "GET", "api/me")
     assert resp.status_code == 403, resp.text
+
+
+def test_donations_through_the_service_refuse_bad_input_and_store_good_once(citizen_hub):
+    import sqlalchemy as sa
+    from datetime import date, timedelta
+
+    from hub.citizens.tables import donations
+    from tests.integration.citizens.test_donations import BUNDLE, CSV
+
+    engine = make_engine(citizen_hub["settings"].db_url)
+
+    def count() -> int:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(donations)).scalar()
+
+    otto = login(citizen_hub, "otto")
+    expires = (date.today() + timedelta(days=200)).isoformat()
+    consent = {"purposes": ["scientific_research"], "expires": expires, "recontact": False}
+
+    def post(body):
+        return otto.session.post(f"{otto.base_url}{CIT}api/donations", json=body,
+                                 headers={"Authorization": f"token {otto.token}"}, timeout=120)
+
+    bad = [({"format": "fhir", "content": "{\"resourceType\": \"Bundle\", \"entry\": [{\"resource\": "
+                                          "{\"resourceType\": \"Patient\", \"birthDate\": 12}}]}", "consent": consent},
+            "not a valid FHIR R4 bundle"),
+           ({"format": "csv", "content": "a,b\n1,2\n", "consent": consent}, "header must be"),
+           ({"format": "csv", "content": CSV}, "needs a consent"),
+           ({"format": "csv", "content": CSV, "consent": {**consent, "purposes": []}}, "at least one purpose")]
+    for body, message in bad:
+        resp = post(body)
+        assert resp.status_code == 400 and message in resp.json()["error"], (message, resp.text)
+    assert count() == 0
+    first = post({"format": "fhir", "content": json.dumps(BUNDLE), "consent": consent})
+    assert first.status_code == 201, first.text
+    assert post({"format": "fhir", "content": json.dumps(BUNDLE), "consent": consent}).status_code == 409
+    # the page's multipart form (with its _xsrf token)
+    resp, forms = page_form(otto, "donations")
+    action = next(a for a in forms if a.endswith("/donations"))
+    fields = {**forms[action], "format": "csv", "purposes": "education", "expires": expires}
+    done = otto.session.post(f"{otto.base_url}{action}", data=fields,
+                             files={"file": ("mine.csv", CSV.encode(), "text/csv")}, timeout=120)
+    assert done.status_code == 200 and "Thank you" in done.text, done.text[:500]
+    assert count() == 2
+    listed = otto.session.get(f"{otto.base_url}{CIT}api/donations",
+                              headers={"Authorization": f"token {otto.token}"}, timeout=120).json()["donations"]
+    assert sorted(d["consent"]["purposes"][0] for d in listed) == ["education", "scientific_research"]
