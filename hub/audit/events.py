@@ -64,6 +64,9 @@ _TYPES = [
     _t("citizen.usage", ("permits",), "a citizen looked up which permits used their data", "access"),
     _t("donation.submit", ("format", "purposes", "expires"), "a citizen donated data with a consent", "permit"),
     _t("donation.withdraw", (), "a citizen withdrew the consent of a donation", "permit"),
+    _t("finding.report", (), "a researcher reported a significant finding on a pseudonym (EHDS Art. 61(5))", "permit"),
+    _t("finding.review", ("state",), "the HDAB accepted or rejected a reported finding", "permit"),
+    _t("finding.resolve", ("state", "channel"), "the key holder resolved a finding's pseudonym", "permit"),
     _t("donation.build", ("donations", "persons"), "the data trustee pseudonymised donations into the donated dataset",
        "provisioning"),
     # the front office (hub.frontoffice): catalogue, applications (object_id: the application id), fees

@@ -54,3 +54,23 @@ donations = sa.Table(
     sa.Column("withdrawn_at", sa.String(32)),
     sa.UniqueConstraint("id_hash", "sha256", name="uq_donation_upload"),
 )
+
+# significant findings (EHDS Art. 61(5)): reported on a pseudonym by a permit's researcher, reviewed
+# by the HDAB, resolved by the key holder to the person's keyed hash (never shown to the researcher)
+findings = sa.Table(
+    "findings",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("permit_id", sa.String(64), nullable=False, index=True),
+    sa.Column("pseudonym", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # reported | accepted | rejected | resolved | unresolvable
+    sa.Column("reported_by", sa.String(200), nullable=False),
+    sa.Column("reported_at", sa.String(32), nullable=False),
+    sa.Column("decided_by", sa.String(200)),
+    sa.Column("reason", sa.Text),
+    sa.Column("id_hash", sa.String(64), index=True),  # set at resolution
+    sa.Column("source_person", sa.String(64)),  # the data holder's own person key, for the data holder channel
+    sa.Column("channel", sa.String(20)),  # citizen | data_holder
+    sa.Column("updated_at", sa.String(32), nullable=False),
+)
