@@ -1,4 +1,5 @@
-"""`spe citizens build-donated`: the data trustee pseudonymises the held donations into the
+"""`spe findings list|review|resolve|to-inform`: significant findings (hub.citizens.findings).
+`spe citizens build-donated`: the data trustee pseudonymises the held donations into the
 `donated` dataset and brings the live permits on it up to date (hub.citizens.trustee).
 `spe citizens donations`: how many donations are held or withdrawn (never who donated)."""
 
@@ -20,6 +21,7 @@ def register(sub) -> None:
     b.set_defaults(func=cmd_build)
     d = s.add_parser("donations", help="count donations by state and format")
     d.set_defaults(func=cmd_donations)
+    register_findings(sub)
 
 
 def cmd_build(args, settings) -> int:
@@ -37,4 +39,55 @@ def cmd_donations(args, settings) -> int:
         rows = conn.execute(sa.select(donations.c.state, donations.c.format, sa.func.count())
                             .group_by(donations.c.state, donations.c.format)).all()
     print_table([{"state": r[0], "format": r[1], "count": r[2]} for r in rows], ["state", "format", "count"])
+    return 0
+
+
+def register_findings(sub) -> None:
+    p = sub.add_parser("findings", help="significant findings (EHDS Art. 61(5)): review, resolve, inform")
+    s = p.add_subparsers(dest="findings_cmd", required=True)
+    ls = s.add_parser("list", help="findings by state (never the person)")
+    ls.add_argument("--state", choices=["reported", "accepted", "rejected", "resolved", "unresolvable"])
+    ls.set_defaults(func=cmd_findings_list)
+    rv = s.add_parser("review", help="the HDAB accepts or rejects a reported finding")
+    rv.add_argument("finding")
+    rv.add_argument("decision", choices=["accept", "reject"])
+    rv.add_argument("--reason", required=True)
+    rv.set_defaults(func=cmd_findings_review)
+    rs = s.add_parser("resolve", help="the key holder resolves an accepted finding's pseudonym")
+    rs.add_argument("finding")
+    rs.set_defaults(func=cmd_findings_resolve)
+    ti = s.add_parser("to-inform", help="the data holder's list: whom to inform, by its own person key")
+    ti.add_argument("dataset")
+    ti.set_defaults(func=cmd_findings_to_inform)
+
+
+def cmd_findings_list(args, settings) -> int:
+    from hub.citizens.findings import listing
+
+    print_table(listing(engine_for(settings), args.state), ["id", "permit_id", "state", "reported_at", "channel"])
+    return 0
+
+
+def cmd_findings_review(args, settings) -> int:
+    from hub.citizens.findings import review
+
+    out = review(engine_for(settings), args.finding, settings.actor, args.decision == "accept", args.reason)
+    print(f"{out['id']}: {out['state']}")
+    return 0
+
+
+def cmd_findings_resolve(args, settings) -> int:
+    from hub.citizens.findings import resolve
+
+    out = resolve(engine_for(settings), settings, args.finding, settings.actor)
+    where = {"citizen": "shown on the person's citizens' page", "data_holder": "listed for the data holder",
+             None: "no person has this pseudonym"}[out["channel"]]
+    print(f"{out['id']}: {out['state']} ({where})")
+    return 0
+
+
+def cmd_findings_to_inform(args, settings) -> int:
+    from hub.citizens.findings import to_inform
+
+    print_table(to_inform(engine_for(settings), args.dataset), ["id", "source_person", "text"])
     return 0

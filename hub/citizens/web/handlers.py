@@ -142,7 +142,10 @@ class CitizenHandler(HubOAuthenticated, web.RequestHandler):
 
 
 def _state(engine, id_hash: str) -> dict:
-    return {"optout": citizen_optout.status(engine, id_hash), "extracts": check_person(engine, id_hash)}
+    from hub.citizens.findings import for_citizen
+
+    return {"optout": citizen_optout.status(engine, id_hash), "extracts": check_person(engine, id_hash),
+            "findings": for_citizen(engine, id_hash)}
 
 
 def _usage(engine, id_hash: str, name: str) -> list[dict]:

@@ -97,3 +97,19 @@ def test_rejected_and_bad_reports(settings, engine, eunomia):
     fid2 = findings.report(engine, P1, "bob", "f" * 24, TEXT)["id"]
     findings.review(engine, fid2, "diane", True, "check")
     assert findings.resolve(engine, settings, fid2, "olga")["state"] == "unresolvable"
+
+
+def test_hdab_and_key_holder_steps_through_the_cli(settings, engine, eunomia, spe):
+    PermitStore(engine).apply_file(EXAMPLES / "demo-gibleed.yaml", "tester")
+    provision(engine, settings, P1, "tester")
+    person_id, _ = eunomia_person("year_of_birth BETWEEN 1940 AND 1990")
+    fid = findings.report(engine, P1, "bob", pseudonym_of(settings, P1, person_id), TEXT)["id"]
+    code, out, _ = spe("findings", "list", "--state", "reported")
+    assert code == 0 and fid in out
+    code, _, err = spe("findings", "resolve", fid)
+    assert code != 0 and "cannot resolve a finding that is reported" in err
+    assert spe("findings", "review", fid, "accept", "--reason", "significant")[0] == 0
+    code, out, _ = spe("findings", "resolve", fid)
+    assert code == 0 and "resolved (listed for the data holder)" in out
+    code, out, _ = spe("findings", "to-inform", "eunomia")
+    assert code == 0 and fid in out and f" {person_id} " in f" {out} ".replace("\n", " ")
