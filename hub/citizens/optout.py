@@ -56,9 +56,14 @@ def opt_out(engine: sa.Engine, id_hash: str, actor: str, delay_days: int = DEFAU
     now = now or datetime.now(timezone.utc)
     due = _iso(now + timedelta(days=delay_days))
     with engine.begin() as conn:
-        if conn.execute(sa.select(optouts.c.id_hash).where(optouts.c.id_hash == id_hash)).first():
+        already = conn.execute(sa.select(optouts.c.id_hash).where(optouts.c.id_hash == id_hash)).first()
+        if already:  # the refusal is audited in its own transaction, nothing else changes
             audit.record(conn, actor=actor, role="citizen", action="optout.citizen", outcome="refused",
                          detail={"reason": "already opted out"})
+    if already:
+        raise Conflict("you have already opted out; nothing was changed")
+    with engine.begin() as conn:
+        if conn.execute(sa.select(optouts.c.id_hash).where(optouts.c.id_hash == id_hash)).first():
             raise Conflict("you have already opted out; nothing was changed")
         conn.execute(optouts.insert().values(id_hash=id_hash, imported_at=_iso(now), batch=f"citizen:{_iso(now)}"))
         scheduled = schedule(conn, now, due)

@@ -91,8 +91,12 @@ def test_second_opt_out_is_refused_and_withdrawal_restores(settings, engine, pro
         citizen_optout.opt_out(engine, h, "cora")
     from hub.registry_tables import optouts
     import sqlalchemy as sa
+    from hub.audit.tables import audit_events
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(optouts)).scalar() == 1
+        refused = conn.execute(sa.select(sa.func.count()).select_from(audit_events).where(
+            audit_events.c.action == "optout.citizen", audit_events.c.outcome == "refused")).scalar()
+    assert refused == 1
     citizen_optout.withdraw(engine, h, "cora")
     assert not citizen_optout.status(engine, h)["opted_out"]
     with pytest.raises(NotFound, match="nothing to withdraw"):
