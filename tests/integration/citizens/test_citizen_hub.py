@@ -258,11 +258,42 @@ def test_donations_through_the_service_refuse_bad_input_and_store_good_once(citi
     # the page's multipart form (with its _xsrf token)
     resp, forms = page_form(otto, "donations")
     action = next(a for a in forms if a.endswith("/donations"))
-    fields = {**forms[action], "format": "csv", "purposes": "education", "expires": expires}
+    fields = {**forms[action], "format": "csv", "purposes": "scientific_research", "expires": expires,
+              "recontact": "yes"}
     done = otto.session.post(f"{otto.base_url}{action}", data=fields,
                              files={"file": ("mine.csv", CSV.encode(), "text/csv")}, timeout=120)
     assert done.status_code == 200 and "Thank you" in done.text, done.text[:500]
     assert count() == 2
     listed = otto.session.get(f"{otto.base_url}{CIT}api/donations",
                               headers={"Authorization": f"token {otto.token}"}, timeout=120).json()["donations"]
-    assert sorted(d["consent"]["purposes"][0] for d in listed) == ["education", "scientific_research"]
+    assert sorted((d["format"], d["consent"]["purposes"], d["consent"]["recontact"]) for d in listed) == [
+        ("csv", ["scientific_research"], True), ("fhir", ["scientific_research"], False)]
+
+
+def test_a_donor_who_allowed_recontact_sees_a_finding_on_the_page(citizen_hub):
+    """Runs after the donation test: otto's donations are held (one allows re-contact)."""
+    import duckdb as ddb
+
+    from hub.citizens import findings
+    from hub.citizens.trustee import build_donated
+    from hub.permits.store import PermitStore
+    from hub.provision.run import provision
+    from tests.integration.citizens.test_donations import permit_doc
+
+    engine = make_engine(citizen_hub["settings"].db_url)
+    settings = citizen_hub["settings"]
+    build_donated(engine, settings, "trustee")
+    PermitStore(engine).apply(permit_doc("DON-RES-HUB", "scientific_research"), "tester")
+    provision(engine, settings, "DON-RES-HUB", "tester")
+    extract = Path(current_extract(engine, "DON-RES-HUB")["path"])
+    pseudo = ddb.connect().execute(f"SELECT person_id FROM read_parquet('{extract / 'person.parquet'}')").fetchone()[0]
+    text = "Haemoglobin far below the normal range: please see your doctor."
+    fid = findings.report(engine, "DON-RES-HUB", "alice", pseudo, text)["id"]
+    findings.review(engine, fid, "diane", True, "significant")
+    assert findings.resolve(engine, settings, fid, "olga")["channel"] == "citizen"
+
+    otto = login(citizen_hub, "otto")
+    page = otto.session.get(f"{otto.base_url}{CIT}", timeout=120)
+    assert page.status_code == 200 and text in page.text
+    cora = login(citizen_hub, "cora")  # not the person: sees nothing of it
+    assert text not in cora.session.get(f"{cora.base_url}{CIT}", timeout=120).text
