@@ -18,7 +18,6 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from hub import audit
-from hub.audit.store import utc_now_iso
 from hub.exceptions import Conflict, InvalidInput, NotFound
 from hub.citizens.membership import current_permits_holding_any, stale_versions
 from hub.citizens.tables import optout_propagations

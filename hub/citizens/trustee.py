@@ -24,7 +24,6 @@ from hub import audit
 from hub.audit.store import utc_now_iso
 from hub.citizens.tables import donations, extract_persons
 from hub.datasets.registry import add_dataset
-from hub.datasets.source import sql_literal
 from hub.exceptions import NotFound
 from hub.provision.extracts import delete_extract_versions
 from hub.registry_tables import extracts, optouts, permits
