@@ -49,3 +49,23 @@ def test_workspace_reports_hdab_accepts_key_holder_resolves(hub):  # noqa: F811
     body = json.dumps(view.json())
     assert row["id_hash"] not in body and set(view.json()) == {"id", "permit_id", "state", "reported_at"}
     assert mallory.get(f"api/findings/{fid}").status_code == 404
+
+
+def test_the_workspace_client_reports_and_follows_a_finding(hub):  # noqa: F811
+    import sys
+
+    from tests.conftest import REPO
+
+    sys.path.insert(0, str(REPO / "egress" / "client"))
+    import spe
+
+    token = hub.workspace_token("bob")
+    made = spe.report_finding(PERMIT, a_pseudonym(hub), TEXT, url=hub.egress_url, token=token)
+    assert made["state"] == "reported"
+    assert spe.finding(made["id"], url=hub.egress_url, token=token)["state"] == "reported"
+    try:
+        spe.report_finding(PERMIT, "not-a-pseudonym", TEXT, url=hub.egress_url, token=token)
+    except spe.Refused as err:
+        assert "pseudonym" in str(err)
+    else:
+        raise AssertionError("a bad pseudonym was accepted")
