@@ -35,7 +35,7 @@ from egress.business import EgressService
 from egress.imports.policy import DEFAULT_MAX_IMPORT_BYTES
 from egress.imports.service import ImportService, ImportSettings
 from egress.sandbox import SandboxSettings, check_size
-from egress.web import api, dp, pages
+from egress.web import api, dp, findings, pages
 from egress.web.auditor import auditor_handlers
 from egress.web.imports import MULTIPART_SLACK_BYTES, routes as import_routes
 from egress.web.base import BaseHandler
@@ -209,7 +209,7 @@ def make_app(settings: Settings, *, service_prefix: str = "/services/egress/", m
         (p + r"static/(.*)", web.StaticFileHandler, {"path": str(HERE / "static")}),
         (p + r"?", pages.HomeHandler),
     ]
-    routes[:0] = dp.routes(p) + import_routes(p)  # the DP gateway, import requests
+    routes[:0] = dp.routes(p) + import_routes(p) + findings.routes(p)  # DP gateway, import requests, findings
     routes[:0] = frame_handlers(p)  # the frame's language switch and stylesheet (hub.ui)
     # public transparency register, read-only auditor pages (auditor scope), Prometheus metrics
     routes[:0] = (register_handlers(p, engine) + auditor_handlers(p, engine, base=BaseHandler)

@@ -24,7 +24,8 @@ metadata = sa.MetaData()
 
 # Hub's modules that define tables on `metadata` (imported by name: they import this module).
 HUB_TABLE_MODULES = ("hub.registry_tables", "hub.audit.tables", "hub.sessionlog.routes", "hub.mirror.tables",
-                     "hub.frontoffice.tables", "hub.sessionlog.meterdb", "hub.notify.tables")
+                     "hub.frontoffice.tables", "hub.sessionlog.meterdb", "hub.notify.tables",
+                     "hub.citizens.tables")
 
 _engines: dict[str, sa.Engine] = {}
 _created: dict[str, set[int]] = {}  # db URL -> id() of every MetaData whose tables exist there

@@ -33,6 +33,7 @@ COMMANDS = [
     "hub.cli.services",
     "hub.cli.backup",
     "hub.cli.notify",
+    "hub.cli.citizens",
 ]
 
 log = logging.getLogger("spe")

@@ -45,6 +45,11 @@ SCHEMA = {
         "person_table": {"type": "string"},
         "person_key": {"type": "string"},
         "national_id_column": {"type": "string", "description": "person-table column opt-outs are matched on"},
+        "national_id_hashed": {"type": "boolean",
+                               "description": "that column already holds the opt-out register's keyed hash (donations)"},
+        "consent_table": {"type": "string",
+                          "description": "table of per-person consents (person key, purposes, expires): "
+                                         "provisioning keeps only persons whose consent covers the permit's purpose"},
         "default_class": {"enum": list(CLASSES)},
         "tables": {
             "type": "object",
@@ -96,6 +101,8 @@ class Descriptor:
     tables: dict  # table -> {"default_class": str|None, "max_per_person": int|None, "columns": {col: ColumnInfo}}
     description: str = ""
     national_id_column: str = "person_source_value"
+    national_id_hashed: bool = False
+    consent_table: str | None = None
     raw: dict = field(default_factory=dict, compare=False)
 
     def column(self, table: str, column: str) -> ColumnInfo:
@@ -142,5 +149,7 @@ def parse_descriptor(doc: dict) -> Descriptor:
         tables=tables,
         description=doc.get("description", ""),
         national_id_column=doc.get("national_id_column", "person_source_value").lower(),
+        national_id_hashed=bool(doc.get("national_id_hashed", False)),
+        consent_table=doc["consent_table"].lower() if doc.get("consent_table") else None,
         raw=doc,
     )

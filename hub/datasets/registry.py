@@ -61,6 +61,12 @@ def make_schema(descriptor: Descriptor, tables: dict[str, dict]) -> dict:
         raise InvalidInput(f"person table {descriptor.person_table!r} is not in the source", field="person_table")
     out = {"person_table": descriptor.person_table, "person_key": descriptor.person_key,
            "national_id_column": descriptor.national_id_column, "tables": {}}
+    if descriptor.national_id_hashed:
+        out["national_id_hashed"] = True
+    if descriptor.consent_table:
+        if descriptor.consent_table not in tables:
+            raise InvalidInput(f"consent table {descriptor.consent_table!r} is not in the source", field="consent_table")
+        out["consent_table"] = descriptor.consent_table
     for tname, t in tables.items():
         tdesc = descriptor.tables.get(tname, {})
         cols = {}

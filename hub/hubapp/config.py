@@ -34,6 +34,7 @@ CUSTOM_SCOPES = {
 EGRESS_ACCESS = "access:services!service=egress"  # log in to the egress pages (OAuth)
 EGRESS_PREFIX = "/services/egress/"  # the egress service's routes (JupyterHub's prefix for the service)
 FRONTOFFICE_ACCESS = "access:services!service=frontoffice"  # the front office's pages (catalogue, applications)
+CITIZENS_ACCESS = "access:services!service=citizens"  # the citizens' pages (opt-out, who used my data)
 
 GROUP_SCOPES = {
     "researchers": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:submit", "custom:spe:download",
@@ -50,6 +51,8 @@ GROUP_SCOPES = {
     "hdab-assessors": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:assess"],
     "hdab-deciders": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:decide"],
     "data-holders": ["self", EGRESS_ACCESS, FRONTOFFICE_ACCESS, "custom:spe:catalogue"],
+    # citizens (hub.citizens): their own pages only; linked to a national identifier's keyed hash at login
+    "citizens": ["self", CITIZENS_ACCESS],
 }
 
 # the workspace's own token (JUPYTERHUB_API_TOKEN) may submit outputs to egress for its user
@@ -58,6 +61,7 @@ SERVER_TOKEN_SCOPES = ["access:servers!server", "users:activity!user", "custom:s
 # SPE's services, by the name JupyterHub knows them under
 IDLE_CULLER, LIFECYCLE, RECORDER, EGRESS = "idle-culler", "spe-lifecycle", "session-recorder", "egress"
 FRONTOFFICE = "frontoffice"
+CITIZENS = "citizens"  # calls no hub API beyond OAuth: no role
 MIRROR = "package-mirror"  # calls no hub API: no role
 
 # the role of each service that calls the hub API: granted when the backend runs that service
@@ -92,6 +96,12 @@ def frontoffice_service(url: str, **how: object) -> dict:
     scopes = sorted([*FRONTOFFICE_SCOPES, "custom:spe:operate"])
     return {"name": FRONTOFFICE, "url": url, "oauth_no_confirm": True, "display": True,
             "oauth_client_allowed_scopes": scopes, **how}
+
+
+def citizens_service(url: str, **how: object) -> dict:
+    """The `citizens` service entry (hub.citizens.web): OAuth for its pages, no custom scopes."""
+    return {"name": CITIZENS, "url": url, "oauth_no_confirm": True, "display": False,
+            "oauth_client_allowed_scopes": [], **how}
 
 
 def idle_culler_service(spe: SpeHub, python: str) -> dict:
@@ -143,7 +153,11 @@ def configure_hub(c, spe: SpeHub, settings: Settings, services: list[dict]) -> N
 
     # --- audit and metrics: logins (any authenticator), server deletions by services (the
     # idle culler); spawns and stops are audited by the permit spawner itself
-    c.Authenticator.post_auth_hook = make_audit_login_hook(settings.db_url)
+    from hub.citizens.identity import make_citizen_login_hook
+
+    # a citizen's login (group `citizens`) is linked to the keyed hash of its national identifier claim
+    c.Authenticator.post_auth_hook = make_citizen_login_hook(settings.db_url, settings.keys_dir,
+                                                             inner=make_audit_login_hook(settings.db_url))
     c.JupyterHub.tornado_settings = {"log_function": make_log_function(settings.db_url)}
     install_hub_metrics(make_engine(settings.db_url))
 

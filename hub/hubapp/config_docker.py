@@ -14,11 +14,14 @@ the proxy's routes up to date (hub.hubapp.proxy) and leaves the workspaces runni
 
 from __future__ import annotations
 
+import os
 import sys
 
-from hub.hubapp.config import (EGRESS_PREFIX, LIFECYCLE, MIRROR, RECORDER, configure_hub, egress_service,
-                                frontoffice_service, idle_culler_service, lifecycle_command)
+from hub.hubapp.config import (EGRESS_PREFIX, LIFECYCLE, MIRROR, RECORDER, citizens_service, configure_hub,
+                                egress_service, frontoffice_service, idle_culler_service, lifecycle_command)
 from hub.hubapp.options import SpeDockerHub
+
+CITIZENS_ENVIRONMENT = ("SPE_OPTOUT_DELAY_DAYS", "SPE_OPTOUT_PROPAGATE_SECONDS")  # hub.citizens.web.app
 from hub.hubapp.process import REPO_ROOT, free_loopback_port
 from hub.hubapp.supervise import externalize
 from hub.settings import Settings
@@ -54,6 +57,11 @@ def make_services(spe: SpeDockerHub, settings: Settings, gateway_ip: str, egress
     # the front office listens on loopback (browsers reach it through the proxy, never a workspace)
     services.append(frontoffice_service(f"http://127.0.0.1:{spe.frontoffice_port or free_loopback_port()}", **here,
                                         command=[python, "-m", "hub.frontoffice.web"]))
+    # the citizens' service, on loopback too (hub.citizens.web)
+    # (its opt-out delay and propagation period pass through from the hub's environment)
+    passed = {k: os.environ[k] for k in CITIZENS_ENVIRONMENT if k in os.environ}
+    services.append(citizens_service(f"http://127.0.0.1:{free_loopback_port()}", cwd=str(REPO_ROOT),
+                                     environment={**env, **passed}, command=[python, "-m", "hub.citizens.web"]))
     if egress_available:
         services.append(egress_service(f"http://{gateway_ip}:{spe.egress_port}", **here,
                                        command=[python, "-m", "egress.app"]))

@@ -69,3 +69,19 @@ def _remove_tree(path: Path) -> None:
         if p.is_dir() and not p.is_symlink():
             p.chmod(0o755)
     shutil.rmtree(path)
+
+
+def delete_extract_versions(conn: sa.Connection, permit_id: str, versions: list[int]) -> list[int]:
+    """Delete these (non-current) versions of a permit from disk in the caller's transaction;
+    the caller audits. Returns the versions deleted."""
+    rows = conn.execute(sa.select(extracts.c.extract_version, extracts.c.path)
+                        .where(extracts.c.permit_id == permit_id, extracts.c.extract_version.in_(versions),
+                               extracts.c.state == "superseded")).all()
+    for r in rows:
+        _remove_tree(Path(r.path))
+    done = sorted(r.extract_version for r in rows)
+    if done:
+        conn.execute(extracts.update().where(extracts.c.permit_id == permit_id,
+                                             extracts.c.extract_version.in_(done))
+                     .values(state="deleted", deleted_at=utc_now_iso()))
+    return done

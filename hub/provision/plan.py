@@ -72,13 +72,28 @@ def make_extract_plan(permit: Permit, schema: dict, relations: dict[str, str], *
         where.append(f"p.{_src(schema, person_table, person_key)} IN (SELECT e.{_src(schema, t, person_key)} "
                      f"FROM {relations[t]} e WHERE {' AND '.join(cond)})")
     uses_optout = bool(optouts and national_id_column and national_id_column in pt)
+    # the opt-out register's keyed hash of each person's national identifier: excludes opted-out
+    # persons and records who the extract holds (hub.citizens.membership); never leaves provisioning
+    nid_hash = ""
     if uses_optout:
-        where.append(f"NOT EXISTS (SELECT 1 FROM optout_hashes o WHERE o.h = "
-                     f"{hmac_sql('p.' + _src(schema, person_table, national_id_column), 'optout_ipad', 'optout_opad')})")
+        nid_ref = 'p.' + _src(schema, person_table, national_id_column)
+        # a donated dataset holds the hash itself (hub.citizens.trustee): the clear identifier never reached it
+        nid_hash = (f"CAST({nid_ref} AS VARCHAR)" if schema.get("national_id_hashed")
+                    else hmac_sql(nid_ref, 'optout_ipad', 'optout_opad'))
+        where.append(f"NOT EXISTS (SELECT 1 FROM optout_hashes o WHERE o.h = {nid_hash})")
+    consent = schema.get("consent_table")
+    if consent:
+        # only persons whose unexpired consent covers the permit's purpose (HEALTH-X dataLOFT donations)
+        params["consent_purpose"] = permit.purpose
+        where.append(f"p.{_src(schema, person_table, person_key)} IN (SELECT c.{_src(schema, consent, person_key)} "
+                     f"FROM {relations[consent]} c WHERE list_contains(string_split(c.{_src(schema, consent, 'purposes')}, ' '), "
+                     f"$consent_purpose) AND CAST(c.{_src(schema, consent, 'expires')} AS DATE) >= current_date "
+                     f"AND NOT c.{_src(schema, consent, 'withdrawn')})")
     pid = f"p.{_src(schema, person_table, person_key)}"
     pseudo = f"substr({hmac_sql(repr('person:') + ' || ' + pid, 'ipad', 'opad')}, 1, {PSEUDONYM_HEX})"
     shash = f"CAST(('0x' || substr({hmac_sql(repr('shift:') + ' || ' + pid, 'ipad', 'opad')}, 1, 8)) AS BIGINT)"
-    cohort_sql = (f"CREATE TEMP TABLE cohort AS SELECT {pid} AS pid, {pseudo} AS pseudo, {shash} AS shash "
+    cohort_sql = (f"CREATE TEMP TABLE cohort AS SELECT {pid} AS pid, {pseudo} AS pseudo, {shash} AS shash"
+                  f"{', ' + nid_hash + ' AS nid_hash' if nid_hash else ''} "
                   f"FROM {relations[person_table]} p WHERE {' AND '.join(where)}")
 
     tables = []

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from hub import __version__, audit
 from hub.audit.store import utc_now_iso
+from hub.citizens.membership import persons_digest, record_extract_persons
 from hub.datasets.registry import get_dataset
 from hub.datasets.source import attach, quote_ident, sql_literal, source_tables
 from hub.exceptions import Failure, Refused
@@ -99,6 +100,8 @@ def provision(engine: sa.Engine, settings: Settings, permit_id: str, actor: str,
         progress("selecting the cohort")
         con.execute(plan.cohort_sql, _used(plan.cohort_sql, cohort_params))
         persons = con.execute("SELECT count(*) FROM cohort").fetchone()[0]
+        held = [r[0] for r in con.execute("SELECT DISTINCT nid_hash FROM cohort WHERE nid_hash IS NOT NULL")
+                .fetchall()] if plan.uses_optout else []
         excluded = 0
         if plan.uses_optout and optout_rows:
             plan_all = make_extract_plan(permit, dataset.schema, relations, optouts=False)
@@ -145,6 +148,8 @@ def provision(engine: sa.Engine, settings: Settings, permit_id: str, actor: str,
         "source_fingerprint": dataset.fingerprint,
         "optout": {"snapshot_sha256": snapshot, "entries": len(optout_rows), "excluded": excluded},
         "persons": persons,
+        # the keyed hashes of the persons it holds stay off-enclave (hub.citizens.membership)
+        "person_hashes": {"count": len(held), "sha256": persons_digest(held)},
         "tables": tables,
         "k_anonymity": kanon,
         "tool": {"name": "spe", "version": __version__, "duckdb": duckdb.__version__},
@@ -165,6 +170,7 @@ def provision(engine: sa.Engine, settings: Settings, permit_id: str, actor: str,
                                               permit_version=permit.version, path=str(final),
                                               manifest_json=json.dumps(manifest, sort_keys=True),
                                               state="current", created_at=utc_now_iso()))
+        record_extract_persons(conn, permit.id, version, held)
         audit.record(conn, actor=actor, role="operator", action="extract.provision", permit_id=permit.id,
                      object_id=f"{permit.id}/{version}",
                      detail={"permit_version": permit.version, "persons": persons, "excluded_optouts": excluded,

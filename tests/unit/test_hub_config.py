@@ -57,7 +57,8 @@ def test_configure_hub_sets_roles_scopes_and_named_servers(settings):
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     # a role per group and one per SPE service that runs: no culler, no lifecycle here
     assert set(roles) == {"spe-researchers", "spe-output-checkers", "spe-auditors", "spe-operators", "spe-egress",
-                          "spe-applicants", "spe-hdab-assessors", "spe-hdab-deciders", "spe-data-holders"}
+                          "spe-applicants", "spe-hdab-assessors", "spe-hdab-deciders", "spe-data-holders",
+                          "spe-citizens"}
     assert "custom:spe:decide" in roles["spe-hdab-deciders"]["scopes"]
     assert not set(roles["spe-hdab-deciders"]["scopes"]) & set(roles["spe-hdab-assessors"]["scopes"]) - {
         "self", EGRESS_ACCESS, FRONTOFFICE_ACCESS}  # four eyes: the two HDAB roles share no power
@@ -69,7 +70,9 @@ def test_configure_hub_sets_roles_scopes_and_named_servers(settings):
     # operators administer servers but can never open one (no access to data)
     assert "admin:servers" in GROUP_SCOPES["operators"]
     assert not any(s.startswith("access:servers") for scopes in GROUP_SCOPES.values() for s in scopes)
-    assert all(EGRESS_ACCESS in scopes for scopes in GROUP_SCOPES.values())
+    assert all(EGRESS_ACCESS in scopes for group, scopes in GROUP_SCOPES.items() if group != "citizens")
+    # a citizen reaches the citizens' pages only: no egress, no front office, no workspace
+    assert GROUP_SCOPES["citizens"] == ["self", "access:services!service=citizens"]
     # a workspace's own token may submit for its user, on any spawner
     assert c.Spawner.server_token_scopes == SERVER_TOKEN_SCOPES and "custom:spe:submit!user" in SERVER_TOKEN_SCOPES
     assert c.JupyterHub.allow_named_servers is True and c.JupyterHub.redirect_to_server is False
@@ -121,7 +124,10 @@ def test_docker_adds_listeners_spawner_and_service_processes(settings):
     assert c.SessionRecordingMixin.session_recorder_url == "http://127.0.0.1:8765"
     assert c.JupyterHub.cleanup_servers is True  # the proxy and recorder stop with the hub here
     svc = services(c)
-    assert set(svc) == {"idle-culler", "spe-lifecycle", "session-recorder", "egress", "package-mirror", "frontoffice"}
+    assert set(svc) == {"idle-culler", "spe-lifecycle", "session-recorder", "egress", "package-mirror", "frontoffice",
+                        "citizens"}
+    assert svc["citizens"]["command"][1:] == ["-m", "hub.citizens.web"]
+    assert svc["citizens"]["url"].startswith("http://127.0.0.1:")  # never on the workspaces' gateway
     assert svc["frontoffice"]["command"][1:] == ["-m", "hub.frontoffice.web"]
     assert svc["frontoffice"]["url"].startswith("http://127.0.0.1:")  # never on the workspaces' gateway
     assert svc["idle-culler"]["command"][1:] == ["-m", "jupyterhub_idle_culler", "--timeout=900", "--cull-every=90",
@@ -238,7 +244,7 @@ def test_site_config_feeds_settings_and_merges_last(settings, tmp_path):
     c.merge(site)  # as hub/jupyterhub_config.py does
     assert "--timeout=600" in services(c)["idle-culler"]["command"]
     assert set(services(c)) == {"idle-culler", "spe-lifecycle", "session-recorder", "egress", "package-mirror",
-                                "frontoffice", "reports"}
+                                "frontoffice", "citizens", "reports"}
     assert c.JupyterHub.authenticator_class == "generic-oauth"
 
 

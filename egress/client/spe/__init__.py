@@ -28,7 +28,8 @@ from spe.errors import (Conflict, Forbidden, NotConfigured, Refused, ServiceUnav
                         TooLarge, from_response)
 
 __version__ = "0.1.0"
-__all__ = ["dp", "submit", "resubmit", "requests", "request", "withdraw", "apply_suggested_suppression", "Refused", "Forbidden", "Conflict",
+__all__ = ["dp", "submit", "resubmit", "requests", "request", "withdraw", "apply_suggested_suppression",
+           "report_finding", "finding", "Refused", "Forbidden", "Conflict",
            "TooLarge", "NotConfigured", "ServiceUnavailable", "SpeClientError"]
 
 KINDS = ("frequency", "magnitude", "model", "figure", "text")
@@ -172,3 +173,17 @@ def apply_suggested_suppression(request_id: str, *, url: str | None = None, toke
 
 
 from spe import dp  # noqa: E402  (spe.dp.count(...), spe.dp.budget())
+
+
+def report_finding(permit: str, pseudonym: str, text: str, *, url: str | None = None,
+                   token: str | None = None) -> dict:
+    """Report a finding that matters for one person's health (EHDS Art. 61(5)) on their pseudonym
+    (the extract's `person_id`). The HDAB decides whether the person is told; you never learn who
+    it is. Returns {"id", "state"}."""
+    return _call("POST", "api/findings", url=url, token=token,
+                 json={"permit": permit, "pseudonym": pseudonym, "text": text})
+
+
+def finding(finding_id: str, *, url: str | None = None, token: str | None = None) -> dict:
+    """One of your findings: id, permit, state (reported, accepted, rejected, resolved, unresolvable)."""
+    return _call("GET", f"api/findings/{finding_id}", url=url, token=token)

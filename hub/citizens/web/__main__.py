@@ -1,0 +1,3 @@
+from hub.citizens.web.app import main
+
+main()
