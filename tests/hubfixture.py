@@ -124,7 +124,7 @@ def spe_hub(tmp_path_factory):
     proc = start_hub(env, log_file, home)
     url = f"http://127.0.0.1:{ports['public']}"
     try:
-        wait_for_hub(url, proc, log_file)
+        wait_for_hub(url, proc, log_file, timeout_seconds=240)  # a loaded 2-core machine is slow to start a hub
         gateway = client.networks.get(network).attrs["IPAM"]["Config"][0]["Gateway"]
         make_engine(settings.db_url)
         yield Hub(url=url, home=home, settings=settings, passwords=passwords, name_prefix=f"spe-t{run}", network=network, bridge=bridge,

@@ -270,14 +270,14 @@ def _run_build(kind: ImageKind, command: list[str], log_path: Path, verbose: boo
     tail: list[str] = []
     with open(log_path, "w") as log:
         log.write("$ " + " ".join(command) + "\n")
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert process.stdout is not None
-        for line in process.stdout:
-            log.write(line)
-            tail = (tail + [line.rstrip()])[-30:]
-            if verbose and line.startswith("Step "):
-                print(f"images:   {line.rstrip()[:140]}", file=sys.stderr, flush=True)
-        code = process.wait()
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                log.write(line)
+                tail = (tail + [line.rstrip()])[-30:]
+                if verbose and line.startswith("Step "):
+                    print(f"images:   {line.rstrip()[:140]}", file=sys.stderr, flush=True)
+            code = process.wait()
     if code != 0:
         errors = [t for t in tail if "ERROR" in t or "error" in t.lower()] or tail or ["(no output)"]
         raise Failure(f"{kind.name} image build failed: {errors[-1][:300]} (log: {log_path})")
