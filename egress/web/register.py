@@ -54,6 +54,11 @@ class RegisterPageHandler(_RegisterBase):
             f"<td>{e(d['title'])}</td><td>{e(d['purpose_category'])}</td><td>{e(d['organisation'])}</td>"
             f"<td>{e(', '.join(d['datasets']))}</td><td>{e(d['reasons'])}</td><td>{e(', '.join(d['permits']))}</td></tr>"
             for d in doc["decisions"]) or '<tr><td colspan="9">No decisions yet.</td></tr>'
+        anchors = "".join(
+            f'<tr data-anchor-seq="{int(a["seq"])}" data-anchor-hash="{e(a["hash"])}"><td>{e(str(a["ts"]))}</td>'
+            f'<td>{int(a["seq"])}</td><td><code>{e(a["hash"])}</code></td><td>{e(a["kind"])}</td>'
+            f'<td>{e(a["key_id"])}</td></tr>'
+            for a in doc.get("audit_anchors", [])) or '<tr><td colspan="5">No checkpoints yet.</td></tr>'
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
         self.finish(f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -69,6 +74,11 @@ class RegisterPageHandler(_RegisterBase):
 <th>Organisation</th><th>Datasets</th><th>Reasons</th><th>Permits</th></tr></thead><tbody>{decisions}</tbody></table>
 <h2>Released outputs</h2>
 <table><thead><tr><th>Date</th><th>Permit</th><th>Title</th><th>Kind</th></tr></thead><tbody>{outputs}</tbody></table>
+<h2 id="audit-anchors">Audit trail checkpoints</h2>
+<p>The hash of the operator's audit trail at each signed checkpoint. Save this page or its JSON:
+if the trail is ever rewritten, these hashes no longer match it (<code>spe audit verify
+--against-register</code>, or the <a href="audit/verifier">browser verifier</a>).</p>
+<table><thead><tr><th>Signed</th><th>Event</th><th>Hash</th><th>Kind</th><th>Key</th></tr></thead><tbody>{anchors}</tbody></table>
 </body></html>""")
 
 

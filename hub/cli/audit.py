@@ -12,6 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from hub.audit import pack as packs
+from hub.audit.anchors import merge_anchors, parse_snapshot
 from hub.audit.checkpoint import KEY_FILE, Verifier, checkpoint, load_or_create_signer, parse_public_key, public_key_file
 from hub.audit.retention import purge, retention_cutoff
 from hub.audit.store import record
@@ -30,6 +31,9 @@ def register(sub) -> None:
     v.add_argument("--public-key", help="verify checkpoint signatures with this public key file "
                                         "(default: the operator key in the SPE home)")
     v.add_argument("--json", action="store_true")
+    v.add_argument("--against-register", action="append", default=[], metavar="FILE",
+                   help="a saved copy of the transparency register (register.json or the page); the chain must "
+                        "match the checkpoint hashes it published (repeat for several copies)")
     v.set_defaults(func=cmd_verify)
     c = s.add_parser("checkpoint", help="sign the chain head with the operator key")
     c.set_defaults(func=cmd_checkpoint)
@@ -49,6 +53,8 @@ def register(sub) -> None:
     vp = s.add_parser("verify-pack", help="verify an evidence pack offline")
     vp.add_argument("file")
     vp.add_argument("--public-key", help="pin the operator public key file the pack must be signed with")
+    vp.add_argument("--against-register", action="append", default=[], metavar="FILE",
+                    help="a saved copy of the transparency register whose checkpoint hashes the pack must match")
     vp.set_defaults(func=cmd_verify_pack)
     t = s.add_parser("timeline", help="one permit's activity in order (login, spawn, cells, saves, egress, stop)")
     t.add_argument("--permit", required=True)
@@ -75,15 +81,33 @@ def _verifier(settings, path: str | None) -> Verifier | None:
     return None
 
 
+def _anchors(paths: list[str]) -> dict[int, str] | None:
+    """seq -> hash from saved register snapshots, or None when none are given."""
+    if not paths:
+        return None
+    snapshots = []
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise InvalidInput(f"cannot read register snapshot {path}: {err}", field="against-register") from None
+        snapshots.append(parse_snapshot(text, name=path))
+    return merge_anchors(snapshots)
+
+
 def cmd_verify(args, settings) -> int:
     engine = engine_for(settings)
     # Large trails are checked in parallel ranges (one process per core).
-    result = verify(engine, verifier=_verifier(settings, args.public_key), workers=min(4, os.cpu_count() or 1))
+    anchors = _anchors(args.against_register)
+    result = verify(engine, verifier=_verifier(settings, args.public_key), workers=min(4, os.cpu_count() or 1),
+                    anchors=anchors)
     with engine.begin() as conn:
         detail = {"ok": result.ok, "events": result.events, "head_seq": result.head_seq,
                   "signatures_checked": result.signatures_checked}
         if result.damage:
             detail.update(damage_kind=result.damage.kind, damage_seq=result.damage.seq)
+        if anchors:
+            detail["register_anchors"] = len(anchors)
         record(conn, actor=settings.actor, role="operator", action="audit.verify",
                      outcome="ok" if result.ok else "failed", detail=detail)
     if args.json:
@@ -148,7 +172,7 @@ def cmd_verify_pack(args, settings) -> int:
     except OSError as err:
         raise InvalidInput(f"cannot open: {err.strerror}", field="file") from None
     with fh:
-        result = packs.verify_pack(fh, pinned=pinned)
+        result = packs.verify_pack(fh, pinned=pinned, anchors=_anchors(args.against_register))
     print(result.describe())
     if result.ok and pinned is None:
         print(f"note: the pack's own key {result.key_id} was used; pin the operator key with --public-key")

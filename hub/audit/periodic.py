@@ -1,0 +1,49 @@
+"""Periodic checkpoints: the lifecycle service signs the chain head on a schedule.
+
+Without them a checkpoint exists only when someone runs `spe audit checkpoint`, and the register
+(`hub.audit.anchors`) would publish nothing to hold the operator to. `checkpoint_due` is the pure
+rule: sign when the chain has grown past the last checkpoint and the last periodic one is at
+least `every_seconds` old (or there is none). `periodic_checkpoint` applies it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from hub.audit.checkpoint import checkpoint, load_or_create_signer
+from hub.audit.tables import audit_checkpoints, audit_head
+
+EVERY_SECONDS = 3600
+
+
+def _parse(ts: str) -> datetime:
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def checkpoint_due(*, head_seq: int, last_seq: int | None, last_periodic_ts: str | None, now: datetime,
+                   every_seconds: float = EVERY_SECONDS) -> bool:
+    """True when a periodic checkpoint should be signed now."""
+    if head_seq == 0 or (last_seq is not None and head_seq <= last_seq + 1):
+        return False  # nothing new (one event past a checkpoint is the audit.checkpoint record itself)
+    if last_periodic_ts is None:
+        return True
+    return (now - _parse(last_periodic_ts)).total_seconds() >= every_seconds
+
+
+def periodic_checkpoint(engine: sa.Engine, keys_dir: Path, *, actor: str, now: datetime | None = None,
+                        every_seconds: float = EVERY_SECONDS) -> dict | None:
+    """Sign the head when `checkpoint_due`; the new checkpoint, or None."""
+    now = now or datetime.now(timezone.utc)
+    with engine.connect() as conn:
+        head_seq = conn.execute(sa.select(audit_head.c.seq)).scalar() or 0
+        last_seq = conn.execute(sa.select(sa.func.max(audit_checkpoints.c.seq))).scalar()
+        last_periodic = conn.execute(sa.select(sa.func.max(audit_checkpoints.c.ts))
+                                     .where(audit_checkpoints.c.kind == "periodic")).scalar()
+        conn.rollback()
+    if not checkpoint_due(head_seq=head_seq, last_seq=last_seq, last_periodic_ts=last_periodic, now=now,
+                          every_seconds=every_seconds):
+        return None
+    return checkpoint(engine, load_or_create_signer(keys_dir), actor=actor, kind="periodic")
