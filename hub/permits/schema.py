@@ -95,6 +95,11 @@ PERMIT_SCHEMA = {
                                   "check_secondary_suppression": {"type": "boolean"},
                                   "check_differencing": {"type": "boolean"},
                                   "acro_policy": {"type": "string", "minLength": 1, "maxLength": 500}}},
+        "k_anonymity": {"type": "object", "additionalProperties": False, "required": ["min_k"],
+                        "properties": {"min_k": {
+                            "type": "integer", "minimum": 2, "maximum": 1000,
+                            "description": "provisioning stops (the previous extract stays) when a combination of "
+                                           "the person table's quasi-identifiers is shared by fewer persons"}}},
         "resources": {"type": "object", "additionalProperties": False,
                       "properties": {"mem_limit": {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[KMGT]?$"},
                                      "cpu_limit": {"type": "number", "exclusiveMinimum": 0, "maximum": 64},
