@@ -11,7 +11,8 @@ An `Extension` names what it adds:
 - `metric_groups`: metric groups by name (`hub.metrics.MetricGroup` factories) that `SpeCollector`
   serves beside hub's `workspace`, `provisioning`, `permits` and `audit`;
 - `released_outputs`: a provider of the released outputs listed in the public register
-  (`hub.register.ReleasedOutput`; only its public fields ever reach the register).
+  (`hub.register.ReleasedOutput`; only its public fields ever reach the register);
+- `retention`: deletes the extension's data past each permit's retention (`spe retention run`).
 
 Who registers: the extension itself, where it starts (the egress service, `python -m egress.dp`),
 and every `spe` command through the `spe.extensions` entry point of the installed distribution
@@ -39,6 +40,8 @@ class Extension:
     metadata: tuple["sa.MetaData", ...] = ()
     metric_groups: Mapping[str, Callable[[], "MetricGroup"]] = field(default_factory=dict)
     released_outputs: Callable[["sa.Engine"], Iterable["ReleasedOutput"]] | None = None
+    # retention (`spe retention run`): (engine, settings, now, dry_run, actor) -> one dict per deletion
+    retention: Callable[..., list[dict]] | None = None
 
 
 _registered: dict[str, Extension] = {}

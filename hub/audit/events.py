@@ -93,6 +93,8 @@ _TYPES = [
     _t("audit.purge", ("before", "through_seq", "events"), "events older than the retention were purged", "audit"),
     _t("audit.export", ("events", "format"), "an evidence pack was exported", "audit"),
     _t("audit.view", ("path",), "an auditor read the audit trail (filters in detail)", "audit"),
+    _t("retention.delete", ("request", "files"),
+       "files of an output request past its permit's retention were deleted (their hashes stay here)", "audit"),
 ]
 
 # Families: every action with this prefix shares one type (operator CLI commands: cli.<command>).

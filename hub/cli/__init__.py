@@ -29,6 +29,7 @@ COMMANDS = [
     "hub.cli.synth",
     "hub.cli.hub",
     "hub.cli.kube",
+    "hub.cli.retention",
 ]
 
 log = logging.getLogger("spe")

@@ -95,6 +95,11 @@ PERMIT_SCHEMA = {
                                   "check_secondary_suppression": {"type": "boolean"},
                                   "check_differencing": {"type": "boolean"},
                                   "acro_policy": {"type": "string", "minLength": 1, "maxLength": 500}}},
+        "retention": {"type": "object", "additionalProperties": False,
+                      "properties": {"egress_days": {
+                          "type": "integer", "minimum": 1, "maximum": 3650,
+                          "description": "days after which the files of withdrawn, rejected and draft output "
+                                         "requests are deleted (`spe retention run`); absent: kept"}}},
         "k_anonymity": {"type": "object", "additionalProperties": False, "required": ["min_k"],
                         "properties": {"min_k": {
                             "type": "integer", "minimum": 2, "maximum": 1000,
