@@ -154,6 +154,24 @@ def pack_cases(engine, signer, tmp_path) -> list[tuple]:
         rs.insert(i, forged)
     case("insert forged event", insert, (False, "inserted", 3))
 
+    def insert_unlinked(rs):
+        i = idx(rs, 10)
+        forged = {**rs[i], "object_id": "forged", "prev_hash": "ab" * 32}
+        forged["hash"] = link_hash(forged["prev_hash"], content_hash(forged))
+        rs.insert(i, forged)
+    case("insert unlinked event", insert_unlinked, (False, "inserted", 10))
+
+    def move_back(rs):  # an event moved two places later: a later event links to where it was
+        row = rs.pop(idx(rs, 2))
+        rs.insert(idx(rs, 4) + 1, row)
+    case("move an event later", move_back, (False, "reordered", 3))
+
+    def move_and_delete(rs):  # 1, 4, 5, 2, ...: event 3 gone, event 2 moved later
+        rs.pop(idx(rs, 3))
+        row = rs.pop(idx(rs, 2))
+        rs.insert(idx(rs, 5) + 1, row)
+    case("delete one, move another", move_and_delete, (False, "reordered", 4))
+
     def truncate(rs):
         end = rs[-1]
         del rs[idx(rs, 11):]
@@ -272,3 +290,29 @@ def test_the_page_form_verifies_a_pack_chosen_by_the_auditor(page, trail):
     page.wait_for_function("() => document.getElementById('result').dataset.ok !== undefined")
     assert (page.get_attribute("#result", "data-ok"), page.get_attribute("#result", "data-kind"),
             page.get_attribute("#result", "data-seq")) == ("false", "edited", "9")
+
+
+def test_the_page_served_by_egress_runs_under_its_policy(page, trail):
+    """Served from the egress route (`egress.web.verifier`) with its Content-Security-Policy (scripts
+    from the page's origin only, no connections): the verifier still runs and verifies."""
+    from egress.web.verifier import verifier_handlers
+    from tests.integration.tornado_thread import TornadoThread
+
+    engine, signer, tmp_path = trail
+    path = tmp_path / "pack.jsonl"
+    path.write_text(export(engine, signer))
+    with TornadoThread(verifier_handlers("/services/egress/")) as srv:
+        pg = page.context.browser.new_page()
+        try:
+            blocked = []
+            pg.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+            pg.goto(f"{srv.url}/services/egress/audit/verifier")
+            pg.set_input_files("#pack", str(path))
+            pg.click("#verify")
+            pg.wait_for_function("() => document.getElementById('result').dataset.ok !== undefined")
+            assert pg.get_attribute("#result", "data-ok") == "true", pg.inner_text("#result")
+            assert pg.evaluate("() => fetch('/services/egress/audit/verifier').then(() => 'sent', () => 'refused')") \
+                == "refused"  # the page may not connect anywhere, even to its own origin
+            assert blocked  # the refusal above is the policy's doing
+        finally:
+            pg.close()
