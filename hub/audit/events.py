@@ -90,6 +90,8 @@ _TYPES = [
     # the audit trail itself
     _t("audit.verify", ("ok", "events"), "the audit trail was verified", "audit"),
     _t("audit.checkpoint", ("seq", "hash"), "the chain head was signed", "audit"),
+    _t("audit.rotate_key", ("old_key_id", "new_key_id"),
+       "the checkpoint signing key was replaced (old checkpoints stay verifiable with its public key)", "audit"),
     _t("audit.purge", ("before", "through_seq", "events"), "events older than the retention were purged", "audit"),
     _t("audit.export", ("events", "format"), "an evidence pack was exported", "audit"),
     _t("audit.view", ("path",), "an auditor read the audit trail (filters in detail)", "audit"),

@@ -108,7 +108,9 @@ def export_pack(engine: sa.Engine, out: IO[str], *, signer: Signer, actor: str, 
         else:
             anchor = make_checkpoint(conn, signer, kind="export", ts=utc_now_iso())
             cps.append(anchor)
-    covering = [cp for cp in cps if first_seq - 1 <= cp["seq"] <= anchor["seq"]]
+    # only the current key's checkpoints: one key verifies a pack (earlier keys' checkpoints are
+    # covered by the current key's anchor, and published in the register)
+    covering = [cp for cp in cps if first_seq - 1 <= cp["seq"] <= anchor["seq"] and cp["key_id"] == signer.key_id]
     writer.write({"type": "meta", "format": FORMAT, "created": utc_now_iso(), "filter": flt.as_dict(),
                   "algorithm": signer.algorithm, "key_id": signer.key_id, "public_key": signer.public_key_hex,
                   "first_seq": first_seq, "anchor_seq": anchor["seq"]})

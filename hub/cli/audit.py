@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from hub.audit import pack as packs
 from hub.audit.anchors import merge_anchors, parse_snapshot
-from hub.audit.checkpoint import KEY_FILE, Verifier, checkpoint, load_or_create_signer, parse_public_key, public_key_file
+from hub.audit.checkpoint import (KEY_FILE, Verifier, checkpoint, load_or_create_signer, parse_public_key,
+                                  RETIRED_FILE, public_key_file, retired_verifiers, rotate_key)
 from hub.audit.retention import purge, retention_cutoff
 from hub.audit.store import record
 from hub.audit.verification import verify
@@ -38,7 +39,10 @@ def register(sub) -> None:
     c = s.add_parser("checkpoint", help="sign the chain head with the operator key")
     c.set_defaults(func=cmd_checkpoint)
     k = s.add_parser("public-key", help="print the operator's public key (give it to auditors)")
+    k.add_argument("--all", action="store_true", help="also the retired keys earlier checkpoints were signed with")
     k.set_defaults(func=cmd_public_key)
+    rk = s.add_parser("rotate-key", help="replace the signing key; old checkpoints stay verifiable")
+    rk.set_defaults(func=cmd_rotate_key)
     pu = s.add_parser("purge", help="remove events older than the retention (minimum 365 days)")
     pu.add_argument("--before", help="purge events before this date (YYYY-MM-DD)")
     pu.add_argument("--retention-days", type=int, help="keep this many days (>= 365)")
@@ -71,13 +75,21 @@ def register(sub) -> None:
 
 
 def _verifier(settings, path: str | None) -> Verifier | None:
+    """The one key a pack must be signed with (`--public-key`: the first line of the file)."""
+    keys = _verifiers(settings, path)
+    return keys[0] if keys else None
+
+
+def _verifiers(settings, path: str | None) -> list[Verifier] | None:
+    """Every key the trail's checkpoints may carry: the file's lines, or the operator's current
+    and retired keys; None when there is none."""
     if path:
         try:
-            return parse_public_key(Path(path).read_text())
+            return [parse_public_key(line) for line in Path(path).read_text().splitlines() if line.strip()] or None
         except (OSError, ValueError, IndexError) as err:
             raise InvalidInput(f"cannot read public key: {err}", field="public-key") from None
     if (settings.keys_dir / KEY_FILE).exists():
-        return load_or_create_signer(settings.keys_dir).verifier()
+        return [load_or_create_signer(settings.keys_dir).verifier(), *retired_verifiers(settings.keys_dir)]
     return None
 
 
@@ -99,7 +111,7 @@ def cmd_verify(args, settings) -> int:
     engine = engine_for(settings)
     # Large trails are checked in parallel ranges (one process per core).
     anchors = _anchors(args.against_register)
-    result = verify(engine, verifier=_verifier(settings, args.public_key), workers=min(4, os.cpu_count() or 1),
+    result = verify(engine, verifier=_verifiers(settings, args.public_key), workers=min(4, os.cpu_count() or 1),
                     anchors=anchors)
     with engine.begin() as conn:
         detail = {"ok": result.ok, "events": result.events, "head_seq": result.head_seq,
@@ -126,6 +138,16 @@ def cmd_checkpoint(args, settings) -> int:
 
 def cmd_public_key(args, settings) -> int:
     print(public_key_file(load_or_create_signer(settings.keys_dir)), end="")
+    retired = settings.keys_dir / RETIRED_FILE
+    if args.all and retired.exists():
+        print(retired.read_text(), end="")
+    return 0
+
+
+def cmd_rotate_key(args, settings) -> int:
+    old, new = rotate_key(engine_for(settings), settings.keys_dir, actor=settings.actor)
+    print(f"signing key {old.key_id} retired (its public key kept for verification); new key {new.key_id}; "
+          f"give auditors the new public key (spe audit public-key)")
     return 0
 
 
@@ -137,7 +159,8 @@ def cmd_purge(args, settings) -> int:
         except ValueError:
             raise InvalidInput(f"not a date: {args.before!r}", field="before") from None
     cutoff = retention_cutoff(retention_days=args.retention_days, before=before)
-    res = purge(engine_for(settings), load_or_create_signer(settings.keys_dir), actor=settings.actor, cutoff=cutoff)
+    res = purge(engine_for(settings), load_or_create_signer(settings.keys_dir), actor=settings.actor, cutoff=cutoff,
+                verifier=_verifiers(settings, None))
     if not res.events:
         print(f"nothing to purge before {cutoff.date()}")
     else:
