@@ -194,7 +194,7 @@ def run_once(settings: Settings, api: HubApi, grace_days: int, today: date | Non
     except Exception:
         log.exception("front office round failed")
     try:  # sign the audit chain head hourly: the register publishes it (hub.audit.anchors)
-        cp = periodic_checkpoint(engine, settings.keys_dir, actor=SYSTEM, now=now)
+        cp = periodic_checkpoint(engine, settings.keys_dir, actor=SYSTEM, now=now, home=settings.home)
         if cp is not None:
             log.info("signed audit checkpoint at event %s", cp["seq"])
     except Exception:

@@ -14,6 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from hub.audit.checkpoint import checkpoint, load_or_create_signer
+from hub.audit.signer import signer_for
 from hub.audit.tables import audit_checkpoints, audit_head
 
 EVERY_SECONDS = 3600
@@ -34,8 +35,9 @@ def checkpoint_due(*, head_seq: int, last_seq: int | None, last_periodic_ts: str
 
 
 def periodic_checkpoint(engine: sa.Engine, keys_dir: Path, *, actor: str, now: datetime | None = None,
-                        every_seconds: float = EVERY_SECONDS) -> dict | None:
-    """Sign the head when `checkpoint_due`; the new checkpoint, or None."""
+                        every_seconds: float = EVERY_SECONDS, home: Path | None = None) -> dict | None:
+    """Sign the head when `checkpoint_due`; the new checkpoint, or None. With `home`, the audit
+    signer process serving that SPE home signs, when it runs (`hub.audit.signer`)."""
     now = now or datetime.now(timezone.utc)
     with engine.connect() as conn:
         head_seq = conn.execute(sa.select(audit_head.c.seq)).scalar() or 0
@@ -46,4 +48,5 @@ def periodic_checkpoint(engine: sa.Engine, keys_dir: Path, *, actor: str, now: d
     if not checkpoint_due(head_seq=head_seq, last_seq=last_seq, last_periodic_ts=last_periodic, now=now,
                           every_seconds=every_seconds):
         return None
-    return checkpoint(engine, load_or_create_signer(keys_dir), actor=actor, kind="periodic")
+    signer = signer_for(home, keys_dir) if home is not None else load_or_create_signer(keys_dir)
+    return checkpoint(engine, signer, actor=actor, kind="periodic")

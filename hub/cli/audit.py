@@ -16,6 +16,7 @@ from hub.audit.anchors import merge_anchors, parse_snapshot
 from hub.audit.checkpoint import (KEY_FILE, Verifier, checkpoint, load_or_create_signer, parse_public_key,
                                   RETIRED_FILE, public_key_file, retired_verifiers, rotate_key)
 from hub.audit.retention import purge, retention_cutoff
+from hub.audit.signer import SOCKET_NAME, signer_for
 from hub.audit.store import record
 from hub.audit.verification import verify
 from hub.audit.events import EVENT_TYPES
@@ -74,6 +75,11 @@ def register(sub) -> None:
     sc.set_defaults(func=cmd_schema)
 
 
+def _signer(settings):
+    """The audit signer process's key when it runs for this home (hub.audit.signer), else the local key."""
+    return signer_for(settings.home, settings.keys_dir)
+
+
 def _verifier(settings, path: str | None) -> Verifier | None:
     """The one key a pack must be signed with (`--public-key`: the first line of the file)."""
     keys = _verifiers(settings, path)
@@ -88,8 +94,8 @@ def _verifiers(settings, path: str | None) -> list[Verifier] | None:
             return [parse_public_key(line) for line in Path(path).read_text().splitlines() if line.strip()] or None
         except (OSError, ValueError, IndexError) as err:
             raise InvalidInput(f"cannot read public key: {err}", field="public-key") from None
-    if (settings.keys_dir / KEY_FILE).exists():
-        return [load_or_create_signer(settings.keys_dir).verifier(), *retired_verifiers(settings.keys_dir)]
+    if (settings.keys_dir / KEY_FILE).exists() or (settings.home / SOCKET_NAME).exists():
+        return [_signer(settings).verifier(), *retired_verifiers(settings.keys_dir)]
     return None
 
 
@@ -131,13 +137,13 @@ def cmd_verify(args, settings) -> int:
 
 
 def cmd_checkpoint(args, settings) -> int:
-    cp = checkpoint(engine_for(settings), load_or_create_signer(settings.keys_dir), actor=settings.actor)
+    cp = checkpoint(engine_for(settings), _signer(settings), actor=settings.actor)
     print(f"checkpoint {cp['id']}: event {cp['seq']} hash {cp['hash'][:16]}… signed by key {cp['key_id']}")
     return 0
 
 
 def cmd_public_key(args, settings) -> int:
-    print(public_key_file(load_or_create_signer(settings.keys_dir)), end="")
+    print(public_key_file(_signer(settings)), end="")
     retired = settings.keys_dir / RETIRED_FILE
     if args.all and retired.exists():
         print(retired.read_text(), end="")
@@ -145,6 +151,10 @@ def cmd_public_key(args, settings) -> int:
 
 
 def cmd_rotate_key(args, settings) -> int:
+    if (settings.home / SOCKET_NAME).exists():
+        raise InvalidInput("the key is held by the audit signer process: rotate it there "
+                           "(stop the signer, rotate with its --keys directory as the SPE home's keys)",
+                           field="rotate-key")
     old, new = rotate_key(engine_for(settings), settings.keys_dir, actor=settings.actor)
     print(f"signing key {old.key_id} retired (its public key kept for verification); new key {new.key_id}; "
           f"give auditors the new public key (spe audit public-key)")
@@ -159,7 +169,7 @@ def cmd_purge(args, settings) -> int:
         except ValueError:
             raise InvalidInput(f"not a date: {args.before!r}", field="before") from None
     cutoff = retention_cutoff(retention_days=args.retention_days, before=before)
-    res = purge(engine_for(settings), load_or_create_signer(settings.keys_dir), actor=settings.actor, cutoff=cutoff,
+    res = purge(engine_for(settings), _signer(settings), actor=settings.actor, cutoff=cutoff,
                 verifier=_verifiers(settings, None))
     if not res.events:
         print(f"nothing to purge before {cutoff.date()}")
@@ -172,7 +182,7 @@ def cmd_purge(args, settings) -> int:
 def cmd_export(args, settings) -> int:
     flt = packs.ExportFilter(permit_id=args.permit, ts_from=packs.parse_time_bound(args.ts_from, "from"),
                              ts_to=packs.parse_time_bound(args.ts_to, "to"))
-    signer = load_or_create_signer(settings.keys_dir)
+    signer = _signer(settings)
     engine = engine_for(settings)
     if args.output:
         tmp = Path(args.output + ".part")
