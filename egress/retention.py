@@ -1,11 +1,13 @@
-"""Retention of output requests: the files of requests that will never be released end.
+"""Retention of output requests: the files of requests that will never be released end, and
+so do the working copies of released ones.
 
 A permit may set `retention.egress_days`. A request of that permit that is withdrawn, rejected
-or still a draft, and unchanged for that many days, has its files deleted from the blob store
-(a blob another kept request also uses stays). Each deletion is one `retention.delete` audit
-event that keeps every file's name, SHA-256 and size, and the request is marked in
-`egress_retention` so it is not deleted twice; its rows (states, reviews, audit events) stay.
-Released requests are never touched, nor are the audit events (`spe audit purge` keeps ≥ 1 year).
+or still a draft, and unchanged for that many days, has its files deleted from the blob store;
+a released request that old keeps its released version's files and loses those of its other
+(earlier, returned) versions. A blob that a kept file also uses stays. Each deletion is one
+`retention.delete` audit event that keeps every file's name, SHA-256 and size, and the request
+is marked in `egress_retention` so it is not deleted twice; its rows (states, reviews, audit
+events) stay. The audit events follow their own retention (`spe audit purge`, ≥ 1 year).
 
 `expired` is the pure rule; `run_retention` applies it (the `retention` hook of egress's
 extension, run by `spe retention run [--dry-run]`). Must not import the web layer.
@@ -19,12 +21,13 @@ import sqlalchemy as sa
 
 from egress import workflow as wf
 from egress.store import BlobStore
-from egress.tables import egress_files, egress_requests, metadata
+from egress.tables import egress_files, egress_releases, egress_requests, metadata
 from hub import audit
 from hub.audit.store import utc_now_iso
 from hub.permits.store import PermitStore
 
 ENDING_STATES = (wf.WITHDRAWN, wf.REJECTED, wf.DRAFT)
+AGEING_STATES = ENDING_STATES + (wf.RELEASED,)  # released: its working copies (other versions) only
 
 egress_retention = sa.Table(
     "egress_retention",
@@ -41,7 +44,7 @@ def _parse(ts: str) -> datetime:
 
 def expired(state: str, updated_at: str, days: int | None, now: datetime) -> bool:
     """True when a request in `state`, last changed at `updated_at`, is past `days` of retention."""
-    return days is not None and state in ENDING_STATES and _parse(updated_at) + timedelta(days=days) <= now
+    return days is not None and state in AGEING_STATES and _parse(updated_at) + timedelta(days=days) <= now
 
 
 def run_retention(engine: sa.Engine, settings, now: datetime | None = None, *, dry_run: bool = False,
@@ -56,17 +59,22 @@ def run_retention(engine: sa.Engine, settings, now: datetime | None = None, *, d
         files = conn.execute(sa.select(egress_files.c.request_id, egress_files.c.version, egress_files.c.name,
                                        egress_files.c.sha256, egress_files.c.size_bytes)
                              .order_by(egress_files.c.request_id, egress_files.c.version, egress_files.c.name)).all()
-    due = [r for r in requests if r.id not in done and expired(r.state, r.updated_at, days.get(r.permit_id), now)]
-    gone = done | {r.id for r in due}
-    kept_blobs = {f.sha256 for f in files if f.request_id not in gone}
+        released = dict(conn.execute(sa.select(egress_releases.c.request_id, egress_releases.c.version)).all())
+
+    def kept(f) -> bool:  # the released version of a released request is never a working copy
+        return released.get(f.request_id) == f.version
     by_request: dict[str, list] = {}
     for f in files:
         by_request.setdefault(f.request_id, []).append(f)
+    due = [r for r in requests if r.id not in done and expired(r.state, r.updated_at, days.get(r.permit_id), now)
+           and any(not kept(f) for f in by_request.get(r.id, []))]
+    gone = done | {r.id for r in due}
+    kept_blobs = {f.sha256 for f in files if f.request_id not in gone or kept(f)}
     store = BlobStore(settings.store_dir)
     out = []
     for r in due:
         listed = [{"version": f.version, "name": f.name, "sha256": f.sha256, "size_bytes": f.size_bytes}
-                  for f in by_request.get(r.id, [])]
+                  for f in by_request.get(r.id, []) if not kept(f)]
         blobs = sorted({f["sha256"] for f in listed} - kept_blobs)
         item = {"request": r.id, "permit_id": r.permit_id, "state": r.state, "since": r.updated_at,
                 "retention_days": days[r.permit_id], "files": listed, "blobs": blobs}

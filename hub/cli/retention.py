@@ -1,7 +1,8 @@
 """`spe retention run [--dry-run]`: delete what is past each permit's retention.
 
 The deleting is done by the extensions that hold the data (`hub.extensions`: egress deletes the
-files of withdrawn, rejected and draft output requests, `egress.retention`); each deletion is
+files of withdrawn, rejected and draft output requests and the working copies of released
+ones, `egress.retention`); each deletion is
 an audit event that keeps the files' hashes. Audit events have their own retention
 (`spe audit purge`, at least 365 days).
 """

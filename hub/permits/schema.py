@@ -99,7 +99,8 @@ PERMIT_SCHEMA = {
                       "properties": {"egress_days": {
                           "type": "integer", "minimum": 1, "maximum": 3650,
                           "description": "days after which the files of withdrawn, rejected and draft output "
-                                         "requests are deleted (`spe retention run`); absent: kept"}}},
+                                         "requests, and released requests' unreleased versions, are deleted "
+                                         "(`spe retention run`); absent: kept"}}},
         "k_anonymity": {"type": "object", "additionalProperties": False, "required": ["min_k"],
                         "properties": {"min_k": {
                             "type": "integer", "minimum": 2, "maximum": 1000,

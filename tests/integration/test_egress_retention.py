@@ -38,7 +38,8 @@ def test_expired_rule():
     young = (now - timedelta(days=29)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert expired("withdrawn", old, 30, now) and expired("rejected", old, 30, now) and expired("draft", old, 30, now)
     assert not expired("withdrawn", young, 30, now)
-    assert not expired("released", old, 30, now) and not expired("checked", old, 30, now)
+    assert expired("released", old, 30, now)  # its working copies: the caller keeps the released version
+    assert not expired("checked", old, 30, now) and not expired("returned", old, 30, now)
     assert not expired("withdrawn", old, None, now)  # no retention set: kept
 
 
@@ -62,8 +63,18 @@ def test_retention_deletes_what_it_should_and_nothing_else(engine, settings, eun
     d = submit(("d.txt", only_d))  # withdrawn too, but recently
     for rid in (a, b, d):
         svc.withdraw(alice, rid)
+    # a released request: version 1 returned (a working copy), version 2 released
+    first, second = b"first draft\n", b"released text\n"
+    e = submit(("v1.txt", first))
+    carol, dave = (wf.Actor(n, frozenset({wf.SCOPE_REVIEW})) for n in ("carol", "dave"))
+    for checker in (carol, dave):
+        svc.review(checker, e, version=1, decision="return", comment="say more")
+    svc.resubmit(alice, e, Submission(files=[("v2.txt", second)], description="notes", kind="text"))
+    for checker in (carol, dave):
+        svc.review(checker, e, version=2, decision="approve")
+    assert svc.release(wf.Actor("rita", frozenset({wf.SCOPE_RELEASE})), e)["state"] == "released"
     with engine.begin() as conn:  # time passes for A and B only
-        conn.execute(egress_requests.update().where(egress_requests.c.id.in_([a, b])).values(updated_at=LONG_AGO))
+        conn.execute(egress_requests.update().where(egress_requests.c.id.in_([a, b, e])).values(updated_at=LONG_AGO))
     store = BlobStore(settings.store_dir)
     cli = ["--home", str(settings.home), "--db-url", settings.db_url]
 
@@ -71,16 +82,19 @@ def test_retention_deletes_what_it_should_and_nothing_else(engine, settings, eun
     assert main([*cli, "retention", "run", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert f"{a} (withdrawn since 2020-01-01, retention 30 days): would delete 2 file(s), 1 stored blob(s)" in out
-    assert f"{b} (withdrawn" in out and c not in out and d not in out and "2 request(s)" in out
-    assert all(store.has(sha(x)) for x in (shared, only_a, only_b, only_d))
+    assert f"{b} (withdrawn" in out and c not in out and d not in out and "3 request(s)" in out
+    assert f"{e} (released since 2020-01-01, retention 30 days): would delete 1 file(s), 1 stored blob(s)" in out
+    assert all(store.has(sha(x)) for x in (shared, only_a, only_b, only_d, first, second))
 
     assert main([*cli, "retention", "run"]) == 0
     assert "deleted 1 file(s), 1 stored blob(s)" in capsys.readouterr().out
-    assert [store.has(sha(x)) for x in (shared, only_a, only_b, only_d)] == [True, False, False, True]
+    assert [store.has(sha(x)) for x in (shared, only_a, only_b, only_d, first, second)] == [
+        True, False, False, True, False, True]  # the released version stays
     with engine.connect() as conn:
         events = conn.execute(sa.select(audit_events).where(audit_events.c.action == "retention.delete")
                               .order_by(audit_events.c.seq)).mappings().all()
-    assert [e["object_id"] for e in events] == [a, b]
+    assert [ev["object_id"] for ev in events] == [a, b, e]
+    assert [f["name"] for f in json.loads(events[2]["detail"])["files"]] == ["v1.txt"]
     kept = json.loads(events[0]["detail"])
     assert {(f["name"], f["sha256"]) for f in kept["files"]} == {("x.txt", sha(shared)), ("a.txt", sha(only_a))}
     assert kept["blobs"] == [sha(only_a)] and events[0]["permit_id"] == P1
