@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from hub.audit.checkpoint import checkpoint, load_or_create_signer
 from hub.audit.signer import signer_for
-from hub.audit.tables import audit_checkpoints, audit_head
+from hub.audit.tables import audit_checkpoints, audit_events, audit_head
 
 EVERY_SECONDS = 3600
 
@@ -25,13 +25,15 @@ def _parse(ts: str) -> datetime:
 
 
 def checkpoint_due(*, head_seq: int, last_seq: int | None, last_periodic_ts: str | None, now: datetime,
-                   every_seconds: float = EVERY_SECONDS) -> bool:
-    """True when a periodic checkpoint should be signed now."""
+                   every_seconds: float = EVERY_SECONDS, first_ts: str | None = None) -> bool:
+    """True when a periodic checkpoint should be signed now: the chain grew since the last
+    checkpoint, and the last periodic one (or, before any, the oldest event) is `every_seconds` old."""
     if head_seq == 0 or (last_seq is not None and head_seq <= last_seq + 1):
         return False  # nothing new (one event past a checkpoint is the audit.checkpoint record itself)
-    if last_periodic_ts is None:
+    since = last_periodic_ts or first_ts
+    if since is None:
         return True
-    return (now - _parse(last_periodic_ts)).total_seconds() >= every_seconds
+    return (now - _parse(since)).total_seconds() >= every_seconds
 
 
 def periodic_checkpoint(engine: sa.Engine, keys_dir: Path, *, actor: str, now: datetime | None = None,
@@ -44,9 +46,10 @@ def periodic_checkpoint(engine: sa.Engine, keys_dir: Path, *, actor: str, now: d
         last_seq = conn.execute(sa.select(sa.func.max(audit_checkpoints.c.seq))).scalar()
         last_periodic = conn.execute(sa.select(sa.func.max(audit_checkpoints.c.ts))
                                      .where(audit_checkpoints.c.kind == "periodic")).scalar()
+        first_ts = conn.execute(sa.select(audit_events.c.ts).order_by(audit_events.c.seq).limit(1)).scalar()
         conn.rollback()
     if not checkpoint_due(head_seq=head_seq, last_seq=last_seq, last_periodic_ts=last_periodic, now=now,
-                          every_seconds=every_seconds):
+                          every_seconds=every_seconds, first_ts=first_ts):
         return None
     signer = signer_for(home, keys_dir) if home is not None else load_or_create_signer(keys_dir)
     return checkpoint(engine, signer, actor=actor, kind="periodic")

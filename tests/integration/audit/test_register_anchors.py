@@ -150,17 +150,21 @@ def test_checkpoint_due_rule():
     assert checkpoint_due(head_seq=5, last_seq=4, last_periodic_ts=hour_ago, now=now) is False  # only its record
     assert checkpoint_due(head_seq=9, last_seq=4, last_periodic_ts=hour_ago, now=now) is True
     assert checkpoint_due(head_seq=9, last_seq=4, last_periodic_ts=minute_ago, now=now) is False
+    # before any periodic checkpoint: an hour after the oldest event (a young trail waits)
+    assert checkpoint_due(head_seq=5, last_seq=None, last_periodic_ts=None, first_ts=minute_ago, now=now) is False
+    assert checkpoint_due(head_seq=5, last_seq=None, last_periodic_ts=None, first_ts=hour_ago, now=now) is True
 
 
 def test_periodic_checkpoint_signs_the_head_once_per_period(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'registry.db'}")
     keys = tmp_path / "keys"
     append(engine, 3)
-    now = datetime.now(timezone.utc)
-    first = periodic_checkpoint(engine, keys, actor="lifecycle", now=now)
+    base = datetime.now(timezone.utc)  # the events and the signed checkpoints carry the real time
+    assert periodic_checkpoint(engine, keys, actor="lifecycle", now=base + timedelta(minutes=59)) is None
+    first = periodic_checkpoint(engine, keys, actor="lifecycle", now=base + timedelta(minutes=61))
     assert first is not None and first["seq"] == 3 and first["kind"] == "periodic"
     append(engine, 2, start=3)
-    assert periodic_checkpoint(engine, keys, actor="lifecycle", now=now + timedelta(minutes=5)) is None
-    later = periodic_checkpoint(engine, keys, actor="lifecycle", now=now + timedelta(hours=2))
+    assert periodic_checkpoint(engine, keys, actor="lifecycle", now=base + timedelta(minutes=30)) is None
+    later = periodic_checkpoint(engine, keys, actor="lifecycle", now=base + timedelta(hours=2))
     assert later is not None and later["seq"] == 6
     assert [a["seq"] for a in register_document(engine)["audit_anchors"]] == [3, 6]
