@@ -41,6 +41,7 @@ from egress.web.imports import MULTIPART_SLACK_BYTES, routes as import_routes
 from egress.web.base import BaseHandler
 from egress.web.metrics import metrics_handlers
 from egress.web.register import register_handlers
+from egress.web.verifier import verifier_handlers
 from hub.db import make_engine
 from hub.mirror.download import DownloadSettings
 from hub.mirror.store import SHARED_DIR
@@ -212,6 +213,7 @@ def make_app(settings: Settings, *, service_prefix: str = "/services/egress/", m
     routes[:0] = dp.routes(p) + import_routes(p) + findings.routes(p)  # DP gateway, import requests, findings
     routes[:0] = frame_handlers(p)  # the frame's language switch and stylesheet (hub.ui)
     # public transparency register, read-only auditor pages (auditor scope), Prometheus metrics
+    routes[:0] = verifier_handlers(p)  # the auditor's in-browser evidence pack verifier (public, static)
     routes[:0] = (register_handlers(p, engine) + auditor_handlers(p, engine, base=BaseHandler)
                   + metrics_handlers(engine, p))
     return web.Application(

@@ -1,8 +1,9 @@
 """egress's parts in hub's shared machinery, registered through `hub.extensions` (hub never
 imports egress): its tables (`egress.tables.metadata`: requests, reviews, releases, the DP
 ledger and import requests), its metric groups (`egress`, `dp`: `egress.metrics`) and the released outputs of the
-public register (`released_outputs`), and the files `spe backup` must hold (`backup_paths`: the
-content-addressed store of submissions and the approved imports).
+public register (`released_outputs`), the files `spe backup` must hold (`backup_paths`: the
+content-addressed store of submissions and the approved imports), and the retention of its
+request files (`egress.retention`).
 
 `install()` is idempotent. It runs where egress starts (`egress.app.make_app`,
 `python -m egress.dp`) and, through the `spe.extensions` entry point in pyproject.toml, in every
@@ -39,7 +40,9 @@ def install() -> None:
     from egress.dp import ledger  # noqa: F401  (defines the DP ledger's tables on egress's metadata)
     from egress.imports import tables as _imports  # noqa: F401  (import requests, on egress's metadata)
     from egress.metrics import METRIC_GROUPS
+    from egress.retention import run_retention  # also defines egress_retention on egress's metadata
     from egress.tables import metadata
 
     extensions.register(extensions.Extension(name="egress", metadata=(metadata,), metric_groups=METRIC_GROUPS,
-                                             released_outputs=released_outputs, backup_paths=backup_paths))
+                                             released_outputs=released_outputs, backup_paths=backup_paths,
+                                             retention=run_retention))

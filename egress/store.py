@@ -65,3 +65,11 @@ class BlobStore:
 
     def has(self, sha256: str) -> bool:
         return self._path(sha256).is_file()
+
+    def delete(self, sha256: str) -> bool:
+        """Remove the blob under `sha256` (retention: `egress.retention`); False if it was not there."""
+        try:
+            self._path(sha256).unlink()
+            return True
+        except FileNotFoundError:
+            return False

@@ -14,6 +14,7 @@ An `Extension` names what it adds:
   (`hub.register.ReleasedOutput`; only its public fields ever reach the register);
 - `backup_paths`: the files and directories under SPE_HOME that it writes and `spe backup`
   must hold (hub.backup; its tables are in the registry, which is backed up anyway).
+- `retention`: deletes the extension's data past each permit's retention (`spe retention run`).
 
 Who registers: the extension itself, where it starts (the egress service, `python -m egress.dp`),
 and every `spe` command through the `spe.extensions` entry point of the installed distribution
@@ -44,6 +45,8 @@ class Extension:
     metric_groups: Mapping[str, Callable[[], "MetricGroup"]] = field(default_factory=dict)
     released_outputs: Callable[["sa.Engine"], Iterable["ReleasedOutput"]] | None = None
     backup_paths: Callable[["Settings"], Iterable["Path"]] | None = None
+    # retention (`spe retention run`): (engine, settings, now, dry_run, actor) -> one dict per deletion
+    retention: Callable[..., list[dict]] | None = None
 
 
 _registered: dict[str, Extension] = {}

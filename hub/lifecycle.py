@@ -9,7 +9,8 @@ Each round (`run_once`):
 3. extracts and work volumes of ended permits are deleted once the grace period after the
    end has passed (default 30 days; EHDS: at most six months), audited (`extract.delete`);
 4. the front office's due deadline reminders are emitted and, once a day, storage is metered
-   (`hub.frontoffice.rounds`).
+   (`hub.frontoffice.rounds`);
+5. the audit chain head is signed hourly (`hub.audit.periodic`), for the register to publish.
 
 The decisions are pure (`plan_round`); the I/O is the hub REST API (one door: `HubApi`),
 the registry, the extracts directory and Docker volumes. Entry point: `python -m
@@ -33,6 +34,7 @@ from datetime import date, datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from hub import audit
+from hub.audit.periodic import periodic_checkpoint
 from hub.db import make_engine
 from hub.exceptions import Refused
 from hub.frontoffice.rounds import run_round
@@ -191,6 +193,12 @@ def run_once(settings: Settings, api: HubApi, grace_days: int, today: date | Non
         run_round(settings, engine, today, docker_client, name_prefix)
     except Exception:
         log.exception("front office round failed")
+    try:  # sign the audit chain head hourly: the register publishes it (hub.audit.anchors)
+        cp = periodic_checkpoint(engine, settings.keys_dir, actor=SYSTEM, now=now, home=settings.home)
+        if cp is not None:
+            log.info("signed audit checkpoint at event %s", cp["seq"])
+    except Exception:
+        log.exception("periodic audit checkpoint failed")
     return plan
 
 

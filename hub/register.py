@@ -2,6 +2,7 @@
 
 Pure queries over the registry DB returning only public, non-personal fields: no member,
 principal investigator, author or reviewer name ever leaves this module (a test checks it).
+Signed audit checkpoints are published as anchors (`hub.audit.anchors`): hashes, no content.
 Released outputs come from the extensions that report them through `hub.extensions` (egress
 registers its releases there), as `ReleasedOutput`s that hold no name; hub never imports egress.
 """
@@ -15,6 +16,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 
 from hub import extensions
+from hub.audit.anchors import published_anchors
 from hub.permits.purposes import ALLOWED
 from hub.permits.store import PermitStore
 
@@ -108,4 +110,6 @@ def register_document(engine: sa.Engine, now: datetime | None = None) -> dict:
         "permits": public_permits(engine),
         "decisions": public_decisions(engine),
         "released_outputs": released_outputs(engine),
+        # signed audit checkpoints: save a copy to prove a later rewrite (hub.audit.anchors)
+        "audit_anchors": published_anchors(engine),
     }

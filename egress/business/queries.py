@@ -61,6 +61,8 @@ class ReadModels:
                         "check": json.loads(f["check_json"])}
                 if not content:
                     item = _redacted_file(item)
+                elif with_previews and not self.store.has(f["sha256"]):  # deleted under retention (egress.retention)
+                    item["preview"], item["deleted"] = None, True
                 elif with_previews:
                     item["preview"] = table_preview(f["name"], self.store.get(f["sha256"]))
                 vfiles.append(item)

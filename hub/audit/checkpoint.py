@@ -25,7 +25,7 @@ from hub.audit.store import lock_head, record, utc_now_iso
 from hub.audit.tables import audit_checkpoints
 
 KEY_FILE = "audit-signing-ed25519.pem"
-KINDS = ("periodic", "purge", "export")
+KINDS = ("periodic", "purge", "export", "rotate")
 
 
 def checkpoint_message(seq: int, hash_: str, ts: str, kind: str) -> bytes:
@@ -133,18 +133,58 @@ def load_checkpoints(conn: sa.Connection) -> list[dict]:
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def check_signatures(checkpoints: list[dict], verifier: Verifier | None) -> Damage | None:
-    """The first checkpoint whose signature does not verify, as Damage; None if all do (or no verifier)."""
+def check_signatures(checkpoints: list[dict], verifier: "Verifier | list[Verifier] | None") -> Damage | None:
+    """The first checkpoint whose signature does not verify, as Damage; None if all do (or no verifier).
+
+    `verifier` may be a list: the current key and the keys it replaced (`rotate_key`); each
+    checkpoint must verify with the key it names."""
     if verifier is None:
         return None
+    ring = {v.key_id: v for v in (verifier if isinstance(verifier, (list, tuple)) else [verifier])}
+    names = ", ".join(ring)
     for cp in checkpoints:
-        ok = (cp["algorithm"] == verifier.algorithm and cp["key_id"] == verifier.key_id
-              and verifier.check(checkpoint_message(cp["seq"], cp["hash"], cp["ts"], cp["kind"]), cp["signature"]))
+        v = ring.get(cp["key_id"])
+        ok = (v is not None and cp["algorithm"] == v.algorithm
+              and v.check(checkpoint_message(cp["seq"], cp["hash"], cp["ts"], cp["kind"]), cp["signature"]))
         if not ok:
             return Damage(int(cp["seq"]), "bad_signature",
                           f"checkpoint at event {cp['seq']} ({cp['kind']}, {cp['ts']}) does not carry a valid "
-                          f"signature of operator key {verifier.key_id}: forged or altered")
+                          f"signature of operator key {names}: forged or altered")
     return None
+
+
+RETIRED_FILE = "audit-retired-public-keys"
+
+
+def retired_verifiers(keys_dir: Path) -> list[Verifier]:
+    """The public keys that earlier checkpoints were signed with (`rotate_key` keeps them)."""
+    path = Path(keys_dir) / RETIRED_FILE
+    if not path.exists():
+        return []
+    return [parse_public_key(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def rotate_key(engine: sa.Engine, keys_dir: Path, *, actor: str) -> tuple[Signer, Signer]:
+    """Replace the signing key; old checkpoints stay verifiable.
+
+    The old key signs the head one last time (kind `rotate`), its public key is appended to
+    `audit-retired-public-keys`, its private key is deleted (it can sign nothing more), and the
+    new key signs the same head; the act is audited. Returns (old, new)."""
+    keys_dir = Path(keys_dir)
+    old = load_or_create_signer(keys_dir)
+    with engine.begin() as conn:
+        make_checkpoint(conn, old, kind="rotate", ts=utc_now_iso())
+    with open(keys_dir / RETIRED_FILE, "a", encoding="ascii") as fh:
+        fh.write(public_key_file(old))
+        fh.flush()
+        os.fsync(fh.fileno())
+    (keys_dir / KEY_FILE).unlink()
+    new = load_or_create_signer(keys_dir)
+    with engine.begin() as conn:
+        cp = make_checkpoint(conn, new, kind="rotate", ts=utc_now_iso())
+        record(conn, actor=actor, role="operator", action="audit.rotate_key", object_id=str(cp["id"]),
+               detail={"old_key_id": old.key_id, "new_key_id": new.key_id, "seq": cp["seq"], "hash": cp["hash"]})
+    return old, new
 
 
 def chain_base(checkpoints: list[dict]) -> dict | None:

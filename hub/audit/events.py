@@ -120,6 +120,8 @@ _TYPES = [
     # the audit trail itself
     _t("audit.verify", ("ok", "events"), "the audit trail was verified", "audit"),
     _t("audit.checkpoint", ("seq", "hash"), "the chain head was signed", "audit"),
+    _t("audit.rotate_key", ("old_key_id", "new_key_id"),
+       "the checkpoint signing key was replaced (old checkpoints stay verifiable with its public key)", "audit"),
     _t("audit.purge", ("before", "through_seq", "events"), "events older than the retention were purged", "audit"),
     _t("audit.export", ("events", "format"), "an evidence pack was exported", "audit"),
     _t("audit.view", ("path",), "an auditor read the audit trail (filters in detail)", "audit"),
@@ -129,6 +131,8 @@ _TYPES = [
        "a permit ends soon (the notifier mails its members and the operators)", "permit"),
     _t("notify.preferences", ("user",), "a person chose opt-out or the daily digest for their own mail", "access"),
     _t("notify.address", ("user",), "an operator set a person's mail address, groups or opt-out", "operator"),
+    _t("retention.delete", ("request", "files"),
+       "files of an output request past its permit's retention were deleted (their hashes stay here)", "audit"),
 ]
 
 # Families: every action with this prefix shares one type (operator CLI commands: cli.<command>).

@@ -108,7 +108,9 @@ def export_pack(engine: sa.Engine, out: IO[str], *, signer: Signer, actor: str, 
         else:
             anchor = make_checkpoint(conn, signer, kind="export", ts=utc_now_iso())
             cps.append(anchor)
-    covering = [cp for cp in cps if first_seq - 1 <= cp["seq"] <= anchor["seq"]]
+    # only the current key's checkpoints: one key verifies a pack (earlier keys' checkpoints are
+    # covered by the current key's anchor, and published in the register)
+    covering = [cp for cp in cps if first_seq - 1 <= cp["seq"] <= anchor["seq"] and cp["key_id"] == signer.key_id]
     writer.write({"type": "meta", "format": FORMAT, "created": utc_now_iso(), "filter": flt.as_dict(),
                   "algorithm": signer.algorithm, "key_id": signer.key_id, "public_key": signer.public_key_hex,
                   "first_seq": first_seq, "anchor_seq": anchor["seq"]})
@@ -174,9 +176,13 @@ class PackResult:
         return f"evidence pack INVALID: {self.problem}"
 
 
-def verify_pack(fh: IO[str], *, pinned: Verifier | None = None) -> PackResult:
-    """Verify a pack in one streaming pass. `pinned`: the operator key the auditor trusts."""
+def verify_pack(fh: IO[str], *, pinned: Verifier | None = None, anchors: dict[int, str] | None = None) -> PackResult:
+    """Verify a pack in one streaming pass. `pinned`: the operator key the auditor trusts;
+    `anchors`: seq -> hash published in saved register snapshots (`hub.audit.anchors`), checked
+    for the events the pack holds."""
     records = _read_records(fh)
+    anchors = anchors or {}
+    seen: dict[int, str] = {}  # hashes of the pack's rows at anchored seqs
 
     def bad(problem: str, events=0, stubs=0, key_id=None) -> PackResult:
         return PackResult(False, events, stubs, key_id, problem=problem)
@@ -222,6 +228,8 @@ def verify_pack(fh: IO[str], *, pinned: Verifier | None = None) -> PackResult:
                     content = rec["content_hash"]
                     stubs += 1
                 pending.append((int(rec["seq"]), rec["prev_hash"], rec["hash"], content))
+                if pending[-1][0] in anchors:
+                    seen[pending[-1][0]] = rec["hash"]
                 if len(pending) >= 4096:
                     if walker.walk(pending):
                         return PackResult(False, events, stubs, verifier.key_id, damage=walker.damage)
@@ -247,6 +255,11 @@ def verify_pack(fh: IO[str], *, pinned: Verifier | None = None) -> PackResult:
         if walker.last_seq != anchor or anchor not in walker.checkpoints:
             return bad(f"the chain in the pack ends at {walker.last_seq}, not at its signed anchor {anchor}",
                        events, stubs, verifier.key_id)
+        for seq in sorted(anchors):
+            if seq in seen and seen[seq] != anchors[seq]:
+                return PackResult(False, events, stubs, verifier.key_id, damage=Damage(
+                    seq, "rewritten", f"event {seq} does not match the hash the register published for it: "
+                                      f"the chain up to here was rewritten"))
         return PackResult(True, events, stubs, verifier.key_id)
     except (ValueError, KeyError, TypeError, json.JSONDecodeError, csv.Error) as err:
         return bad(f"malformed record: {type(err).__name__}: {err}")

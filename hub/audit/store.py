@@ -14,6 +14,7 @@ from typing import Iterator
 
 import sqlalchemy as sa
 
+from hub.audit.attestation import with_attestation
 from hub.audit.chain import FIELDS, GENESIS, SCHEMA_VERSION, canonical_detail, content_hash_values, link_hash
 from hub.audit.events import event_type, missing_keys
 from hub.audit.tables import audit_events, audit_head
@@ -105,6 +106,7 @@ def make_event(*, actor: str, action: str, role: str | None = None, permit_id: s
         raise InvalidInput("actor and action are required", field="actor" if not actor else "action")
     for name, value in (("action", action), ("role", role), ("ts", ts)):
         _check_plain(name, value)
+    detail = with_attestation(actor, detail)  # who the local operator really is (hub.identity)
     actor, permit_id, object_id = _clean("actor", actor), _clean("permit_id", permit_id), _clean("object_id", object_id)
     missing = missing_keys(action, detail)
     if missing:

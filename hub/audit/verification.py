@@ -110,13 +110,16 @@ def _verify_parallel(engine, workers, base_seq, start_prev, head, cps, batch) ->
 
 
 def verify(engine: sa.Engine, *, verifier: Verifier | None = None, batch: int = 50000,
-           workers: int = 1) -> VerifyResult:
+           workers: int = 1, anchors: dict[int, str] | None = None) -> VerifyResult:
     """Walk the stored chain from its base (genesis, or the latest signed purge checkpoint).
 
     With `verifier` (the operator's public key) every checkpoint signature is checked and a
     whole-chain rewrite shows as a checkpoint hash mismatch; without it only the links are.
     `workers` > 1 checks seq ranges in parallel processes (for large trails); if anything is
     wrong the chain is walked again in one pass to name the first damage exactly.
+    `anchors` (seq -> hash from saved register snapshots, `hub.audit.anchors`) are checked like
+    checkpoints, and win over a stored checkpoint at the same seq: the operator can re-sign its
+    own checkpoints, not the copies others saved. Anchors inside a purged prefix are skipped.
     """
     with engine.connect() as conn:
         head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash)).one()
@@ -129,6 +132,12 @@ def verify(engine: sa.Engine, *, verifier: Verifier | None = None, batch: int = 
     base = chain_base(checkpoints)
     base_seq, start_prev = (base["seq"], base["hash"]) if base else (0, GENESIS)
     cps = {cp["seq"]: cp["hash"] for cp in checkpoints if cp["seq"] > base_seq}
+    if anchors:
+        if base_seq in anchors and anchors[base_seq] != start_prev:
+            damage = Damage(base_seq, "rewritten", f"the purge checkpoint at event {base_seq} does not match the "
+                                                   f"hash the register published for it: the chain was rewritten")
+            return VerifyResult(ok=False, events=0, damage=damage, base_seq=base_seq, **common)
+        cps.update({s: h for s, h in anchors.items() if s > base_seq})
     if workers > 1 and head.seq - base_seq >= 10 * batch and not any(s > head.seq for s in cps):
         count = _verify_parallel(engine, workers, base_seq, start_prev, head, cps, batch)
         if count is not None and count == head.seq - base_seq:

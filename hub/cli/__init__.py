@@ -34,6 +34,7 @@ COMMANDS = [
     "hub.cli.backup",
     "hub.cli.notify",
     "hub.cli.citizens",
+    "hub.cli.retention",
 ]
 
 log = logging.getLogger("spe")
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", "-v", action="store_true", help="show details and tracebacks")
     parser.add_argument("--home", help="SPE state directory (default $SPE_HOME or ./.spe)")
     parser.add_argument("--db-url", help="registry database URL (default $SPE_DB_URL or SQLite in home)")
-    parser.add_argument("--actor", help="operator name recorded in the audit trail (default $SPE_ACTOR or $USER)")
+    parser.add_argument("--actor", help="the name you act under; the trail records your Unix account@host as the actor "
+                                             "and this only as detail.claimed_actor")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(name).register(sub)
@@ -76,10 +78,25 @@ def _audit_refusal(settings: Settings, args, err: SpeError) -> None:
         log.debug("could not audit the refusal", exc_info=True)
 
 
+def _as_local_operator(settings: Settings, claimed: str | None) -> Settings:
+    """The actor is the Unix account@host that runs this command, not the name it claims
+    (`--actor`, $SPE_ACTOR): that is kept in each event's detail as `claimed_actor` (hub.identity)."""
+    import dataclasses
+    import os
+
+    from hub.audit.attestation import attest_local_operator
+    from hub.identity import local_operator
+
+    op = local_operator(claimed or os.environ.get("SPE_ACTOR"))
+    attest_local_operator(op.actor, op.detail())
+    return dataclasses.replace(settings, actor=op.actor)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     settings = Settings.from_env(home=args.home, db_url=args.db_url, actor=args.actor)
+    settings = _as_local_operator(settings, args.actor)
     settings.configure_logging(verbose=args.verbose)
     try:
         extensions.load_installed()  # egress's tables are created by any command, as hub's are

@@ -12,8 +12,11 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from hub.audit import pack as packs
-from hub.audit.checkpoint import KEY_FILE, Verifier, checkpoint, load_or_create_signer, parse_public_key, public_key_file
+from hub.audit.anchors import merge_anchors, parse_snapshot
+from hub.audit.checkpoint import (KEY_FILE, Verifier, checkpoint, load_or_create_signer, parse_public_key,
+                                  RETIRED_FILE, public_key_file, retired_verifiers, rotate_key)
 from hub.audit.retention import purge, retention_cutoff
+from hub.audit.signer import SOCKET_NAME, signer_for
 from hub.audit.store import record
 from hub.audit.verification import verify
 from hub.audit.events import EVENT_TYPES
@@ -30,11 +33,17 @@ def register(sub) -> None:
     v.add_argument("--public-key", help="verify checkpoint signatures with this public key file "
                                         "(default: the operator key in the SPE home)")
     v.add_argument("--json", action="store_true")
+    v.add_argument("--against-register", action="append", default=[], metavar="FILE",
+                   help="a saved copy of the transparency register (register.json or the page); the chain must "
+                        "match the checkpoint hashes it published (repeat for several copies)")
     v.set_defaults(func=cmd_verify)
     c = s.add_parser("checkpoint", help="sign the chain head with the operator key")
     c.set_defaults(func=cmd_checkpoint)
     k = s.add_parser("public-key", help="print the operator's public key (give it to auditors)")
+    k.add_argument("--all", action="store_true", help="also the retired keys earlier checkpoints were signed with")
     k.set_defaults(func=cmd_public_key)
+    rk = s.add_parser("rotate-key", help="replace the signing key; old checkpoints stay verifiable")
+    rk.set_defaults(func=cmd_rotate_key)
     pu = s.add_parser("purge", help="remove events older than the retention (minimum 365 days)")
     pu.add_argument("--before", help="purge events before this date (YYYY-MM-DD)")
     pu.add_argument("--retention-days", type=int, help="keep this many days (>= 365)")
@@ -49,6 +58,8 @@ def register(sub) -> None:
     vp = s.add_parser("verify-pack", help="verify an evidence pack offline")
     vp.add_argument("file")
     vp.add_argument("--public-key", help="pin the operator public key file the pack must be signed with")
+    vp.add_argument("--against-register", action="append", default=[], metavar="FILE",
+                    help="a saved copy of the transparency register whose checkpoint hashes the pack must match")
     vp.set_defaults(func=cmd_verify_pack)
     t = s.add_parser("timeline", help="one permit's activity in order (login, spawn, cells, saves, egress, stop)")
     t.add_argument("--permit", required=True)
@@ -64,26 +75,57 @@ def register(sub) -> None:
     sc.set_defaults(func=cmd_schema)
 
 
+def _signer(settings):
+    """The audit signer process's key when it runs for this home (hub.audit.signer), else the local key."""
+    return signer_for(settings.home, settings.keys_dir)
+
+
 def _verifier(settings, path: str | None) -> Verifier | None:
+    """The one key a pack must be signed with (`--public-key`: the first line of the file)."""
+    keys = _verifiers(settings, path)
+    return keys[0] if keys else None
+
+
+def _verifiers(settings, path: str | None) -> list[Verifier] | None:
+    """Every key the trail's checkpoints may carry: the file's lines, or the operator's current
+    and retired keys; None when there is none."""
     if path:
         try:
-            return parse_public_key(Path(path).read_text())
+            return [parse_public_key(line) for line in Path(path).read_text().splitlines() if line.strip()] or None
         except (OSError, ValueError, IndexError) as err:
             raise InvalidInput(f"cannot read public key: {err}", field="public-key") from None
-    if (settings.keys_dir / KEY_FILE).exists():
-        return load_or_create_signer(settings.keys_dir).verifier()
+    if (settings.keys_dir / KEY_FILE).exists() or (settings.home / SOCKET_NAME).exists():
+        return [_signer(settings).verifier(), *retired_verifiers(settings.keys_dir)]
     return None
+
+
+def _anchors(paths: list[str]) -> dict[int, str] | None:
+    """seq -> hash from saved register snapshots, or None when none are given."""
+    if not paths:
+        return None
+    snapshots = []
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise InvalidInput(f"cannot read register snapshot {path}: {err}", field="against-register") from None
+        snapshots.append(parse_snapshot(text, name=path))
+    return merge_anchors(snapshots)
 
 
 def cmd_verify(args, settings) -> int:
     engine = engine_for(settings)
     # Large trails are checked in parallel ranges (one process per core).
-    result = verify(engine, verifier=_verifier(settings, args.public_key), workers=min(4, os.cpu_count() or 1))
+    anchors = _anchors(args.against_register)
+    result = verify(engine, verifier=_verifiers(settings, args.public_key), workers=min(4, os.cpu_count() or 1),
+                    anchors=anchors)
     with engine.begin() as conn:
         detail = {"ok": result.ok, "events": result.events, "head_seq": result.head_seq,
                   "signatures_checked": result.signatures_checked}
         if result.damage:
             detail.update(damage_kind=result.damage.kind, damage_seq=result.damage.seq)
+        if anchors:
+            detail["register_anchors"] = len(anchors)
         record(conn, actor=settings.actor, role="operator", action="audit.verify",
                      outcome="ok" if result.ok else "failed", detail=detail)
     if args.json:
@@ -95,13 +137,27 @@ def cmd_verify(args, settings) -> int:
 
 
 def cmd_checkpoint(args, settings) -> int:
-    cp = checkpoint(engine_for(settings), load_or_create_signer(settings.keys_dir), actor=settings.actor)
+    cp = checkpoint(engine_for(settings), _signer(settings), actor=settings.actor)
     print(f"checkpoint {cp['id']}: event {cp['seq']} hash {cp['hash'][:16]}… signed by key {cp['key_id']}")
     return 0
 
 
 def cmd_public_key(args, settings) -> int:
-    print(public_key_file(load_or_create_signer(settings.keys_dir)), end="")
+    print(public_key_file(_signer(settings)), end="")
+    retired = settings.keys_dir / RETIRED_FILE
+    if args.all and retired.exists():
+        print(retired.read_text(), end="")
+    return 0
+
+
+def cmd_rotate_key(args, settings) -> int:
+    if (settings.home / SOCKET_NAME).exists():
+        raise InvalidInput("the key is held by the audit signer process: rotate it there "
+                           "(stop the signer, rotate with its --keys directory as the SPE home's keys)",
+                           field="rotate-key")
+    old, new = rotate_key(engine_for(settings), settings.keys_dir, actor=settings.actor)
+    print(f"signing key {old.key_id} retired (its public key kept for verification); new key {new.key_id}; "
+          f"give auditors the new public key (spe audit public-key)")
     return 0
 
 
@@ -113,7 +169,8 @@ def cmd_purge(args, settings) -> int:
         except ValueError:
             raise InvalidInput(f"not a date: {args.before!r}", field="before") from None
     cutoff = retention_cutoff(retention_days=args.retention_days, before=before)
-    res = purge(engine_for(settings), load_or_create_signer(settings.keys_dir), actor=settings.actor, cutoff=cutoff)
+    res = purge(engine_for(settings), _signer(settings), actor=settings.actor, cutoff=cutoff,
+                verifier=_verifiers(settings, None))
     if not res.events:
         print(f"nothing to purge before {cutoff.date()}")
     else:
@@ -125,7 +182,7 @@ def cmd_purge(args, settings) -> int:
 def cmd_export(args, settings) -> int:
     flt = packs.ExportFilter(permit_id=args.permit, ts_from=packs.parse_time_bound(args.ts_from, "from"),
                              ts_to=packs.parse_time_bound(args.ts_to, "to"))
-    signer = load_or_create_signer(settings.keys_dir)
+    signer = _signer(settings)
     engine = engine_for(settings)
     if args.output:
         tmp = Path(args.output + ".part")
@@ -148,7 +205,7 @@ def cmd_verify_pack(args, settings) -> int:
     except OSError as err:
         raise InvalidInput(f"cannot open: {err.strerror}", field="file") from None
     with fh:
-        result = packs.verify_pack(fh, pinned=pinned)
+        result = packs.verify_pack(fh, pinned=pinned, anchors=_anchors(args.against_register))
     print(result.describe())
     if result.ok and pinned is None:
         print(f"note: the pack's own key {result.key_id} was used; pin the operator key with --public-key")

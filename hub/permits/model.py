@@ -83,6 +83,8 @@ class Permit:
     dp: DpBudget = DpBudget()
     egress: EgressPolicy = EgressPolicy()
     resources: Resources = Resources()
+    min_k: int | None = None  # k_anonymity.min_k: the provisioning gate (hub.provision.kanon)
+    egress_retention_days: int | None = None  # retention.egress_days (egress.retention)
     purpose_description: str = ""
     version: int = 0
     status: str = "draft"
@@ -173,6 +175,8 @@ def parse_permit(raw: dict) -> Permit:
         dp=dp,
         egress=EgressPolicy(**doc.get("egress", {})),
         resources=Resources(**doc.get("resources", {})),
+        min_k=(doc.get("k_anonymity") or {}).get("min_k"),
+        egress_retention_days=(doc.get("retention") or {}).get("egress_days"),
         document=doc,
     )
 

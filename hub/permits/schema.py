@@ -101,6 +101,17 @@ PERMIT_SCHEMA = {
                                    "notebook_max_bytes": {"type": "integer", "minimum": 1024, "maximum": 104857600},
                                    "daily_budget_bytes": {"type": "integer", "minimum": 65536,
                                                           "maximum": 10737418240}}},
+        "retention": {"type": "object", "additionalProperties": False,
+                      "properties": {"egress_days": {
+                          "type": "integer", "minimum": 1, "maximum": 3650,
+                          "description": "days after which the files of withdrawn, rejected and draft output "
+                                         "requests, and released requests' unreleased versions, are deleted "
+                                         "(`spe retention run`); absent: kept"}}},
+        "k_anonymity": {"type": "object", "additionalProperties": False, "required": ["min_k"],
+                        "properties": {"min_k": {
+                            "type": "integer", "minimum": 2, "maximum": 1000,
+                            "description": "provisioning stops (the previous extract stays) when a combination of "
+                                           "the person table's quasi-identifiers is shared by fewer persons"}}},
         "resources": {"type": "object", "additionalProperties": False,
                       "properties": {"mem_limit": {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[KMGT]?$"},
                                      "cpu_limit": {"type": "number", "exclusiveMinimum": 0, "maximum": 64},

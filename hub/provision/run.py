@@ -29,7 +29,7 @@ from hub.exceptions import Failure, Refused
 from hub.permits.store import PermitStore
 from hub.provision.extracts import permit_dir
 from hub.provision.keys import KeyStore, hmac_pads
-from hub.provision.kanon import k_anonymity_report
+from hub.provision.kanon import gate_message, k_anonymity_report, small_class_sizes
 from hub.provision.plan import make_extract_plan
 from hub.registry_tables import extracts, optouts
 from hub.settings import Settings
@@ -130,6 +130,8 @@ def provision(engine: sa.Engine, settings: Settings, permit_id: str, actor: str,
                 tables[tp.name]["persons"] = table_persons
         kanon = k_anonymity_report(con, tmp / f"{plan.person_table}.parquet", plan.quasi_identifiers,
                                    permit.egress.threshold) if plan.person_table in tables else None
+        small = (small_class_sizes(con, tmp / f"{plan.person_table}.parquet", plan.quasi_identifiers, permit.min_k)
+                 if permit.min_k and plan.person_table in tables else {})
     except duckdb.Error as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise Failure(f"provisioning {permit.id} failed in DuckDB: {str(err).splitlines()[0]}") from err
@@ -138,6 +140,16 @@ def provision(engine: sa.Engine, settings: Settings, permit_id: str, actor: str,
         raise
     finally:
         con.close()
+    if small:  # the k-anonymity gate: stop before the switch, the previous extract stays current
+        shutil.rmtree(tmp, ignore_errors=True)
+        message = gate_message(permit.id, permit.min_k, plan.quasi_identifiers, small)
+        with engine.begin() as conn:
+            audit.record(conn, actor=actor, role="operator", action="extract.provision", permit_id=permit.id,
+                         outcome="refused",
+                         detail={"rows": 0, "seconds": round(time.monotonic() - started, 3), "reason": "k_anonymity",
+                                 "min_k": permit.min_k, "quasi_identifiers": list(plan.quasi_identifiers),
+                                 "small_classes": {str(n): c for n, c in small.items()}})
+        raise Refused(message)
     shutil.rmtree(tmp / ".spill", ignore_errors=True)
     manifest = {
         "format": 1,

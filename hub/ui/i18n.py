@@ -144,6 +144,15 @@ FR = {
     "Bytes the permit's workspaces sent to browsers, per person and day.":
         "Octets envoyés aux navigateurs par les espaces de travail de l'autorisation, par personne et par jour.",
     "No output recorded.": "Aucune sortie enregistrée.",
+    "Audit trail checkpoints": "Points de contrôle du journal d'audit",
+    "The hash of the operator's audit trail at each signed checkpoint. Save this page or its JSON: if the trail is ever rewritten, these hashes no longer match it.":
+        "L'empreinte du journal d'audit de l'opérateur à chaque point de contrôle signé. Enregistrez cette page ou son JSON : si le journal est un jour réécrit, ces empreintes ne lui correspondent plus.",
+    "the browser verifier": "le vérificateur dans le navigateur",
+    "Signed": "Signé",
+    "Event": "Événement",
+    "Hash": "Empreinte",
+    "Key": "Clé",
+    "No checkpoints yet.": "Aucun point de contrôle pour l'instant.",
     # the public register
     "Data permit register": "Registre des autorisations de traitement",
     "Permits granted for the secondary use of health data and the outputs released under them (EHDS Art. 58).":

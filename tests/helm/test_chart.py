@@ -21,6 +21,7 @@ from hub.hubapp.config import CUSTOM_SCOPES, SERVER_TOKEN_SCOPES
 from hub.hubapp.config_docker import configure_docker
 from hub.hubapp.config_kube import kube_settings
 from hub.hubapp.options import settings_from
+from hub.identity import local_operator
 from hub.settings import Settings
 
 from tests.hubconfig_support import assert_backends_agree, assert_keeps_shared
@@ -422,7 +423,9 @@ def test_netpol_check_cli_reruns_the_check_from_the_rendered_values(rendered, tm
     with make_engine(db_url).connect() as conn:
         (check,) = conn.execute(sa.select(audit_events).where(
             audit_events.c.action == "kube.networkpolicy_check")).mappings().all()
-    assert (check["actor"], check["role"], json.loads(check["detail"])["result"]) == ("olivia", "operator", "unknown")
+    detail = json.loads(check["detail"])  # --actor is a claim; the actor is the Unix account (hub.identity)
+    assert (check["actor"], check["role"], detail["result"], detail["claimed_actor"]) == (
+        local_operator().actor, "operator", "unknown", "olivia")
 
 
 @pytest.mark.parametrize("text, message", [

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub.audit.tables import audit_events
+from hub.identity import local_operator
 from hub.registry_tables import datasets, permit_versions, permits
 from tests.conftest import EXAMPLES
 
@@ -31,8 +32,10 @@ def test_happy_path_and_idempotent_apply(spe, engine):
     code, out, _ = spe("audit", "verify")
     assert code == 0 and "intact" in out
     with engine.connect() as conn:
-        actors = {r[0] for r in conn.execute(sa.select(audit_events.c.actor))}
-    assert actors == {"olga"}
+        recorded = conn.execute(sa.select(audit_events.c.actor, audit_events.c.detail)).all()
+    # $SPE_ACTOR=olga is a claim: the actor is the Unix account that ran the commands (hub.identity)
+    assert {actor for actor, _ in recorded} == {local_operator().actor}
+    assert {(json.loads(d)["auth"], json.loads(d)["claimed_actor"]) for _, d in recorded} == {("local-unix", "olga")}
 
 
 def test_changed_permit_gets_a_new_version(spe, tmp_path):
@@ -82,7 +85,9 @@ def test_bad_permit_files_change_nothing(spe, engine, tmp_path, case, text, mess
     # the only addition is the audit record of the refused attempt
     assert after["audit_events"][:-1] == before["audit_events"]
     refused = after["audit_events"][-1]._mapping
-    assert (refused["action"], refused["outcome"], refused["actor"]) == ("cli.permit.apply", "refused", "olga")
+    assert (refused["action"], refused["outcome"], refused["actor"]) == ("cli.permit.apply", "refused",
+                                                                         local_operator().actor)
+    assert json.loads(refused["detail"])["claimed_actor"] == "olga"
 
 
 def test_missing_files_and_unknown_dataset(spe, engine, tmp_path):

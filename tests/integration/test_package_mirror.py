@@ -15,6 +15,7 @@ import requests
 import sqlalchemy as sa
 
 from hub.audit.tables import audit_events
+from hub.identity import local_operator
 from hub.mirror.store import PackageMirror
 from hub.mirror.tables import mirror_wheels
 from tests.conftest import EXAMPLES
@@ -69,7 +70,7 @@ def test_operator_adds_lists_and_removes_a_wheel_audited(spe, settings, engine, 
     code, out, _ = spe("mirror", "list", "--permit", P1, "--json")
     (row,) = json.loads(out)
     assert (row["index"], row["project"], row["version"], row["present"], row["added_by"]) == (
-        P1, "alpha-pkg", "1.0", True, "olga")
+        P1, "alpha-pkg", "1.0", True, local_operator().actor)  # the Unix account, not $SPE_ACTOR (hub.identity)
     (added,) = events(engine, "mirror.add")
     assert added["permit_id"] == P1 and json.loads(added["detail"])["sha256"] == row["sha256"]
     code, out, err = spe("mirror", "remove", "alpha-pkg==1.0", "--permit", P1, "--reason", "not needed")

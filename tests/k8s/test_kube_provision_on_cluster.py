@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from hub.cli import main as spe_main
+from hub.identity import local_operator
 from tests.conftest import EXAMPLES
 from tests.helm.conftest import CHART
 from tests.k8s.conftest import khelm, kubectl
@@ -25,6 +26,8 @@ pytestmark = pytest.mark.k8s
 
 PERMIT = "DEMO-2026-001"
 ACTOR = "olga-k8s-test"
+# The operator's real identity (hub.identity): the Job's events carry it as their claimed actor.
+OPERATOR = local_operator().actor
 
 
 def values_file(tmp_path: Path, image: str) -> Path:
@@ -66,8 +69,9 @@ CURRENT = ("from hub.settings import Settings; from hub.db import make_engine; "
            f"'dirs': sorted(os.listdir(s.extracts_dir / {PERMIT!r}))}}))")
 EVENTS = ("from hub.settings import Settings; from hub.db import make_engine; import sqlalchemy as sa, json; "
           "from hub.audit.tables import audit_events as events; s = Settings.from_env(); e = make_engine(s.db_url); "
-          "c = e.connect(); print(json.dumps([[r.action, r.actor, r.outcome] for r in c.execute(sa.select(events)"
-          f".where(events.c.actor == {ACTOR!r}).order_by(events.c.seq))]))")
+          "c = e.connect(); print(json.dumps([[r.action, json.loads(r.detail or '{}').get('claimed_actor'), r.outcome] "
+          "for r in c.execute(sa.select(events)"
+          f".where(events.c.detail.contains({OPERATOR!r})).order_by(events.c.seq))]))")
 
 
 def test_operator_provisions_through_the_kubernetes_client(tools, cluster, images, namespace, volumes, tmp_path,
@@ -143,7 +147,7 @@ def test_operator_provisions_through_the_kubernetes_client(tools, cluster, image
         kept = json.loads(kubectl(tools, cluster, "-n", ns, "get", "job", failed, "-o", "json").stdout)
         assert kept["status"].get("failed") == 1
         assert json.loads(hub_python(tools, cluster, ns, CURRENT))["version"] == 2  # untouched
-        assert json.loads(hub_python(tools, cluster, ns, EVENTS))[-1] == ["cli.permit.apply", ACTOR, "refused"]
+        assert json.loads(hub_python(tools, cluster, ns, EVENTS))[-1] == ["cli.permit.apply", OPERATOR, "refused"]
     finally:
         print(f"kube provision cluster test: {time.monotonic() - started:.0f} s")
         khelm(tools, cluster, "uninstall", "spe", "-n", ns, check=False)

@@ -205,8 +205,10 @@ def run_scenario(tools, cluster, namespace, tmp_path, images):
     by_action = wait("the stop in the audit trail", 60, lambda: (lambda a: a if "workspace.stop" in a else None)(
         audit_by_action()))
     checks = by_action["kube.networkpolicy_check"]
-    assert [(e["actor"], e["detail"]["result"], e["detail"]["netlock"]) for e in checks] == [
-        ("hub", "not-enforced", True), ("olivia", "not-enforced", True)]
+    # `spe --actor olivia` in the pod is recorded as its Unix account@host, olivia only as the claim (hub.identity)
+    assert [(e["detail"].get("claimed_actor", e["actor"]), e["detail"]["result"], e["detail"]["netlock"])
+            for e in checks] == [("hub", "not-enforced", True), ("olivia", "not-enforced", True)]
+    assert checks[1]["detail"]["auth"] == "local-unix" and "@" in checks[1]["actor"]
     spawned = [e for e in by_action.get("workspace.spawn", []) if e["outcome"] == "ok"]
     assert [(e["actor"], e["permit_id"], e["detail"]["pod"]) for e in spawned] == [("bob", PERMIT, pod)]
     assert [(e["actor"], e["detail"]["pod"]) for e in by_action.get("workspace.stop", [])] == [("bob", pod)]
