@@ -34,6 +34,7 @@ from hub.hubapp.process import (free_loopback_port, hub_env, remove_run_resource
 from hub.provision.extracts import current_extract
 from hub.settings import Settings
 from tests.conftest import EXAMPLES
+from tests.oidc_support import forms as html_forms
 from tests.oidc_support import oidc_login, start_provider
 
 pytestmark = pytest.mark.docker
@@ -74,8 +75,8 @@ def citizen_hub(tmp_path_factory):
         "nina": {"groups": ["citizens"]},  # the IdP sends no national identifier
         "rita": {"groups": ["researchers"]},
     }
-    idp = start_provider(home, ports["oidc"], [{"client_id": "spe-hub", "client_secret": secret,
-                                                "redirect_uris": [f"{url}/hub/oauth_callback"]}], accounts)
+    idp = start_provider(home, [{"client_id": "spe-hub", "client_secret": secret,
+                                 "redirect_uris": [f"{url}/hub/oauth_callback"]}], accounts, port=ports["oidc"])
     site = home / "oidc_config.py"
     site.write_text(f"""c = get_config()  # noqa: F821
 c.JupyterHub.authenticator_class = "generic-oauth"
@@ -130,11 +131,9 @@ def api(c: HubClient, method: str, path: str) -> requests.Response:
 
 def page_form(c: HubClient, path: str) -> dict:
     """The page's form fields (the _xsrf token the service checks)."""
-    from tests.oidc_support import _forms
-
     resp = c.session.get(f"{c.base_url}{CIT}{path}", timeout=120)
     assert resp.status_code == 200, resp.text[:300]
-    return resp, {a: f for a, f in _forms(resp.text)}
+    return resp, {a: f for a, f in html_forms(resp.text)}
 
 
 def test_citizen_login_optout_propagation_and_who_used_my_data(citizen_hub):

@@ -1,5 +1,5 @@
 """OIDC sign-in for real: a JupyterHub with SPE's configuration and `SpeOIDCAuthenticator`, a real
-OpenID Connect provider (npm `oidc-provider`), and the browser's authorization-code flow driven
+OpenID Connect provider (npm `oidc-provider`, tests/oidc_support.py), and the browser's authorization-code flow driven
 over HTTP. The IdP's groups claim becomes SPE groups; an operator or output checker who signed
 in with one factor is refused with a page that says why (and the refusal is audited); with a
 one-time code they get in; a person in no SPE group is refused; a login fills the notifier's
@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -26,7 +25,7 @@ from hub.audit.tables import audit_events
 from hub.db import dispose_engines, make_engine
 from hub.hubapp.process import free_loopback_port
 from hub.notify.tables import notify_people
-from tests.integration.oidc.idp import start_idp
+from tests.oidc_support import oidc_login, start_provider
 
 REPO = Path(__file__).resolve().parents[3]
 USERS = {
@@ -39,13 +38,14 @@ USERS = {
 
 HUB_CONFIG = """
 import sys
+from pathlib import Path
 
 from hub.hubapp.config import configure_hub, frontoffice_service
 from hub.hubapp.options import SpeHub
 from hub.settings import Settings
 
 c = get_config()  # noqa: F821
-settings = Settings(home={home!r}, db_url={db_url!r})
+settings = Settings(home=Path({home!r}), db_url={db_url!r})
 env = {{"SPE_HOME": {home!r}, "SPE_DB_URL": {db_url!r}, "PYTHONPATH": {repo!r}}}
 frontoffice = frontoffice_service("http://127.0.0.1:{fo_port}", command=[sys.executable, "-m", "hub.frontoffice.web"],
                                   environment=env, cwd={repo!r})
@@ -83,13 +83,16 @@ def oidc_hub(tmp_path_factory):
     db_url = f"sqlite:///{home / 'registry.db'}"
     make_engine(db_url)  # the registry's tables, as `spe` would create them
     public_port, hub_port, proxy_port, fo_port = (free_loopback_port() for _ in range(4))
-    idp = start_idp(tmp, f"http://127.0.0.1:{public_port}/hub/oauth_callback", USERS)
+    client = {"client_id": "spe-hub", "client_secret": "test-client-secret-" + secrets.token_hex(8),
+              "redirect_uris": [f"http://127.0.0.1:{public_port}/hub/oauth_callback"],
+              "token_endpoint_auth_method": "client_secret_post"}
+    idp = start_provider(tmp, [client], USERS)
     discovery = requests.get(f"{idp.issuer}/.well-known/openid-configuration", timeout=10).json()
     admin_token = secrets.token_hex(32)
     (tmp / "jupyterhub_config.py").write_text(HUB_CONFIG.format(
         home=str(home), db_url=db_url, repo=str(REPO), fo_port=fo_port, public_port=public_port, hub_port=hub_port, proxy_port=proxy_port,
-        pid_file=str(tmp / "proxy.pid"), tmp=tmp, admin_token=admin_token, client_id=idp.client_id,
-        client_secret=idp.client_secret, authorize_url=discovery["authorization_endpoint"],
+        pid_file=str(tmp / "proxy.pid"), tmp=tmp, admin_token=admin_token, client_id=client["client_id"],
+        client_secret=client["client_secret"], authorize_url=discovery["authorization_endpoint"],
         token_url=discovery["token_endpoint"], userdata_url=discovery["userinfo_endpoint"]))
     log_path = tmp / "jupyterhub.log"
     env = dict(os.environ, PYTHONPATH=str(REPO), CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(16),
@@ -113,8 +116,7 @@ def oidc_hub(tmp_path_factory):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"jupyterhub did not come up:\n{log_path.read_text()[-6000:]}")
             time.sleep(0.3)
-        yield {"url": hub_url, "api": api, "token": admin_token, "db_url": db_url, "log": log_path, "idp": idp,
-               "idp_config": tmp / "idp.json"}
+        yield {"url": hub_url, "api": api, "token": admin_token, "db_url": db_url, "log": log_path, "idp": idp}
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -128,11 +130,7 @@ def oidc_hub(tmp_path_factory):
 
 def sign_in(hub: dict, user: str, otp: str = "", s: requests.Session | None = None) -> requests.Response:
     """The browser's path: the hub sends us to the IdP, we sign in there, the IdP sends us back."""
-    s = s or requests.Session()
-    page = s.get(hub["url"] + "hub/oauth_login", timeout=60)
-    assert page.url.startswith(hub["idp"].issuer + "/interaction/"), (page.url, page.text[:500])
-    action = re.search(r'action="([^"]+)"', page.text).group(1)
-    return s.post(urljoin(page.url, action), data={"login": user, "otp": otp}, timeout=120)
+    return oidc_login(s or requests.Session(), hub["url"] + "hub/oauth_login", user, otp=otp)
 
 
 def hub_user(hub: dict, name: str) -> dict | None:
@@ -215,9 +213,7 @@ def test_a_session_promoted_at_the_idp_without_a_second_factor_must_sign_in_agai
     s = requests.Session()
     assert sign_in(oidc_hub, "rita", s=s).status_code == 200
     assert s.get(oidc_hub["url"] + "hub/home", timeout=60).url == oidc_hub["url"] + "hub/home"
-    cfg = json.loads(oidc_hub["idp_config"].read_text())
-    cfg["users"]["rita"]["groups"] = ["researchers", "operators"]  # promoted at the IdP meanwhile
-    oidc_hub["idp_config"].write_text(json.dumps(cfg))
+    oidc_hub["idp"].update_account("rita", groups=["researchers", "operators"])  # promoted at the IdP meanwhile
     time.sleep(1.5)  # past auth_refresh_age: the next request refreshes from the IdP
     r = s.get(oidc_hub["url"] + "hub/home", timeout=60)
     assert "/hub/login" in r.url, r.url  # the session ended instead of gaining the operators' role
