@@ -12,7 +12,8 @@ Each round (`run_once`):
    (`hub.frontoffice.rounds`).
 
 The decisions are pure (`plan_round`); the I/O is the hub REST API (one door: `HubApi`),
-the registry, the extracts directory and Docker volumes. Entry point: `python -m
+the registry, the extracts directory and the work volumes of the backend the workspaces run on
+(hub.lifecycle_backends: Docker volumes, or PVCs with `--backend kube`). Entry point: `python -m
 hub.lifecycle` (reads JUPYTERHUB_API_URL/TOKEN, SPE_HOME, SPE_DB_URL). Must not import `egress`.
 """
 
@@ -37,7 +38,7 @@ from hub.db import make_engine
 from hub.exceptions import Refused
 from hub.frontoffice.rounds import run_round
 from hub.hubapp.options import LIFECYCLE_MAX_PERIOD_SECONDS, MAX_EXTRACT_GRACE_DAYS
-from hub.naming import safe_slug
+from hub.lifecycle_backends import DockerWorkVolumes, KubeWorkVolumes, WorkVolumes
 from hub.permits.access import check_can_open, permit_for_server
 from hub.permits.lifecycle import ENDED
 from hub.permits.model import Permit
@@ -149,24 +150,24 @@ def _provisioned(settings: Settings) -> set[str]:
 
 
 def delete_permit_data(settings: Settings, engine: sa.Engine, permit_id: str, docker_client=None,
-                       name_prefix: str = "spe") -> None:
-    """Delete the extracts (all versions, audited by provisioning) and the work volumes of an ended permit."""
+                       name_prefix: str = "spe", volumes: WorkVolumes | None = None) -> None:
+    """Delete the extracts (all versions, audited by provisioning) and the work volumes of an
+    ended permit, through `volumes` (hub.lifecycle_backends; a Docker client builds the Docker one)."""
     delete_extracts(engine, settings, permit_id, SYSTEM, "grace period after the permit ended has passed")
-    if docker_client is None:
+    if volumes is None and docker_client is not None:
+        volumes = DockerWorkVolumes(docker_client, name_prefix)
+    if volumes is None:
         return
-    volumes = docker_client.volumes.list(filters={"label": [f"spe.permit={safe_slug(permit_id, prefix='p')}",
-                                                            f"spe.deployment={name_prefix}"]})
-    for vol in volumes:
-        vol.remove(force=True)
-    if volumes:
+    deleted = volumes.delete_for_permit(permit_id)
+    if deleted:
         with engine.begin() as conn:
             audit.record(conn, actor=SYSTEM, role="system", action="workspace.volumes.delete", permit_id=permit_id,
-                         detail={"volumes": sorted(v.name for v in volumes),
-                                 "reason": "grace period after the permit ended has passed"})
+                         detail={"volumes": deleted, "reason": "grace period after the permit ended has passed"})
 
 
 def run_once(settings: Settings, api: HubApi, grace_days: int, today: date | None = None,
-             now: datetime | None = None, docker_client=None, name_prefix: str = "spe") -> RoundPlan:
+             now: datetime | None = None, docker_client=None, name_prefix: str = "spe",
+             volumes: WorkVolumes | None = None) -> RoundPlan:
     engine = make_engine(settings.db_url)
     store = PermitStore(engine)
     today = today or date.today()
@@ -185,7 +186,7 @@ def run_once(settings: Settings, api: HubApi, grace_days: int, today: date | Non
                          detail={"user": running.user, "server": running.server, "reason": reason})
         log.info("stopped %s/%s: %s", running.user, running.server, reason)
     for pid in plan.delete_data:
-        delete_permit_data(settings, engine, pid, docker_client, name_prefix)
+        delete_permit_data(settings, engine, pid, docker_client, name_prefix, volumes)
         log.info("deleted extracts of ended permit %s", pid)
     try:  # deadline reminders and the daily storage meter must never stop the enforcement above
         run_round(settings, engine, today, docker_client, name_prefix)
@@ -200,26 +201,35 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"seconds between rounds (1..{LIFECYCLE_MAX_PERIOD_SECONDS})")
     parser.add_argument("--grace-days", type=int, default=30,
                         help=f"days after a permit ends before its data is deleted (0..{MAX_EXTRACT_GRACE_DAYS})")
-    parser.add_argument("--name-prefix", default="spe", help="this deployment's container/volume prefix")
+    parser.add_argument("--name-prefix", default="spe", help="this deployment's container/volume prefix (docker)")
+    parser.add_argument("--backend", choices=("docker", "kube"), default="docker",
+                        help="where workspaces run: their work volumes are Docker volumes or PVCs")
+    parser.add_argument("--namespace", default="", help="the hub's namespace (kube): where the work PVCs are")
     parser.add_argument("--once", action="store_true", help="run one round and exit")
     args = parser.parse_args(argv)
     if not 1 <= args.period_seconds <= LIFECYCLE_MAX_PERIOD_SECONDS:
         parser.error(f"--period-seconds must be 1..{LIFECYCLE_MAX_PERIOD_SECONDS}")
     if not 0 <= args.grace_days <= MAX_EXTRACT_GRACE_DAYS:
         parser.error(f"--grace-days must be 0..{MAX_EXTRACT_GRACE_DAYS} (EHDS: six months)")
+    if args.backend == "kube" and not args.namespace:
+        parser.error("--backend kube needs --namespace")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s lifecycle %(levelname)s %(message)s")
     settings = Settings.from_env(actor=SYSTEM)
     api = HubApi(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
-    try:
-        import docker
+    docker_client, volumes = None, None
+    if args.backend == "kube":  # fails here, loudly, if the pod's service account is not mounted
+        volumes = KubeWorkVolumes.in_cluster(args.namespace)
+    else:
+        try:
+            import docker
 
-        docker_client = docker.from_env()
-    except Exception:  # no engine reachable: extracts are still deleted, volumes on the next round
-        log.warning("docker not reachable; work volumes of ended permits are not deleted this time")
-        docker_client = None
+            docker_client = docker.from_env()
+        except Exception:  # no engine reachable: extracts are still deleted, volumes on the next round
+            log.warning("docker not reachable; work volumes of ended permits are not deleted this time")
     while True:
         try:
-            run_once(settings, api, args.grace_days, docker_client=docker_client, name_prefix=args.name_prefix)
+            run_once(settings, api, args.grace_days, docker_client=docker_client, name_prefix=args.name_prefix,
+                     volumes=volumes)
         except Exception:  # keep enforcing: one bad round must not end the service
             log.exception("lifecycle round failed")
         if args.once:

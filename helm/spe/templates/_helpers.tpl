@@ -4,6 +4,7 @@
 {{- define "spe.proxy.name" -}}{{ include "spe.name" . }}-proxy{{- end }}
 {{- define "spe.proxyApi.name" -}}{{ include "spe.name" . }}-proxy-api{{- end }}
 {{- define "spe.egress.name" -}}{{ include "spe.name" . }}-egress{{- end }}
+{{- define "spe.recorder.name" -}}{{ include "spe.name" . }}-recorder{{- end }}
 {{- define "spe.mirror.name" -}}{{ include "spe.name" . }}-mirror{{- end }}
 {{- define "spe.inflow.name" -}}{{ include "spe.name" . }}-inflow{{- end }}
 {{- define "spe.extracts.name" -}}{{ include "spe.name" . }}-extracts{{- end }}
