@@ -9,7 +9,9 @@ Each round (`run_once`):
 3. extracts and work volumes of ended permits are deleted once the grace period after the
    end has passed (default 30 days; EHDS: at most six months), audited (`extract.delete`);
 4. the front office's due deadline reminders are emitted and, once a day, storage is metered
-   (`hub.frontoffice.rounds`).
+   (`hub.frontoffice.rounds`);
+5. with a schedule (`--checkpoint-every-seconds`, `--verify-every-seconds`; the chart sets one
+   hour and one day), the audit trail's head is signed and the trail verified (hub.lifecycle_audit).
 
 The decisions are pure (`plan_round`); the I/O is the hub REST API (one door: `HubApi`),
 the registry, the extracts directory and the work volumes of the backend the workspaces run on
@@ -38,6 +40,7 @@ from hub.db import make_engine
 from hub.exceptions import Refused
 from hub.frontoffice.rounds import run_round
 from hub.hubapp.options import LIFECYCLE_MAX_PERIOD_SECONDS, MAX_EXTRACT_GRACE_DAYS
+from hub.lifecycle_audit import audit_round
 from hub.lifecycle_backends import DockerWorkVolumes, KubeWorkVolumes, WorkVolumes
 from hub.permits.access import check_can_open, permit_for_server
 from hub.permits.lifecycle import ENDED
@@ -167,7 +170,7 @@ def delete_permit_data(settings: Settings, engine: sa.Engine, permit_id: str, do
 
 def run_once(settings: Settings, api: HubApi, grace_days: int, today: date | None = None,
              now: datetime | None = None, docker_client=None, name_prefix: str = "spe",
-             volumes: WorkVolumes | None = None) -> RoundPlan:
+             volumes: WorkVolumes | None = None, audit_schedule: tuple[timedelta, timedelta] | None = None) -> RoundPlan:
     engine = make_engine(settings.db_url)
     store = PermitStore(engine)
     today = today or date.today()
@@ -192,6 +195,11 @@ def run_once(settings: Settings, api: HubApi, grace_days: int, today: date | Non
         run_round(settings, engine, today, docker_client, name_prefix)
     except Exception:
         log.exception("front office round failed")
+    if audit_schedule:  # signed checkpoints and verification on a schedule (hub.lifecycle_audit)
+        try:
+            audit_round(engine, settings.keys_dir, now, *audit_schedule)
+        except Exception:
+            log.exception("scheduled audit checkpoint or verification failed")
     return plan
 
 
@@ -205,18 +213,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=("docker", "kube"), default="docker",
                         help="where workspaces run: their work volumes are Docker volumes or PVCs")
     parser.add_argument("--namespace", default="", help="the hub's namespace (kube): where the work PVCs are")
+    parser.add_argument("--checkpoint-every-seconds", type=int, default=0,
+                        help="sign an audit checkpoint this often (0: never; the chart: 3600)")
+    parser.add_argument("--verify-every-seconds", type=int, default=0,
+                        help="verify the whole audit trail this often (0: never; the chart: 86400)")
     parser.add_argument("--once", action="store_true", help="run one round and exit")
     args = parser.parse_args(argv)
     if not 1 <= args.period_seconds <= LIFECYCLE_MAX_PERIOD_SECONDS:
         parser.error(f"--period-seconds must be 1..{LIFECYCLE_MAX_PERIOD_SECONDS}")
     if not 0 <= args.grace_days <= MAX_EXTRACT_GRACE_DAYS:
         parser.error(f"--grace-days must be 0..{MAX_EXTRACT_GRACE_DAYS} (EHDS: six months)")
+    if (args.checkpoint_every_seconds < 0 or args.verify_every_seconds < 0
+            or bool(args.checkpoint_every_seconds) != bool(args.verify_every_seconds)):
+        parser.error("--checkpoint-every-seconds and --verify-every-seconds: both 0, or both positive")
     if args.backend == "kube" and not args.namespace:
         parser.error("--backend kube needs --namespace")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s lifecycle %(levelname)s %(message)s")
     settings = Settings.from_env(actor=SYSTEM)
     api = HubApi(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
     docker_client, volumes = None, None
+    schedule = ((timedelta(seconds=args.checkpoint_every_seconds), timedelta(seconds=args.verify_every_seconds))
+                if args.checkpoint_every_seconds else None)
     if args.backend == "kube":  # fails here, loudly, if the pod's service account is not mounted
         volumes = KubeWorkVolumes.in_cluster(args.namespace)
     else:
@@ -229,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     while True:
         try:
             run_once(settings, api, args.grace_days, docker_client=docker_client, name_prefix=args.name_prefix,
-                     volumes=volumes)
+                     volumes=volumes, audit_schedule=schedule)
         except Exception:  # keep enforcing: one bad round must not end the service
             log.exception("lifecycle round failed")
         if args.once:

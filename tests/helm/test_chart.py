@@ -526,3 +526,57 @@ def test_provisioning_jobs_are_selected_by_their_own_closed_policy(rendered):
     extra = [r for r in policy["spec"]["egress"] if not any(p.get("port") == 53 for p in r.get("ports", []))]
     assert extra and all(r in hub_policy["spec"]["egress"] for r in extra)
     assert not any(not r.get("to") for r in policy["spec"]["egress"])  # no rule without a destination
+
+
+def test_alert_rules_are_a_valid_prometheus_rule_file_on_spe_metrics(tools, rendered, tmp_path):
+    """The rule file the chart ships passes promtool (Debian's `prometheus` package), names only
+    metrics SPE serves, and the PrometheusRule carries the same rules when asked for."""
+    import re
+    import shutil
+
+    from hub.metrics import HUB_GROUPS, Scrape
+
+    (cm,) = find(rendered["default-values.yaml"], "ConfigMap", f"{RELEASE}-alerts")
+    text = cm["data"]["spe-alerts.yaml"]
+    rules = yaml.safe_load(text)
+    alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
+    assert {"SpeAuditTrailDamaged", "SpeAuditNotVerified", "SpeAuditNotCheckpointed",
+            "SpeNetworkPolicyNotEnforced"} <= set(alerts)
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing (scripts/system-deps.sh installs Debian's prometheus)"
+    (tmp_path / "spe-alerts.yaml").write_text(text)
+    out = subprocess.run([promtool, "check", "rules", str(tmp_path / "spe-alerts.yaml")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    served = set()
+    for make in HUB_GROUPS.values():
+        group = make()
+        if hasattr(group, "networkpolicy"):
+            group.networkpolicy = "enforced"  # Kubernetes only: served once the self-check ran
+        served |= {m.name for m in group.collect(Scrape(conn=None, permit_rows=[], head_seq=0))}
+    named = {n for r in alerts.values() for n in re.findall(r"\bspe_[a-z_]+", r["expr"])}
+    assert named and named <= served, named - served
+    assert not find(rendered["default-values.yaml"], "PrometheusRule")
+    docs = render(tools, "default-values.yaml", "--set", "metrics.alerts.prometheusRule=true",
+                  "--set", "metrics.alerts.labels.release=kube-prometheus")
+    (rule,) = find(docs, "PrometheusRule", f"{RELEASE}-alerts")
+    assert rule["spec"] == rules and rule["metadata"]["labels"]["release"] == "kube-prometheus"
+    assert not find(render(tools, "default-values.yaml", "--set", "metrics.alerts.enabled=false"), "ConfigMap",
+                    f"{RELEASE}-alerts")
+
+
+def test_the_chart_made_keys_secret_signs_audit_checkpoints(rendered, tmp_path):
+    """keys.store=secret without existingSecret: the Secret carries an Ed25519 key the hub signs
+    checkpoints with (mounted read-only at SPE_HOME/keys; nothing has to create it)."""
+    from hub.audit.checkpoint import KEY_FILE, load_or_create_signer
+
+    (secret,) = [s for s in find(rendered["default-values.yaml"], "Secret") if KEY_FILE in s.get("data", {})]
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / KEY_FILE).write_bytes(base64.b64decode(secret["data"][KEY_FILE]))
+    keys.chmod(0o500)  # as mounted: read-only
+    try:
+        signer = load_or_create_signer(keys)
+    finally:
+        keys.chmod(0o700)
+    assert signer.algorithm == "ed25519" and signer.verifier() is not None
+    assert sorted(p.name for p in keys.iterdir()) == [KEY_FILE]

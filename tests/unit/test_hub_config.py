@@ -184,6 +184,9 @@ def test_kube_runs_culler_lifecycle_and_front_office_in_the_hub_pod_behind_the_r
     life = svc["spe-lifecycle"]["command"]
     assert life[1:3] == ["-m", "hub.lifecycle"] and life[life.index("--backend") + 1] == "kube"
     assert life[life.index("--namespace") + 1] == "spe-test"
+    # a signed checkpoint every hour, the whole trail verified every day
+    assert (life[life.index("--checkpoint-every-seconds") + 1], life[life.index("--verify-every-seconds") + 1]) == (
+        "3600", "86400")
     assert "--remove-named-servers=false" in svc["idle-culler"]["command"]
     assert svc["frontoffice"]["url"] == "http://10.253.0.7:8120"
     for name in ("spe-lifecycle", "frontoffice"):

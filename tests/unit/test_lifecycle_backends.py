@@ -90,3 +90,18 @@ def test_a_cull_is_filed_under_the_permit_not_the_server_name(engine, eunomia):
     assert permit_of_server(engine, server) == PERMIT
     assert permit_of_server(engine, "no-such-permit") is None
     assert permit_of_server(engine, "") is None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--backend", "kube"], "--backend kube needs --namespace"),
+    (["--checkpoint-every-seconds", "3600"], "both 0, or both positive"),
+    (["--verify-every-seconds", "-1", "--checkpoint-every-seconds", "5"], "both 0, or both positive"),
+])
+def test_lifecycle_refuses_bad_flags_in_one_line(argv, message, capsys):
+    from hub.lifecycle import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.strip().splitlines()[-1].count(message) == 1
