@@ -7,7 +7,8 @@ One chart install, one scenario (an install and a first spawn cost minutes on th
    the workspace is the recorder's Service, never the pod);
 2. the hub pod is deleted: the workspace pod keeps running, a kernel connection opened before
    keeps working, and its next cell is recorded; the route still leads through the recorder;
-3. left idle, the workspace is culled, and the cull is in the permit's audit export;
+3. a signed checkpoint appears on schedule and `spe audit verify` checks its signature; left
+   idle, the workspace is culled, and the cull is in the permit's audit export;
 4. started again, then the permit is expired: the lifecycle service stops the workspace, a new
    start is refused, and (grace 0 days) the extract and the work PVC are deleted, audited.
 """
@@ -133,6 +134,16 @@ def run_scenario(tools, cluster, namespace, tmp_path, images):
     assert route_target() == "http://spe-recorder:8765"
     codes = [e["detail"]["code"] for e in actions(audit_events(tools, cluster, namespace), "session.cell")]
     assert {"print(7 * 6, 'while the hub restarts')", "print('after the restart')"} <= set(codes), codes
+
+    # the lifecycle service signs a checkpoint on schedule (the key: created by the first export
+    # above, keys.store=pvc here) and has verified the trail; `spe audit verify` checks the signature
+    cps = wait("a scheduled checkpoint", 120, lambda: [
+        e for e in actions(audit_events(tools, cluster, namespace), "audit.checkpoint") if e["actor"] == "system"])
+    assert cps[0]["detail"]["seq"] > 0
+    scheduled = [e for e in actions(audit_events(tools, cluster, namespace), "audit.verify") if e["actor"] == "system"]
+    assert scheduled and scheduled[0]["outcome"] == "ok", scheduled
+    verified = hub_exec(tools, cluster, namespace, "spe", "audit", "verify").stdout
+    assert "chain intact" in verified and "signatures checked" in verified and "NOT" not in verified, verified
 
     # 3. left idle, the workspace is culled; the cull is in the permit's own audit export
     wait("the idle workspace culled", 600, lambda: server() is None)
