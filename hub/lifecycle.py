@@ -120,7 +120,8 @@ class HubApi:
             items = page["items"] if isinstance(page, dict) else page
             for user in items:
                 for server_name, server in (user.get("servers") or {}).items():
-                    if server_name and (server.get("ready") or server.get("pending")):
+                    # a server already stopping is not stopped (and audited) a second time
+                    if server_name and (server.get("ready") or server.get("pending")) and server.get("pending") != "stop":
                         out.append(Running(user["name"], server_name))
             nxt = page.get("_pagination", {}).get("next") if isinstance(page, dict) else None
             if not nxt:

@@ -37,9 +37,12 @@ WORK_PVC = safe_slug("work", PERMIT, "bob")  # hub.spawner.spec: the (permit, us
 def governance_values(tmp_path, images):
     path = values_file(tmp_path, images)
     values = yaml.safe_load(path.read_text())
-    # a lifecycle round every 5 s, data deleted as soon as the permit ends, culled after 60 s idle
+    # a lifecycle round every 5 s, data deleted as soon as the permit ends; culled after 300 s
+    # idle (longer than a hub pod restart on a loaded node: the workspace must outlive that), the
+    # hub reading the proxy's activity every 10 s (JupyterHub's default: 300 s)
     values["hub"]["config"]["SpeHub"] = {"lifecycle_period_seconds": 5, "extract_grace_days": 0,
-                                         "idle_timeout_seconds": 60}
+                                         "idle_timeout_seconds": 300}
+    values["hub"]["config"]["JupyterHub"]["last_activity_interval"] = 10
     values["workspace"]["networkPolicy"] = {"selfCheck": False}  # test_workspace_on_cluster covers it
     path.write_text(yaml.safe_dump(values))
     return path
@@ -128,7 +131,7 @@ def run_scenario(tools, cluster, namespace, tmp_path, images):
     assert out.returncode == 0, out.stderr
     wait("the hub answers again", 180, lambda: requests.get(f"{api}/", timeout=10).status_code == 200)
     assert k("get", "pod", pod, "-o", "jsonpath={.metadata.uid}").stdout == pod_uid
-    assert (server() or {}).get("ready"), "the hub lost the running workspace over its restart"
+    wait("the hub keeps the running workspace over its restart", 240, lambda: (server() or {}).get("ready"))
     assert kernel.run("print('after the restart')") == "after the restart\n"
     kernel.close()
     assert route_target() == "http://spe-recorder:8765"
@@ -146,7 +149,7 @@ def run_scenario(tools, cluster, namespace, tmp_path, images):
     assert "chain intact" in verified and "signatures checked" in verified and "NOT" not in verified, verified
 
     # 3. left idle, the workspace is culled; the cull is in the permit's own audit export
-    wait("the idle workspace culled", 600, lambda: server() is None)
+    wait("the idle workspace culled", 900, lambda: server() is None)
     culls = wait("the cull in the permit's export", 60, lambda: actions(
         audit_events(tools, cluster, namespace, permit=PERMIT), "workspace.cull"))
     assert [(c["actor"], c["permit_id"], c["detail"]["user"]) for c in culls] == [("idle-culler", PERMIT, "bob")]
@@ -160,6 +163,7 @@ def run_scenario(tools, cluster, namespace, tmp_path, images):
     wait("the expired permit's workspace stopped", 180, lambda: server() is None)
     terminated = actions(audit_events(tools, cluster, namespace), "workspace.terminate")
     assert [(e["actor"], e["permit_id"], e["detail"]["server"]) for e in terminated] == [("system", PERMIT, SERVER)]
+    assert "expired" in terminated[0]["detail"]["reason"]
     r = requests.post(f"{api}/users/bob/servers/{SERVER}", headers=auth, timeout=60)
     refused = wait("the refused start in the audit trail", 120, lambda: [
         e for e in actions(audit_events(tools, cluster, namespace), "workspace.spawn") if e["outcome"] == "refused"])

@@ -105,3 +105,20 @@ def test_lifecycle_refuses_bad_flags_in_one_line(argv, message, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.strip().splitlines()[-1].count(message) == 1
+
+
+def test_a_server_already_stopping_is_not_stopped_again():
+    """A slow pod stop spans several lifecycle rounds: only servers running or starting are listed
+    (so a stop is requested, and audited as `workspace.terminate`, once)."""
+    from hub.lifecycle import HubApi, Running
+
+    class PageApi(HubApi):  # the REST door answers one page, as JupyterHub does
+        def _call(self, method, path):
+            assert (method, path) == ("GET", "/users?state=active&offset=0&limit=200")
+            return {"items": [{"name": "bob", "servers": {
+                "": {"ready": True},  # the default server: never an SPE workspace
+                "p-1": {"ready": True, "pending": None},
+                "p-2": {"ready": False, "pending": "spawn"},
+                "p-3": {"ready": False, "pending": "stop"}}}], "_pagination": {"next": None}}
+
+    assert PageApi("http://hub/hub/api", "t").running_servers() == [Running("bob", "p-1"), Running("bob", "p-2")]
