@@ -51,6 +51,7 @@ def values_file(tmp_path: Path, images: dict) -> Path:
         "registry": {"db": {"type": "sqlite", "pvc": {"storage": "1Gi", "storageClassName": "local-path"}}},
         "extracts": {"pvc": {"storage": "1Gi", "storageClassName": "local-path"}},
         "egress": {"store": {"storage": "1Gi", "storageClassName": "local-path"}},
+        "inflow": {"pvc": {"storage": "1Gi", "storageClassName": "local-path"}},  # the test node's static PVs
         "keys": {"store": "pvc", "pvc": {"storage": "10Mi", "storageClassName": "local-path"}},
     }
     path = tmp_path / "cluster-values.yaml"
