@@ -49,10 +49,10 @@ def import_image(image: str) -> None:
         return
     assert subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0, \
         f"image {image} is not in the local Docker engine"
-    save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
-    out = subprocess.run(["ctr", "--address", sock, "-n", "k8s.io", "images", "import", "-"],
-                         stdin=save.stdout, capture_output=True, text=True)
-    save.wait()
+    with subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE) as save:  # closes the pipe
+        out = subprocess.run(["ctr", "--address", sock, "-n", "k8s.io", "images", "import", "-"],
+                             stdin=save.stdout, capture_output=True, text=True)
+        save.wait()
     assert out.returncode == 0 and save.returncode == 0, out.stderr
 
 
