@@ -93,6 +93,9 @@ def make_volumes(tools, kubeconfig, namespace: str, count: int = 8) -> list[str]
         path = RUN / "pv" / namespace / str(i)
         path.mkdir(parents=True)
         os.chown(path, 1000, 1000)
+        # the kubelet makes a missing subPath directory (the inflow volume's mirror/, imports/)
+        # as root with the volume root's mode: setgid and group-writable, so uid/gid 1000 can write it
+        path.chmod(0o2775)
         name = f"{namespace}-pv{i}"
         pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
               "spec": {"capacity": {"storage": "20Gi"}, "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
