@@ -129,7 +129,7 @@ def run_scenario(tools, cluster, namespace, tmp_path, images):
     assert kernel.run("print(7 * 6, 'while the hub restarts')") == "42 while the hub restarts\n"
     out = k("rollout", "status", "deploy/spe-hub", "--timeout=300s", check=False)
     assert out.returncode == 0, out.stderr
-    wait("the hub answers again", 180, lambda: requests.get(f"{api}/", timeout=10).status_code == 200)
+    wait("the hub answers again", 180, lambda: requests.get(f"{api}/users/bob", headers=auth, timeout=10).ok)
     assert k("get", "pod", pod, "-o", "jsonpath={.metadata.uid}").stdout == pod_uid
     wait("the hub keeps the running workspace over its restart", 240, lambda: (server() or {}).get("ready"))
     assert kernel.run("print('after the restart')") == "after the restart\n"
