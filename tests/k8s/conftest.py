@@ -83,7 +83,9 @@ def namespace(tools, cluster):  # noqa: F811
     ns = f"spe-t-{uuid.uuid4().hex[:8]}"
     kubectl(tools, cluster, "create", "namespace", ns)
     yield ns
-    kubectl(tools, cluster, "delete", "namespace", ns, "--wait=false", check=False)
+    # gone before the next test makes its volumes: a claim left pending here (the chart keeps
+    # evidence PVCs) would otherwise bind the next test's static PVs
+    kubectl(tools, cluster, "delete", "namespace", ns, "--wait=true", "--timeout=180s", check=False)
 
 
 def make_volumes(tools, kubeconfig, namespace: str, count: int = 8) -> list[str]:  # noqa: F811
