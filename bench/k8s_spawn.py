@@ -97,7 +97,7 @@ def install(tools, kubeconfig, namespace: str, images: dict, variant: str, tmp: 
                 "securityContext": {"runAsUser": 0, "capabilities": {"add": ["NET_ADMIN"]}}}]
         path.write_text(yaml.safe_dump(values))
     khelm(tools, kubeconfig, "install", "spe", str(CHART), "-n", namespace, "-f", str(path))
-    for dep in ("spe-hub", "spe-proxy"):
+    for dep in ("spe-hub", "spe-proxy", "spe-recorder"):  # every workspace is reached through the recorder
         kubectl(tools, kubeconfig, "-n", namespace, "rollout", "status", f"deploy/{dep}", "--timeout=300s")
     if variant == "permit":
         def hub_exec(*cmd, stdin=None):

@@ -10,10 +10,13 @@ Each round (`run_once`):
    end has passed (default 30 days; EHDS: at most six months), audited (`extract.delete`);
 4. the front office's due deadline reminders are emitted and, once a day, storage is metered
    (`hub.frontoffice.rounds`);
-5. the audit chain head is signed hourly (`hub.audit.periodic`), for the register to publish.
+5. the audit chain head is signed hourly and the whole trail verified daily (hub.lifecycle_audit;
+   `--checkpoint-every-seconds`, `--verify-every-seconds`), for the register to publish and the
+   alert rules to watch.
 
 The decisions are pure (`plan_round`); the I/O is the hub REST API (one door: `HubApi`),
-the registry, the extracts directory and Docker volumes. Entry point: `python -m
+the registry, the extracts directory and the work volumes of the backend the workspaces run on
+(hub.lifecycle_backends: Docker volumes, or PVCs with `--backend kube`). Entry point: `python -m
 hub.lifecycle` (reads JUPYTERHUB_API_URL/TOKEN, SPE_HOME, SPE_DB_URL). Must not import `egress`.
 """
 
@@ -34,12 +37,12 @@ from datetime import date, datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from hub import audit
-from hub.audit.periodic import periodic_checkpoint
 from hub.db import make_engine
 from hub.exceptions import Refused
 from hub.frontoffice.rounds import run_round
 from hub.hubapp.options import LIFECYCLE_MAX_PERIOD_SECONDS, MAX_EXTRACT_GRACE_DAYS
-from hub.naming import safe_slug
+from hub.lifecycle_audit import audit_round
+from hub.lifecycle_backends import DockerWorkVolumes, KubeWorkVolumes, WorkVolumes
 from hub.permits.access import check_can_open, permit_for_server
 from hub.permits.lifecycle import ENDED
 from hub.permits.model import Permit
@@ -118,7 +121,8 @@ class HubApi:
             items = page["items"] if isinstance(page, dict) else page
             for user in items:
                 for server_name, server in (user.get("servers") or {}).items():
-                    if server_name and (server.get("ready") or server.get("pending")):
+                    # a server already stopping is not stopped (and audited) a second time
+                    if server_name and (server.get("ready") or server.get("pending")) and server.get("pending") != "stop":
                         out.append(Running(user["name"], server_name))
             nxt = page.get("_pagination", {}).get("next") if isinstance(page, dict) else None
             if not nxt:
@@ -151,24 +155,24 @@ def _provisioned(settings: Settings) -> set[str]:
 
 
 def delete_permit_data(settings: Settings, engine: sa.Engine, permit_id: str, docker_client=None,
-                       name_prefix: str = "spe") -> None:
-    """Delete the extracts (all versions, audited by provisioning) and the work volumes of an ended permit."""
+                       name_prefix: str = "spe", volumes: WorkVolumes | None = None) -> None:
+    """Delete the extracts (all versions, audited by provisioning) and the work volumes of an
+    ended permit, through `volumes` (hub.lifecycle_backends; a Docker client builds the Docker one)."""
     delete_extracts(engine, settings, permit_id, SYSTEM, "grace period after the permit ended has passed")
-    if docker_client is None:
+    if volumes is None and docker_client is not None:
+        volumes = DockerWorkVolumes(docker_client, name_prefix)
+    if volumes is None:
         return
-    volumes = docker_client.volumes.list(filters={"label": [f"spe.permit={safe_slug(permit_id, prefix='p')}",
-                                                            f"spe.deployment={name_prefix}"]})
-    for vol in volumes:
-        vol.remove(force=True)
-    if volumes:
+    deleted = volumes.delete_for_permit(permit_id)
+    if deleted:
         with engine.begin() as conn:
             audit.record(conn, actor=SYSTEM, role="system", action="workspace.volumes.delete", permit_id=permit_id,
-                         detail={"volumes": sorted(v.name for v in volumes),
-                                 "reason": "grace period after the permit ended has passed"})
+                         detail={"volumes": deleted, "reason": "grace period after the permit ended has passed"})
 
 
 def run_once(settings: Settings, api: HubApi, grace_days: int, today: date | None = None,
-             now: datetime | None = None, docker_client=None, name_prefix: str = "spe") -> RoundPlan:
+             now: datetime | None = None, docker_client=None, name_prefix: str = "spe",
+             volumes: WorkVolumes | None = None, audit_schedule: tuple[timedelta, timedelta] | None = None) -> RoundPlan:
     engine = make_engine(settings.db_url)
     store = PermitStore(engine)
     today = today or date.today()
@@ -187,18 +191,16 @@ def run_once(settings: Settings, api: HubApi, grace_days: int, today: date | Non
                          detail={"user": running.user, "server": running.server, "reason": reason})
         log.info("stopped %s/%s: %s", running.user, running.server, reason)
     for pid in plan.delete_data:
-        delete_permit_data(settings, engine, pid, docker_client, name_prefix)
+        delete_permit_data(settings, engine, pid, docker_client, name_prefix, volumes)
         log.info("deleted extracts of ended permit %s", pid)
     try:  # deadline reminders and the daily storage meter must never stop the enforcement above
         run_round(settings, engine, today, docker_client, name_prefix)
     except Exception:
         log.exception("front office round failed")
-    try:  # sign the audit chain head hourly: the register publishes it (hub.audit.anchors)
-        cp = periodic_checkpoint(engine, settings.keys_dir, actor=SYSTEM, now=now, home=settings.home)
-        if cp is not None:
-            log.info("signed audit checkpoint at event %s", cp["seq"])
+    try:  # signed checkpoints (the register publishes them) and verification (hub.lifecycle_audit)
+        audit_round(engine, settings.keys_dir, now, *(audit_schedule or ()), home=settings.home)
     except Exception:
-        log.exception("periodic audit checkpoint failed")
+        log.exception("scheduled audit checkpoint or verification failed")
     return plan
 
 
@@ -208,26 +210,42 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"seconds between rounds (1..{LIFECYCLE_MAX_PERIOD_SECONDS})")
     parser.add_argument("--grace-days", type=int, default=30,
                         help=f"days after a permit ends before its data is deleted (0..{MAX_EXTRACT_GRACE_DAYS})")
-    parser.add_argument("--name-prefix", default="spe", help="this deployment's container/volume prefix")
+    parser.add_argument("--name-prefix", default="spe", help="this deployment's container/volume prefix (docker)")
+    parser.add_argument("--backend", choices=("docker", "kube"), default="docker",
+                        help="where workspaces run: their work volumes are Docker volumes or PVCs")
+    parser.add_argument("--namespace", default="", help="the hub's namespace (kube): where the work PVCs are")
+    parser.add_argument("--checkpoint-every-seconds", type=int, default=3600,
+                        help="sign an audit checkpoint this often when the trail grew (default: an hour)")
+    parser.add_argument("--verify-every-seconds", type=int, default=86400,
+                        help="verify the whole audit trail this often (default: a day)")
     parser.add_argument("--once", action="store_true", help="run one round and exit")
     args = parser.parse_args(argv)
     if not 1 <= args.period_seconds <= LIFECYCLE_MAX_PERIOD_SECONDS:
         parser.error(f"--period-seconds must be 1..{LIFECYCLE_MAX_PERIOD_SECONDS}")
     if not 0 <= args.grace_days <= MAX_EXTRACT_GRACE_DAYS:
         parser.error(f"--grace-days must be 0..{MAX_EXTRACT_GRACE_DAYS} (EHDS: six months)")
+    if args.checkpoint_every_seconds <= 0 or args.verify_every_seconds <= 0:
+        parser.error("--checkpoint-every-seconds and --verify-every-seconds must be positive")
+    if args.backend == "kube" and not args.namespace:
+        parser.error("--backend kube needs --namespace")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s lifecycle %(levelname)s %(message)s")
     settings = Settings.from_env(actor=SYSTEM)
     api = HubApi(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
-    try:
-        import docker
+    docker_client, volumes = None, None
+    schedule = (timedelta(seconds=args.checkpoint_every_seconds), timedelta(seconds=args.verify_every_seconds))
+    if args.backend == "kube":  # fails here, loudly, if the pod's service account is not mounted
+        volumes = KubeWorkVolumes.in_cluster(args.namespace)
+    else:
+        try:
+            import docker
 
-        docker_client = docker.from_env()
-    except Exception:  # no engine reachable: extracts are still deleted, volumes on the next round
-        log.warning("docker not reachable; work volumes of ended permits are not deleted this time")
-        docker_client = None
+            docker_client = docker.from_env()
+        except Exception:  # no engine reachable: extracts are still deleted, volumes on the next round
+            log.warning("docker not reachable; work volumes of ended permits are not deleted this time")
     while True:
         try:
-            run_once(settings, api, args.grace_days, docker_client=docker_client, name_prefix=args.name_prefix)
+            run_once(settings, api, args.grace_days, docker_client=docker_client, name_prefix=args.name_prefix,
+                     volumes=volumes, audit_schedule=schedule)
         except Exception:  # keep enforcing: one bad round must not end the service
             log.exception("lifecycle round failed")
         if args.once:

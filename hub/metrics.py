@@ -167,12 +167,16 @@ class PermitsGroup(MetricGroup):
 
 
 class AuditGroup(MetricGroup):
-    actions = ("audit.verify",)
+    actions = ("audit.verify", "audit.checkpoint")
 
     def __init__(self):
         self.last_verify: tuple[bool, float] | None = None  # (intact, unix time)
+        self.last_checkpoint = 0.0  # unix time of the last signed checkpoint (0: never)
 
     def apply(self, ev: dict, d: dict) -> None:  # a failed verification counts too
+        if ev["action"] == "audit.checkpoint":
+            self.last_checkpoint = ts_seconds(ev["ts"]) if ev["outcome"] == "ok" else self.last_checkpoint
+            return
         self.last_verify = (bool(d.get("ok")) and ev["outcome"] == "ok", ts_seconds(ev["ts"]))
 
     def collect(self, scrape: Scrape) -> list[Metric]:
@@ -182,8 +186,11 @@ class AuditGroup(MetricGroup):
         ts = GaugeMetricFamily("spe_audit_last_verification_timestamp_seconds",
                                "Unix time of the last audit verification (0: never)")
         ts.add_metric([], 0 if self.last_verify is None else self.last_verify[1])
+        cp = GaugeMetricFamily("spe_audit_last_checkpoint_timestamp_seconds",
+                               "Unix time of the last signed audit checkpoint (0: never)")
+        cp.add_metric([], self.last_checkpoint)
         return [CounterMetricFamily("spe_audit_events", "Audit events written (chain head sequence)",
-                                    value=scrape.head_seq), ok, ts]
+                                    value=scrape.head_seq), ok, ts, cp]
 
 
 class BrowserGroup(MetricGroup):

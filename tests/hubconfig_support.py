@@ -46,10 +46,13 @@ def assert_keeps_shared(c: Config, spe: SpeHub, settings: Settings) -> None:
 
 def assert_backends_agree(docker: Config, kube: Config) -> None:
     """Same scopes, named servers, home page, audit hooks; the chart's roles are the single
-    host's; the egress service is registered alike (only how it runs differs)."""
+    host's; every service both run is registered alike (only how it runs differs)."""
     for section, trait in SAME_ON_BOTH:
         assert plain(docker[section][trait]) == plain(kube[section][trait]), (section, trait)
     kube_roles = {r["name"]: r for r in kube.JupyterHub.load_roles}
     assert kube_roles.items() <= {r["name"]: r for r in docker.JupyterHub.load_roles}.items()
-    d, k = services(docker)["egress"], services(kube)["egress"]
-    assert {x: v for x, v in d.items() if x not in HOW} == {x: v for x, v in k.items() if x not in HOW}
+    both = services(docker).keys() & services(kube).keys()
+    assert "egress" in both
+    for name in both:
+        d, k = services(docker)[name], services(kube)[name]
+        assert {x: v for x, v in d.items() if x not in HOW} == {x: v for x, v in k.items() if x not in HOW}, name

@@ -4,26 +4,33 @@ The chart (helm/spe/templates/hub/_values.tpl) renders the values the hub needs 
 mounted at $SPE_HUB_VALUES: the names of its Services and volumes, the workspace settings,
 and `config`, the traitlets passed through as `hub.config.<Class>.<trait>`. The hub and the
 proxy run in separate pods; workspaces are `PermitKubeSpawner` pods; the egress service runs in
-its own pod and is registered with its URL and token. The idle culler, the lifecycle service
-and the session recorder are not run by the chart yet (issue 16): each joins the list of
-services in `configure_kube` when the chart runs it. Sets values on `c` only; the chart's
-config file (helm/spe/files/jupyterhub_config.py) reads the environment. Must not import `egress`.
+its own pod and is registered with its URL and token. The session recorder runs in its own pod
+too (the chart's recorder Deployment and Service): every workspace is reached through it, and a
+hub pod restart neither interrupts nor escapes the recording. As on one host, the idle culler,
+the lifecycle service (with its Kubernetes backend, hub.lifecycle_backends) and the front
+office are processes the hub starts, here inside the hub pod. Sets values on `c` only; the chart's config file
+(helm/spe/files/jupyterhub_config.py) reads the environment. Must not import `egress`.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from traitlets.config import Config
 
 from hub.exceptions import InvalidInput, NotFound
-from hub.hubapp.config import configure_hub, egress_service
+from hub.hubapp.config import (LIFECYCLE, configure_hub, egress_service, frontoffice_service, idle_culler_service,
+                                lifecycle_command)
 from hub.hubapp.options import SpeHub, settings_from
 from hub.settings import Settings
 
 VALUES_FILE = "/usr/local/etc/spe/values/values.yaml"  # where the chart mounts them in the hub pod
 HUB_PORT = 8081
 PROXY_API_PORT = 8001
+RECORDER_PORT = 8765  # the session recorder's Service (the proxy's only way to a workspace)
+CHECKPOINT_EVERY_SECONDS, VERIFY_EVERY_SECONDS = 3600, 86400
+FRONTOFFICE_PORT = 8120  # the front office in the hub pod, at the pod's IP (the proxy routes /services/frontoffice/)
 # hub.config lists that extend the chart's own instead of replacing them
 EXTENDED = {("JupyterHub", "services"), ("JupyterHub", "load_roles")}
 
@@ -51,10 +58,35 @@ def kube_settings(values: dict) -> SpeHub:
     return settings_from({}, chart, Config(values.get("config") or {}), cls=SpeHub)
 
 
-def configure_kube(c, values: dict, settings: Settings, *, proxy_token: str, egress_api_token: str) -> SpeHub:
+def make_kube_services(spe: SpeHub, values: dict, settings: Settings, *, egress_api_token: str,
+                       service_env: dict | None = None, pod_ip: str = "", python: str = sys.executable) -> list[dict]:
+    """SPE's services on the cluster that call the hub API: egress in its own pod; the idle
+    culler, the lifecycle service and (with `pod_ip`) the front office as processes of the hub
+    pod. (The session recorder calls no hub API: it is not a service of the hub.) `service_env`: what they need of the pod's environment beyond SPE_HOME/SPE_DB_URL (the
+    Kubernetes API's address for the lifecycle backend); it never goes on a command line."""
+    names = values["names"]
+    env = {**(service_env or {}), "SPE_HOME": str(settings.home), "SPE_DB_URL": settings.db_url, "HOME": "/tmp"}
+    services = [
+        egress_service(f"http://{names['egress']}:{values['egressPort']}", api_token=egress_api_token),
+        idle_culler_service(spe, python),
+        {"name": LIFECYCLE, "environment": env,
+         "command": [*lifecycle_command(spe, python), "--backend", "kube", "--namespace", values["namespace"],
+                     # a signed checkpoint every hour, the whole trail verified every day (hub.lifecycle_audit)
+                     "--checkpoint-every-seconds", str(CHECKPOINT_EVERY_SECONDS),
+                     "--verify-every-seconds", str(VERIFY_EVERY_SECONDS)]},
+    ]
+    if pod_ip:
+        services.append(frontoffice_service(f"http://{pod_ip}:{FRONTOFFICE_PORT}", environment=env,
+                                            command=[python, "-m", "hub.frontoffice.web"]))
+    return services
+
+
+def configure_kube(c, values: dict, settings: Settings, *, proxy_token: str, egress_api_token: str,
+                   service_env: dict | None = None, pod_ip: str = "") -> SpeHub:
     """SPE's hub in the chart's pod: the proxy's and the hub's addresses, the Kubernetes
-    spawner, the egress service in its own pod; then what both backends share
-    (`configure_hub`); then `hub.config`, last, so that an operator can override anything."""
+    spawner behind the session recorder, SPE's services (`make_kube_services`); then what both
+    backends share (`configure_hub`); then `hub.config`, last, so that an operator can override
+    anything."""
     spe = kube_settings(values)
     names, ws = values["names"], values["workspace"]
 
@@ -68,7 +100,8 @@ def configure_kube(c, values: dict, settings: Settings, *, proxy_token: str, egr
         c.JupyterHub.db_url = "sqlite:////srv/spe/state/jupyterhub.sqlite"
 
     # --- workspaces: a pod per (permit, user)
-    c.JupyterHub.spawner_class = "hub.spawner.kube.PermitKubeSpawner"
+    c.JupyterHub.spawner_class = "hub.spawner.kube.RecordedPermitKubeSpawner"
+    c.SessionRecordingMixin.session_recorder_url = f"http://{names['recorder']}:{RECORDER_PORT}"
     c.KubeSpawner.namespace = values["namespace"]
     c.KubeSpawner.enable_user_namespaces = False
     c.KubeSpawner.image = ws["image"]
@@ -99,7 +132,8 @@ def configure_kube(c, values: dict, settings: Settings, *, proxy_token: str, egr
 
     # --- services: egress is the chart's egress Deployment, proxied under /services/egress/; it
     # asks the hub API who a request belongs to with its own token (egress-api-token, both pods)
-    services = [egress_service(f"http://{names['egress']}:{values['egressPort']}", api_token=egress_api_token)]
+    services = make_kube_services(spe, values, settings, egress_api_token=egress_api_token,
+                                  service_env=service_env, pod_ip=pod_ip)
     configure_hub(c, spe, settings, services)
     apply_passthrough(c, values.get("config") or {})
     return spe

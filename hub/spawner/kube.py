@@ -33,6 +33,7 @@ from hub.spawner import netlock
 from hub.spawner.auditing import SpawnAuditMixin
 from hub.spawner.readiness import ReadinessMixin
 from hub.permits.access import check_can_open, permit_for_server
+from hub.sessionlog.spawner import SessionRecordingMixin
 from hub.spawner.spec import DATA_DIR, WORK_DIR, SpawnSettings, WorkspaceSpec, make_workspace_spec
 
 DATA_VOLUME = "data"
@@ -171,6 +172,8 @@ def make_kube_overrides(spec: WorkspaceSpec, *, extracts_claim: str, workspace_l
         "cpu_limit": spec.cpu_limit,
         "cpu_guarantee": round(spec.cpu_limit / 10, 3),
         "extra_labels": labels,
+        # the work PVC carries the permit too: the lifecycle service deletes a permit's volumes by label
+        "storage_extra_labels": labels,
         "uid": spec.uid,
         "gid": spec.uid,
         "fs_gid": spec.uid,
@@ -397,7 +400,7 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
                 pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
                 if not is_spawned_pod(pod, self._spe_spawn_id):
                     continue
-                url = self._get_pod_url(pod)
+                url = self.pod_address(pod)
                 if not await self.answers(url, client):
                     continue
                 inner.cancel()
@@ -412,7 +415,12 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
             raise
         finally:
             client.close()
-        return inner.result()
+        inner.result()  # KubeSpawner's own wait ended first (or failed: raises)
+        return self.pod_address(self.pod_reflector.pods[f"{self.namespace}/{self.pod_name}"])
+
+    def pod_address(self, pod: dict) -> str:
+        """http://<pod IP>:<port>, where the pod's server itself answers (KubeSpawner's URL)."""
+        return KubeSpawner._get_pod_url(self, pod)
 
     async def stop(self, now=False):
         pod = self.pod_name
@@ -461,3 +469,23 @@ class PermitKubeSpawner(SpawnAuditMixin, ReadinessMixin, KubeSpawner):
             setattr(self, name, value)
         self.dns_name = self.dns_name_template.format(namespace=self.namespace, name=self.pod_name)
         return spec
+
+
+class RecordedPermitKubeSpawner(SessionRecordingMixin, PermitKubeSpawner):
+    """PermitKubeSpawner whose pods are reached through the session recorder (the chart's
+    recorder Deployment and Service), also after a hub restart: JupyterHub then asks `get_url`
+    where a running server is and would take the pod's own address, bypassing the recorder."""
+
+    @property
+    def engine(self):  # the registry, where the recorder's routing table lives (hub.sessionlog.routes)
+        return self._engine()
+
+    def _recorded_permit_id(self) -> str | None:
+        spec = getattr(self, "_spe_spec", None)
+        return spec.permit_id if spec else self._permit_id_or_none()
+
+    def _get_pod_url(self, pod):
+        """The recorder's address: KubeSpawner's `poll` compares the server's address with this
+        and, on a difference, moves the server to it; the pod's own address would take the
+        browser past the recorder at the proxy's next route check."""
+        return self.session_recorder_url or super()._get_pod_url(pod)

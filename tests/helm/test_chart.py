@@ -24,7 +24,7 @@ from hub.hubapp.options import settings_from
 from hub.identity import local_operator
 from hub.settings import Settings
 
-from tests.hubconfig_support import assert_backends_agree, assert_keeps_shared
+from tests.hubconfig_support import assert_backends_agree, assert_keeps_shared, services
 from tests.helm.conftest import (CHART, CI_DIR, CI_FILES, KUBE_VERSIONS, NAMESPACE, RELEASE, ROOT, find,
                                  helm, pod_specs, render)
 
@@ -115,7 +115,7 @@ def test_kube_1_18_gets_seccomp_annotation(tools):
 def test_every_pod_is_restricted(rendered, values_file):
     workloads = pod_specs(rendered[values_file])
     assert sorted(n for n, _, _ in workloads) == [f"{RELEASE}-egress", f"{RELEASE}-hub", f"{RELEASE}-mirror",
-                                                  f"{RELEASE}-proxy"]
+                                                  f"{RELEASE}-proxy", f"{RELEASE}-recorder"]
     for name, _, spec in workloads:
         psc = spec["securityContext"]
         assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 1000, name
@@ -155,10 +155,46 @@ def test_workspace_egress_denied_except_hub_egress_and_mirror(rendered):
         targets.append((peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
                         [p["port"] for p in rule["ports"]]))
     assert targets == [("hub", [8081]), ("egress", [8090]), ("mirror", [8110])]
-    # ingress only from the proxy and hub to the notebook port
+    # ingress to the notebook port only from the session recorder (browsers) and the hub (its checks)
     (ing,) = spec["ingress"]
-    assert [p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in ing["from"]] == ["proxy", "hub"]
+    assert [p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in ing["from"]] == ["recorder", "hub"]
     assert ing["ports"] == [{"port": 8888, "protocol": "TCP"}]
+
+
+def _peers(rules, key):
+    """{component: ports} of NetworkPolicy rules (pod peers only)."""
+    out = {}
+    for rule in rules:
+        for peer in rule.get(key, []):
+            labels = peer.get("podSelector", {}).get("matchLabels", {})
+            comp = labels.get("app.kubernetes.io/component") or labels.get("spe.io/role")
+            if comp:
+                out.setdefault(comp, set()).update(p["port"] for p in rule["ports"])
+    return out
+
+
+def test_browsers_reach_workspaces_only_through_the_session_recorder(rendered):
+    """proxy -> recorder -> workspace: the proxy has no way to a workspace but the recorder, the
+    recorder none but to workspaces; it runs in its own pod (a hub restart does not stop it)."""
+    for name, docs in rendered.items():
+        proxy = _netpol(docs, f"{RELEASE}-proxy")
+        assert "workspace" not in _peers(proxy["egress"], "to"), name
+        assert _peers(proxy["egress"], "to")["recorder"] == {8765}
+        rec = _netpol(docs, f"{RELEASE}-recorder")
+        assert rec["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "recorder"
+        assert _peers(rec["ingress"], "from") == {"proxy": {8765}, "hub": {8765}}
+        assert _peers(rec["egress"], "to") == {"workspace": {8888}}
+        (svc,) = find(docs, "Service", f"{RELEASE}-recorder")
+        assert svc["spec"]["ports"] == [{"name": "http", "port": 8765, "targetPort": "http"}]
+        specs = {n: s for n, _, s in pod_specs(docs)}
+        (c,) = specs[f"{RELEASE}-recorder"]["containers"]
+        assert c["command"][:3] == ["python3", "-m", "hub.sessionlog.proxy"]
+        env = {e["name"]: e for e in c["env"]}
+        hub_env = {e["name"]: e for e in specs[f"{RELEASE}-hub"]["containers"][0]["env"]}
+        assert env["SPE_DB_URL"] == hub_env["SPE_DB_URL"]  # the hub's registry: routes and the audit trail
+        assert not any(v.get("secret") for v in specs[f"{RELEASE}-recorder"]["volumes"])  # no keys
+        hub_values = yaml.safe_load(base64.b64decode(find(docs, "Secret", f"{RELEASE}-hub")[0]["data"]["values.yaml"]))
+        assert hub_values["names"]["recorder"] == f"{RELEASE}-recorder"
 
 
 def test_workspace_dns_only_when_allowed(rendered):
@@ -170,7 +206,8 @@ def test_workspace_dns_only_when_allowed(rendered):
 
 def test_each_component_has_its_own_network_policy(rendered):
     names = {d["metadata"]["name"] for d in find(rendered["default-values.yaml"], "NetworkPolicy")}
-    assert names == {f"{RELEASE}-{c}" for c in ("hub", "proxy", "egress", "workspace", "provision", "mirror")}
+    assert names == {f"{RELEASE}-{c}" for c in ("hub", "proxy", "egress", "workspace", "provision", "mirror",
+                                                "recorder")}
     for f in CHART.joinpath("templates").iterdir():
         if f.is_dir():
             assert (f / "netpol.yaml").is_file(), f.name
@@ -333,6 +370,7 @@ def chart_hub_config(docs, tmp_path, monkeypatch) -> tuple[Config, str]:
     db_url = f"sqlite:///{tmp_path / 'registry.db'}"  # the chart's Secret would give PostgreSQL's URL
     monkeypatch.setenv("SPE_DB_URL", db_url)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("SPE_POD_IP", "10.253.0.7")  # the chart's downward API value
     c = Config()
 
     async def load_config_as_the_hub_does():  # JupyterHub loads it inside its running event loop
@@ -347,7 +385,8 @@ def test_hub_config_passthrough_reaches_jupyterhub(rendered, tmp_path, monkeypat
     c, db_url = chart_hub_config(rendered["postgres-values.yaml"], tmp_path, monkeypatch)
     assert c.JupyterHub.admin_access is False
     assert c.Authenticator.admin_users == ["operator"]
-    assert c.JupyterHub.spawner_class == "hub.spawner.kube.PermitKubeSpawner"
+    assert c.JupyterHub.spawner_class == "hub.spawner.kube.RecordedPermitKubeSpawner"
+    assert c.SessionRecordingMixin.session_recorder_url == f"http://{RELEASE}-recorder:8765"
     assert c.KubeSpawner.namespace == NAMESPACE
     assert c.PermitKubeSpawner.extracts_claim == f"{RELEASE}-extracts"
     assert c.PermitKubeSpawner.workspace_labels == {"spe.io/role": "workspace", "spe.io/release": RELEASE}
@@ -361,7 +400,8 @@ def test_hub_config_passthrough_reaches_jupyterhub(rendered, tmp_path, monkeypat
     # service beside it (hub.config extends the list instead of dropping the chart's service)
     assert c.JupyterHub.custom_scopes == CUSTOM_SCOPES and c.Spawner.server_token_scopes == SERVER_TOKEN_SCOPES
     services = {s["name"]: s for s in c.JupyterHub.services}
-    assert set(services) == {"egress", "reports"}
+    assert set(services) == {"egress", "idle-culler", "spe-lifecycle", "frontoffice", "reports"}
+    assert services["frontoffice"]["url"] == "http://10.253.0.7:8120"
     assert services["egress"]["api_token"] == "egr3ss" and services["egress"]["url"] == f"http://{RELEASE}-egress:8090"
     assert services["egress"]["oauth_client_allowed_scopes"] == sorted(CUSTOM_SCOPES)
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
@@ -390,7 +430,9 @@ def test_chart_and_single_host_configure_the_same_hub(rendered, tmp_path, monkey
     assert_backends_agree(docker, kube)
     # the backends differ where they must: a hub restart keeps pods, the site names the authenticator
     assert kube.JupyterHub.cleanup_servers is False and "authenticator_class" not in kube.JupyterHub
-    assert [s["name"] for s in kube.JupyterHub.services] == ["egress"]  # culler, lifecycle, recorder: issue 16
+    # every SPE service of the single host runs on the cluster too; the package mirror and the
+    # session recorder as their own Deployments
+    assert set(services(docker)) - set(services(kube)) == {"package-mirror", "session-recorder"}
 
 
 def test_spehub_settings_pass_through_and_bad_ones_stop_the_hub(tools, tmp_path, monkeypatch):
@@ -487,3 +529,57 @@ def test_provisioning_jobs_are_selected_by_their_own_closed_policy(rendered):
     extra = [r for r in policy["spec"]["egress"] if not any(p.get("port") == 53 for p in r.get("ports", []))]
     assert extra and all(r in hub_policy["spec"]["egress"] for r in extra)
     assert not any(not r.get("to") for r in policy["spec"]["egress"])  # no rule without a destination
+
+
+def test_alert_rules_are_a_valid_prometheus_rule_file_on_spe_metrics(tools, rendered, tmp_path):
+    """The rule file the chart ships passes promtool (Debian's `prometheus` package), names only
+    metrics SPE serves, and the PrometheusRule carries the same rules when asked for."""
+    import re
+    import shutil
+
+    from hub.metrics import HUB_GROUPS, Scrape
+
+    (cm,) = find(rendered["default-values.yaml"], "ConfigMap", f"{RELEASE}-alerts")
+    text = cm["data"]["spe-alerts.yaml"]
+    rules = yaml.safe_load(text)
+    alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
+    assert {"SpeAuditTrailDamaged", "SpeAuditNotVerified", "SpeAuditNotCheckpointed",
+            "SpeNetworkPolicyNotEnforced"} <= set(alerts)
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing (scripts/system-deps.sh installs Debian's prometheus)"
+    (tmp_path / "spe-alerts.yaml").write_text(text)
+    out = subprocess.run([promtool, "check", "rules", str(tmp_path / "spe-alerts.yaml")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    served = set()
+    for make in HUB_GROUPS.values():
+        group = make()
+        if hasattr(group, "networkpolicy"):
+            group.networkpolicy = "enforced"  # Kubernetes only: served once the self-check ran
+        served |= {m.name for m in group.collect(Scrape(conn=None, permit_rows=[], head_seq=0))}
+    named = {n for r in alerts.values() for n in re.findall(r"\bspe_[a-z_]+", r["expr"])}
+    assert named and named <= served, named - served
+    assert not find(rendered["default-values.yaml"], "PrometheusRule")
+    docs = render(tools, "default-values.yaml", "--set", "metrics.alerts.prometheusRule=true",
+                  "--set", "metrics.alerts.labels.release=kube-prometheus")
+    (rule,) = find(docs, "PrometheusRule", f"{RELEASE}-alerts")
+    assert rule["spec"] == rules and rule["metadata"]["labels"]["release"] == "kube-prometheus"
+    assert not find(render(tools, "default-values.yaml", "--set", "metrics.alerts.enabled=false"), "ConfigMap",
+                    f"{RELEASE}-alerts")
+
+
+def test_the_chart_made_keys_secret_signs_audit_checkpoints(rendered, tmp_path):
+    """keys.store=secret without existingSecret: the Secret carries an Ed25519 key the hub signs
+    checkpoints with (mounted read-only at SPE_HOME/keys; nothing has to create it)."""
+    from hub.audit.checkpoint import KEY_FILE, load_or_create_signer
+
+    (secret,) = [s for s in find(rendered["default-values.yaml"], "Secret") if KEY_FILE in s.get("data", {})]
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / KEY_FILE).write_bytes(base64.b64decode(secret["data"][KEY_FILE]))
+    keys.chmod(0o500)  # as mounted: read-only
+    try:
+        signer = load_or_create_signer(keys)
+    finally:
+        keys.chmod(0o700)
+    assert signer.algorithm == "ed25519" and signer.verifier() is not None
+    assert sorted(p.name for p in keys.iterdir()) == [KEY_FILE]

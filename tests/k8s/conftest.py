@@ -49,9 +49,10 @@ def import_image(image: str) -> None:
         return
     assert subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0, \
         f"image {image} is not in the local Docker engine"
-    with subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE) as save:
+    with subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE) as save:  # closes the pipe
         out = subprocess.run(["ctr", "--address", sock, "-n", "k8s.io", "images", "import", "-"],
                              stdin=save.stdout, capture_output=True, text=True)
+        save.wait()
     assert out.returncode == 0 and save.returncode == 0, out.stderr
 
 
@@ -82,7 +83,9 @@ def namespace(tools, cluster):  # noqa: F811
     ns = f"spe-t-{uuid.uuid4().hex[:8]}"
     kubectl(tools, cluster, "create", "namespace", ns)
     yield ns
-    kubectl(tools, cluster, "delete", "namespace", ns, "--wait=false", check=False)
+    # gone before the next test makes its volumes: a claim left pending here (the chart keeps
+    # evidence PVCs) would otherwise bind the next test's static PVs
+    kubectl(tools, cluster, "delete", "namespace", ns, "--wait=true", "--timeout=180s", check=False)
 
 
 def make_volumes(tools, kubeconfig, namespace: str, count: int = 8) -> list[str]:  # noqa: F811
@@ -92,6 +95,9 @@ def make_volumes(tools, kubeconfig, namespace: str, count: int = 8) -> list[str]
         path = RUN / "pv" / namespace / str(i)
         path.mkdir(parents=True)
         os.chown(path, 1000, 1000)
+        # the kubelet makes a missing subPath directory (the inflow volume's mirror/, imports/)
+        # as root with the volume root's mode: setgid and group-writable, so uid/gid 1000 can write it
+        path.chmod(0o2775)
         name = f"{namespace}-pv{i}"
         pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
               "spec": {"capacity": {"storage": "20Gi"}, "accessModes": ["ReadWriteOnce", "ReadWriteMany"],

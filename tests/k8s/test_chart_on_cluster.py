@@ -21,7 +21,8 @@ def test_server_side_dry_run_accepts_the_chart(tools, cluster, namespace):
 def test_install_upgrade_uninstall(tools, cluster, namespace):
     khelm(tools, cluster, "install", "spe", str(CHART), "-n", namespace, "-f", str(CI_DIR / "sqlite-pvc-values.yaml"))
     deps = json.loads(kubectl(tools, cluster, "-n", namespace, "get", "deploy", "-o", "json").stdout)
-    assert sorted(d["metadata"]["name"] for d in deps["items"]) == ["spe-egress", "spe-hub", "spe-proxy"]
+    assert sorted(d["metadata"]["name"] for d in deps["items"]) == ["spe-egress", "spe-hub", "spe-mirror", "spe-proxy",
+                                                                    "spe-recorder"]
     assert not kubectl(tools, cluster, "-n", namespace, "get", "pdb", "-o", "name").stdout.strip()
     # the real 1.20 API has no policy/v1: the chart must pick v1beta1 by itself
     khelm(tools, cluster, "upgrade", "spe", str(CHART), "-n", namespace, "-f", str(CI_DIR / "sqlite-pvc-values.yaml"),
@@ -35,7 +36,8 @@ def test_install_upgrade_uninstall(tools, cluster, namespace):
     # evidence outlives the release: extracts, registry state, egress store, keys
     pvcs = kubectl(tools, cluster, "-n", namespace, "get", "pvc", "-o", "name").stdout.split()
     assert sorted(pvcs) == ["persistentvolumeclaim/spe-egress-store", "persistentvolumeclaim/spe-extracts",
-                            "persistentvolumeclaim/spe-keys", "persistentvolumeclaim/spe-state"]
+                            "persistentvolumeclaim/spe-inflow", "persistentvolumeclaim/spe-keys",
+                            "persistentvolumeclaim/spe-state"]
 
 
 def test_bad_values_fail_at_install_with_schema_message(tools, cluster, namespace, tmp_path):

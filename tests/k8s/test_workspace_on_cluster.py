@@ -51,6 +51,7 @@ def values_file(tmp_path: Path, images: dict) -> Path:
         "registry": {"db": {"type": "sqlite", "pvc": {"storage": "1Gi", "storageClassName": "local-path"}}},
         "extracts": {"pvc": {"storage": "1Gi", "storageClassName": "local-path"}},
         "egress": {"store": {"storage": "1Gi", "storageClassName": "local-path"}},
+        "inflow": {"pvc": {"storage": "1Gi", "storageClassName": "local-path"}},  # the test node's static PVs
         "keys": {"store": "pvc", "pvc": {"storage": "10Mi", "storageClassName": "local-path"}},
     }
     path = tmp_path / "cluster-values.yaml"
@@ -95,7 +96,7 @@ def test_permit_workspace_is_isolated(tools, cluster, images, namespace, volumes
 
 def run_scenario(tools, cluster, namespace, tmp_path, images):
     khelm(tools, cluster, "install", "spe", str(CHART), "-n", namespace, "-f", str(values_file(tmp_path, images)))
-    for dep in ("spe-hub", "spe-proxy", "spe-egress"):
+    for dep in ("spe-hub", "spe-proxy", "spe-egress", "spe-recorder"):
         out = kubectl(tools, cluster, "-n", namespace, "rollout", "status", f"deploy/{dep}", "--timeout=300s", check=False)
         if out.returncode != 0:
             logs = kubectl(tools, cluster, "-n", namespace, "logs", f"deploy/{dep}", "--tail=40", check=False)

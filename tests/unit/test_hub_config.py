@@ -22,7 +22,8 @@ GATEWAY = "172.30.0.1"
 # the shape of the chart's rendered hub values (helm/spe/templates/hub/_values.tpl; tests/helm renders the real one)
 KUBE_VALUES = {
     "config": {}, "release": "spe", "namespace": "spe-test", "registryDb": "sqlite", "egressPort": 8090,
-    "names": {"hub": "spe-hub", "proxyApi": "spe-proxy-api", "egress": "spe-egress", "extracts": "spe-extracts"},
+    "names": {"hub": "spe-hub", "proxyApi": "spe-proxy-api", "egress": "spe-egress", "extracts": "spe-extracts",
+              "recorder": "spe-recorder"},
     "workspace": {"image": "spe/workspace:0.1.0", "pullPolicy": "IfNotPresent", "imagePullSecrets": [], "uid": 1000,
                   "storageCapacity": "1Gi", "storageClassName": "", "startTimeoutSeconds": 300, "allowDNS": False,
                   "seccompField": True, "networkPolicySelfCheck": True,
@@ -158,11 +159,12 @@ def test_kube_adds_its_spawner_external_egress_and_passthrough_last(settings):
     c, spe = kube_config(settings, {"JupyterHub": {"services": [{"name": "reports", "api_token": "r"}],
                                                    "authenticator_class": "dummy", "redirect_to_server": True},
                                     "SpeHub": {"stop_workspaces_with_hub": True}})
-    assert c.JupyterHub.spawner_class == "hub.spawner.kube.PermitKubeSpawner"
+    assert c.JupyterHub.spawner_class == "hub.spawner.kube.RecordedPermitKubeSpawner"
     assert c.ConfigurableHTTPProxy.should_start is False and c.ConfigurableHTTPProxy.auth_token == "t0ken"
     assert c.JupyterHub.hub_connect_url == "http://spe-hub:8081"
     assert c.PermitKubeSpawner.egress_service == "spe-egress:8090" and c.PermitKubeSpawner.spe_db_url == settings.db_url
-    assert set(services(c)) == {"egress", "reports"}  # hub.config extends the chart's services
+    # hub.config extends the chart's services
+    assert set(services(c)) == {"egress", "idle-culler", "spe-lifecycle", "reports"}
     assert c.JupyterHub.authenticator_class == "dummy" and c.JupyterHub.redirect_to_server is True
     # hub.config.SpeHub reaches the shared settings
     assert spe.stop_workspaces_with_hub is True and c.JupyterHub.cleanup_servers is True
@@ -172,7 +174,39 @@ def test_kube_defaults_keep_workspaces_and_leave_the_authenticator_to_the_site(s
     c, spe = kube_config(settings)
     assert spe.authenticator == "oidc" and "authenticator_class" not in c.JupyterHub
     assert c.JupyterHub.cleanup_servers is False  # a hub pod restart must not kill running workspaces
-    assert [s["name"] for s in c.JupyterHub.services] == ["egress"]
+    assert [s["name"] for s in c.JupyterHub.services] == ["egress", "idle-culler", "spe-lifecycle"]
+
+
+def test_kube_runs_culler_lifecycle_and_front_office_in_the_hub_pod_behind_the_recorder(settings):
+    c = Config()
+    configure_kube(c, {**KUBE_VALUES, "config": {}}, settings, proxy_token="t0ken", egress_api_token="egr3ss",
+                   service_env={"KUBERNETES_SERVICE_HOST": "10.254.0.1", "KUBERNETES_SERVICE_PORT": "443"},
+                   pod_ip="10.253.0.7")
+    svc = services(c)
+    assert set(svc) == {"egress", "idle-culler", "spe-lifecycle", "frontoffice"}
+    # every workspace is reached through the recorder, its own pod behind its own Service
+    assert c.JupyterHub.spawner_class == "hub.spawner.kube.RecordedPermitKubeSpawner"
+    assert c.SessionRecordingMixin.session_recorder_url == "http://spe-recorder:8765"
+    life = svc["spe-lifecycle"]["command"]
+    assert life[1:3] == ["-m", "hub.lifecycle"] and life[life.index("--backend") + 1] == "kube"
+    assert life[life.index("--namespace") + 1] == "spe-test"
+    # a signed checkpoint every hour, the whole trail verified every day
+    assert (life[life.index("--checkpoint-every-seconds") + 1], life[life.index("--verify-every-seconds") + 1]) == (
+        "3600", "86400")
+    assert "--remove-named-servers=false" in svc["idle-culler"]["command"]
+    assert svc["frontoffice"]["url"] == "http://10.253.0.7:8120"
+    for name in ("spe-lifecycle", "frontoffice"):
+        env = svc[name]["environment"]
+        assert (env["SPE_DB_URL"], env["SPE_HOME"]) == (settings.db_url, str(settings.home))
+        assert env["KUBERNETES_SERVICE_HOST"] == "10.254.0.1"
+        assert settings.db_url not in svc[name]["command"]  # a PostgreSQL password never on a command line
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert roles["spe-lifecycle"]["services"] == ["spe-lifecycle"] and "delete:servers" in roles["spe-lifecycle"]["scopes"]
+    assert roles["spe-idle-culler"]["services"] == ["idle-culler"]
+    assert roles["spe-frontoffice"]["services"] == ["frontoffice"]
+    # without the pod's IP there is nowhere for the front office to listen: not registered
+    c2, _ = kube_config(settings)
+    assert "frontoffice" not in services(c2)
 
 
 def test_kube_refuses_a_bad_spehub_value(settings):

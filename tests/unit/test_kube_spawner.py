@@ -74,6 +74,16 @@ async def test_labels_select_the_workspace_network_policy(kubeconfig):
     assert env["SPE_EGRESS_URL"] == "http://spe-egress:8090/services/egress/"
 
 
+async def test_the_work_volume_carries_the_permit_the_lifecycle_deletes_it_by(kubeconfig):
+    from hub.lifecycle_backends import permit_label
+
+    sp, _ = await pod_for(make_permit())
+    pvc = sp.get_pvc_manifest()
+    assert pvc.metadata.name == "spe-work-p-diab-01-bob"
+    assert pvc.metadata.labels["spe.permit"] == permit_label("p-diab-01") == "p-p-diab-01"
+    assert pvc.metadata.labels["spe.user"] == "u-bob"
+
+
 async def test_before_kubernetes_1_19_seccomp_is_an_annotation_not_a_field(kubeconfig):
     def fields(pod):
         spec = pod["spec"]

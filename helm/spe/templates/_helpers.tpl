@@ -4,6 +4,7 @@
 {{- define "spe.proxy.name" -}}{{ include "spe.name" . }}-proxy{{- end }}
 {{- define "spe.proxyApi.name" -}}{{ include "spe.name" . }}-proxy-api{{- end }}
 {{- define "spe.egress.name" -}}{{ include "spe.name" . }}-egress{{- end }}
+{{- define "spe.recorder.name" -}}{{ include "spe.name" . }}-recorder{{- end }}
 {{- define "spe.mirror.name" -}}{{ include "spe.name" . }}-mirror{{- end }}
 {{- define "spe.inflow.name" -}}{{ include "spe.name" . }}-inflow{{- end }}
 {{- define "spe.extracts.name" -}}{{ include "spe.name" . }}-extracts{{- end }}
@@ -114,4 +115,37 @@ policy/v1beta1
 {{- else }}
   secret: {secretName: {{ include "spe.keys.name" . }}, defaultMode: 0400}
 {{- end }}
+{{- end }}
+
+{{/* SPE's alert rules (Prometheus rule groups): the audit trail damaged, not verified or not
+     checkpointed on schedule (the lifecycle service verifies daily and signs hourly), and a
+     network plugin that ignores the workspace NetworkPolicy. */}}
+{{- define "spe.alertRules" -}}
+groups:
+  - name: spe-audit
+    rules:
+      - alert: SpeAuditTrailDamaged
+        expr: spe_audit_last_verification_ok == 0
+        labels: {severity: critical}
+        annotations:
+          summary: "The last verification found the audit trail damaged (spe audit verify names the first damaged event)"
+      - alert: SpeAuditNotVerified
+        expr: spe_audit_last_verification_ok == -1 or time() - spe_audit_last_verification_timestamp_seconds > 2 * 86400
+        for: 1h
+        labels: {severity: warning}
+        annotations:
+          summary: "The audit trail has not been verified for two days (the lifecycle service verifies it daily)"
+      - alert: SpeAuditNotCheckpointed
+        expr: time() - spe_audit_last_checkpoint_timestamp_seconds > 3 * 3600
+        for: 15m
+        labels: {severity: warning}
+        annotations:
+          summary: "No signed audit checkpoint for three hours (hourly by the lifecycle service; is its signing key mounted?)"
+  - name: spe-workspaces
+    rules:
+      - alert: SpeNetworkPolicyNotEnforced
+        expr: spe_networkpolicy_enforced == 0
+        labels: {severity: warning}
+        annotations:
+          summary: "The network plugin ignores the workspace NetworkPolicy: isolation rests on the netlock init container alone"
 {{- end }}

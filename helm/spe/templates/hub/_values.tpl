@@ -9,6 +9,7 @@ names:
   hub: {{ include "spe.hub.name" . | quote }}
   proxyApi: {{ include "spe.proxyApi.name" . | quote }}
   egress: {{ include "spe.egress.name" . | quote }}
+  recorder: {{ include "spe.recorder.name" . | quote }}
   extracts: {{ include "spe.extracts.name" . | quote }}
   mirror: {{ include "spe.mirror.name" . | quote }}
   inflow: {{ include "spe.inflow.name" . | quote }}
