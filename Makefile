@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.spe-installed
 
-.PHONY: venv test test-pure test-unit test-helm test-k8s bench clean images demo stop
+.PHONY: venv system-deps test test-pure test-unit test-helm test-k8s bench clean images demo stop
 
 venv: $(STAMP)
 
@@ -21,8 +21,13 @@ $(STAMP): pyproject.toml
 images: venv
 	$(PY) -m tools.images
 
+# What the tests need from the host (Docker engine started, Chromium, iptables, PostgreSQL,
+# configurable-http-proxy): installed and started if absent, in one line each (idempotent).
+system-deps:
+	@bash scripts/system-deps.sh
+
 # tests/k8s needs a real cluster (make test-k8s); everything else runs here.
-test: venv
+test: venv system-deps
 	$(PY) -m pytest -ra --ignore=tests/k8s $(PYTEST_ARGS)
 
 # The pure tier: everything that needs neither a Docker engine nor Chromium (test markers).
