@@ -114,9 +114,12 @@ def idle_culler_service(spe: SpeHub, python: str) -> dict:
 
 
 def lifecycle_command(spe: SpeHub, python: str) -> list[str]:
-    """`python -m hub.lifecycle` with this hub's period and grace; a backend appends its own flags."""
+    """`python -m hub.lifecycle` with this hub's period, grace and audit schedule (hub.lifecycle_audit);
+    a backend appends its own flags."""
     return [python, "-m", "hub.lifecycle", "--period-seconds", str(spe.lifecycle_period_seconds),
-            "--grace-days", str(spe.extract_grace_days)]
+            "--grace-days", str(spe.extract_grace_days),
+            "--checkpoint-every-seconds", str(spe.audit_checkpoint_seconds),
+            "--verify-every-seconds", str(spe.audit_verify_seconds)]
 
 
 def configure_hub(c, spe: SpeHub, settings: Settings, services: list[dict]) -> None:

@@ -29,7 +29,6 @@ VALUES_FILE = "/usr/local/etc/spe/values/values.yaml"  # where the chart mounts 
 HUB_PORT = 8081
 PROXY_API_PORT = 8001
 RECORDER_PORT = 8765  # the session recorder's Service (the proxy's only way to a workspace)
-CHECKPOINT_EVERY_SECONDS, VERIFY_EVERY_SECONDS = 3600, 86400
 FRONTOFFICE_PORT = 8120  # the front office in the hub pod, at the pod's IP (the proxy routes /services/frontoffice/)
 # hub.config lists that extend the chart's own instead of replacing them
 EXTENDED = {("JupyterHub", "services"), ("JupyterHub", "load_roles")}
@@ -70,10 +69,7 @@ def make_kube_services(spe: SpeHub, values: dict, settings: Settings, *, egress_
         egress_service(f"http://{names['egress']}:{values['egressPort']}", api_token=egress_api_token),
         idle_culler_service(spe, python),
         {"name": LIFECYCLE, "environment": env,
-         "command": [*lifecycle_command(spe, python), "--backend", "kube", "--namespace", values["namespace"],
-                     # a signed checkpoint every hour, the whole trail verified every day (hub.lifecycle_audit)
-                     "--checkpoint-every-seconds", str(CHECKPOINT_EVERY_SECONDS),
-                     "--verify-every-seconds", str(VERIFY_EVERY_SECONDS)]},
+         "command": [*lifecycle_command(spe, python), "--backend", "kube", "--namespace", values["namespace"]]},
     ]
     if pod_ip:
         services.append(frontoffice_service(f"http://{pod_ip}:{FRONTOFFICE_PORT}", environment=env,

@@ -25,6 +25,8 @@ from hub.netfw import DEFAULT_BRIDGE, DEFAULT_CHAIN, DEFAULT_NETWORK, check_brid
 MAX_EXTRACT_GRACE_DAYS = 183  # EHDS: processed data deleted at most six months after the permit ends
 LIFECYCLE_MAX_PERIOD_SECONDS = 60  # workspaces of an ended permit stop within 60 s
 MIN_IDLE_TIMEOUT_SECONDS = 60
+MIN_AUDIT_CHECKPOINT_SECONDS = 60  # a signature a minute at most: the register stays readable
+MAX_AUDIT_VERIFY_SECONDS = 7 * 86400  # the whole trail is verified at least weekly
 AUTHENTICATORS = ("demo", "oidc")
 FIREWALLS = ("enforce", "external")
 _NAME_PREFIX = re.compile(r"[a-z][a-z0-9-]{0,19}")
@@ -48,6 +50,8 @@ ENVIRONMENT = {
     "SPE_IDLE_TIMEOUT_SECONDS": "idle_timeout_seconds",
     "SPE_LIFECYCLE_PERIOD_SECONDS": "lifecycle_period_seconds",
     "SPE_EXTRACT_GRACE_DAYS": "extract_grace_days",
+    "SPE_AUDIT_CHECKPOINT_SECONDS": "audit_checkpoint_seconds",
+    "SPE_AUDIT_VERIFY_SECONDS": "audit_verify_seconds",
     "SPE_AUTHENTICATOR": "authenticator",
     "SPE_SUPERVISED": "supervised",
 }
@@ -78,6 +82,18 @@ class SpeHub(Configurable):
     extract_grace_days = Integer(30, help=f"""
         Days after a permit ends before its extracts and work volumes are deleted (default 30,
         0..{MAX_EXTRACT_GRACE_DAYS}: EHDS Art. 68 lets processed data outlive the permit by at most six months).
+        """).tag(config=True)
+
+    audit_checkpoint_seconds = Integer(3600, help=f"""
+        Seconds between two signed audit checkpoints made by the lifecycle service (default 3600,
+        at least {MIN_AUDIT_CHECKPOINT_SECONDS}); a checkpoint is signed only when the trail grew.
+        The public register publishes them: the shorter, the less the operator could rewrite unseen.
+        """).tag(config=True)
+
+    audit_verify_seconds = Integer(86400, help=f"""
+        Seconds between two full verifications of the audit trail by the lifecycle service
+        (default 86400, 60..{MAX_AUDIT_VERIFY_SECONDS}); each is recorded as `audit.verify` and
+        its outcome is the metric spe_audit_last_verification_ok.
         """).tag(config=True)
 
     authenticator = Unicode("demo", help="""
@@ -111,6 +127,18 @@ class SpeHub(Configurable):
     def _check_grace(self, proposal):
         if not 0 <= proposal["value"] <= MAX_EXTRACT_GRACE_DAYS:
             raise _refuse(proposal, f"must be 0..{MAX_EXTRACT_GRACE_DAYS} days (EHDS: six months at most)")
+        return proposal["value"]
+
+    @validate("audit_checkpoint_seconds")
+    def _check_checkpoint_period(self, proposal):
+        if proposal["value"] < MIN_AUDIT_CHECKPOINT_SECONDS:
+            raise _refuse(proposal, f"must be at least {MIN_AUDIT_CHECKPOINT_SECONDS} seconds")
+        return proposal["value"]
+
+    @validate("audit_verify_seconds")
+    def _check_verify_period(self, proposal):
+        if not 60 <= proposal["value"] <= MAX_AUDIT_VERIFY_SECONDS:
+            raise _refuse(proposal, f"must be 60..{MAX_AUDIT_VERIFY_SECONDS} seconds")
         return proposal["value"]
 
     @validate("authenticator")

@@ -41,7 +41,7 @@ def governance_values(tmp_path, images):
     # idle (longer than a hub pod restart on a loaded node: the workspace must outlive that), the
     # hub reading the proxy's activity every 10 s (JupyterHub's default: 300 s)
     values["hub"]["config"]["SpeHub"] = {"lifecycle_period_seconds": 5, "extract_grace_days": 0,
-                                         "idle_timeout_seconds": 300}
+                                         "idle_timeout_seconds": 300, "audit_checkpoint_seconds": 60}
     values["hub"]["config"]["JupyterHub"]["last_activity_interval"] = 10
     values["workspace"]["networkPolicy"] = {"selfCheck": False}  # test_workspace_on_cluster covers it
     path.write_text(yaml.safe_dump(values))

@@ -134,7 +134,8 @@ def test_docker_adds_listeners_spawner_and_service_processes(settings):
     assert svc["idle-culler"]["command"][1:] == ["-m", "jupyterhub_idle_culler", "--timeout=900", "--cull-every=90",
                                                  "--remove-named-servers=false"]
     assert svc["spe-lifecycle"]["command"][1:] == ["-m", "hub.lifecycle", "--period-seconds", "30",
-                                                   "--grace-days", "30", "--name-prefix", "spe-x"]
+                                                   "--grace-days", "30", "--checkpoint-every-seconds", "3600",
+                                                   "--verify-every-seconds", "86400", "--name-prefix", "spe-x"]
     assert svc["session-recorder"]["command"][svc["session-recorder"]["command"].index("--port") + 1] == "8765"
     # the package mirror listens on the gateway, read-only over the mirror directory; workspaces get its URL
     assert svc["package-mirror"]["command"][1:] == ["-m", "hub.mirror.serve", "--ip", GATEWAY, "--port", "8110",
@@ -190,7 +191,7 @@ def test_kube_runs_culler_lifecycle_and_front_office_in_the_hub_pod_behind_the_r
     life = svc["spe-lifecycle"]["command"]
     assert life[1:3] == ["-m", "hub.lifecycle"] and life[life.index("--backend") + 1] == "kube"
     assert life[life.index("--namespace") + 1] == "spe-test"
-    # a signed checkpoint every hour, the whole trail verified every day
+    # by default a signed checkpoint every hour, the whole trail verified every day
     assert (life[life.index("--checkpoint-every-seconds") + 1], life[life.index("--verify-every-seconds") + 1]) == (
         "3600", "86400")
     assert "--remove-named-servers=false" in svc["idle-culler"]["command"]
@@ -224,6 +225,14 @@ def test_environment_sets_the_traits():
     assert (spe.hub_port, spe.idle_timeout_seconds, spe.name_prefix) == (8081, 3600, "spe")
 
 
+def test_the_audit_schedule_reaches_the_lifecycle_service():
+    from hub.hubapp.config import lifecycle_command
+    spe = settings_from({"SPE_AUDIT_CHECKPOINT_SECONDS": "600", "SPE_AUDIT_VERIFY_SECONDS": "3600"})
+    cmd = lifecycle_command(spe, "python")
+    assert (cmd[cmd.index("--checkpoint-every-seconds") + 1], cmd[cmd.index("--verify-every-seconds") + 1]) == (
+        "600", "3600")
+
+
 def test_a_config_file_wins_over_the_environment():
     site = Config()
     site.SpeHub.idle_timeout_seconds = 600
@@ -237,6 +246,8 @@ def test_a_config_file_wins_over_the_environment():
     ("SPE_EXTRACT_GRACE_DAYS", "184", "must be 0..183 days"),
     ("SPE_LIFECYCLE_PERIOD_SECONDS", "61", "must be 1..60 seconds"),
     ("SPE_IDLE_TIMEOUT_SECONDS", "5", "must be at least 60 seconds"),
+    ("SPE_AUDIT_CHECKPOINT_SECONDS", "10", "must be at least 60 seconds"),
+    ("SPE_AUDIT_VERIFY_SECONDS", "604801", "must be 60..604800 seconds"),
     ("SPE_FIREWALL", "off", "must be one of enforce, external"),
     ("SPE_AUTHENTICATOR", "pam", "must be one of demo, oidc"),
     ("SPE_HUB_PORT", "eighty", "SPE_HUB_PORT must be a whole number, not 'eighty'"),
