@@ -60,7 +60,7 @@ def make_services(spe: SpeDockerHub, settings: Settings, gateway_ip: str, egress
     # the citizens' service, on loopback too (hub.citizens.web)
     # (its opt-out delay and propagation period pass through from the hub's environment)
     passed = {k: os.environ[k] for k in CITIZENS_ENVIRONMENT if k in os.environ}
-    services.append(citizens_service(f"http://127.0.0.1:{free_loopback_port()}", cwd=str(REPO_ROOT),
+    services.append(citizens_service(f"http://127.0.0.1:{spe.citizens_port or free_loopback_port()}", cwd=str(REPO_ROOT),
                                      environment={**env, **passed}, command=[python, "-m", "hub.citizens.web"]))
     if egress_available:
         services.append(egress_service(f"http://{gateway_ip}:{spe.egress_port}", **here,
@@ -108,8 +108,8 @@ def configure_docker(c, spe: SpeDockerHub, settings: Settings, gateway_ip: str, 
 
     services = make_services(spe, settings, gateway_ip, egress_available, recorder_port)
     if spe.supervised:
-        if not (spe.recorder_port and spe.frontoffice_port):  # the supervisor's programs listen there
-            raise ValueError("supervised: SpeDockerHub.recorder_port and frontoffice_port must be set "
+        if not (spe.recorder_port and spe.frontoffice_port and spe.citizens_port):  # the supervisor's programs listen there
+            raise ValueError("supervised: SpeDockerHub.recorder_port, frontoffice_port and citizens_port must be set "
                              "(spe hub start chooses them)")
         services, _ = externalize(services, service_tokens or {}, hub_api_url(spe, gateway_ip), str(REPO_ROOT))
     configure_hub(c, spe, settings, services)

@@ -41,6 +41,7 @@ ENVIRONMENT = {
     "SPE_MIRROR_PORT": "mirror_port",
     "SPE_RECORDER_PORT": "recorder_port",
     "SPE_FRONTOFFICE_PORT": "frontoffice_port",
+    "SPE_CITIZENS_PORT": "citizens_port",
     "SPE_NAME_PREFIX": "name_prefix",
     "SPE_NETWORK": "network",
     "SPE_BRIDGE": "bridge",
@@ -175,6 +176,10 @@ class SpeDockerHub(SpeHub):
         Port of the front office service (catalogue, applications, fees) on 127.0.0.1, reached through
         the public proxy at /services/frontoffice/ (default 0: a free port chosen when the hub starts).""").tag(config=True)
 
+    citizens_port = Integer(0, help="""
+        Port of the citizens' service (opt-out, who used my data) on 127.0.0.1, reached through the
+        public proxy at /services/citizens/ (default 0: a free port chosen when the hub starts).""").tag(config=True)
+
     name_prefix = Unicode("spe", help="""
         Prefix of container and volume names and value of their `spe.deployment` label (default
         `spe`; 1-20 characters [a-z0-9-], starting with a letter). Two deployments sharing one
@@ -217,7 +222,7 @@ class SpeDockerHub(SpeHub):
             raise _refuse(proposal, "must be a TCP port, 1..65535")
         return proposal["value"]
 
-    @validate("recorder_port", "frontoffice_port")
+    @validate("recorder_port", "frontoffice_port", "citizens_port")
     def _check_recorder_port(self, proposal):
         if not 0 <= proposal["value"] <= 65535:
             raise _refuse(proposal, "must be a TCP port, 1..65535, or 0 for a free one")

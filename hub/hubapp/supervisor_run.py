@@ -27,6 +27,7 @@ from hub.hubapp.supervise import externalize, hub_program, proxy_program, render
 from hub.settings import Settings
 
 TOKENS_FILE = "service-tokens.json"
+LOOPBACK_SERVICES = ("recorder", "frontoffice", "citizens")  # each with a SpeDockerHub.<name>_port
 PORTS_FILE = "supervised-ports.json"
 PROXY_TOKEN_KEY = "configurable-http-proxy"
 
@@ -68,15 +69,15 @@ def ensure_service_tokens(hub_dir: Path, names: list[str]) -> dict[str, str]:
 
 
 def ensure_ports(hub_dir: Path, spe: SpeDockerHub) -> dict[str, int]:
-    """The recorder's and the front office's ports: the configured ones, else the ones chosen
-    on an earlier start, else free ones now (then kept)."""
+    """The loopback ports of the recorder, the front office and the citizens' service: the
+    configured ones, else the ones chosen on an earlier start, else free ones now (then kept)."""
     path = hub_dir / PORTS_FILE
     try:
         kept = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         kept = {}
-    ports = {"recorder": spe.recorder_port or int(kept.get("recorder") or 0) or free_loopback_port(),
-             "frontoffice": spe.frontoffice_port or int(kept.get("frontoffice") or 0) or free_loopback_port()}
+    ports = {name: getattr(spe, f"{name}_port") or int(kept.get(name) or 0) or free_loopback_port()
+             for name in LOOPBACK_SERVICES}
     if ports != kept:
         _write_private(path, json.dumps(ports))
     return ports
@@ -88,7 +89,8 @@ def write_config(spe: SpeDockerHub, settings: Settings, gateway_ip: str, egress_
     hub_dir = settings.hub_dir
     (hub_dir / "logs").mkdir(parents=True, exist_ok=True)
     ports = ensure_ports(hub_dir, spe)
-    spe.recorder_port, spe.frontoffice_port = ports["recorder"], ports["frontoffice"]
+    for name in LOOPBACK_SERVICES:
+        setattr(spe, f"{name}_port", ports[name])
     services = make_services(spe, settings, gateway_ip, egress_available, ports["recorder"])
     tokens = ensure_service_tokens(hub_dir, [s["name"] for s in services])
     _, programs = externalize(services, tokens, hub_api_url(spe, gateway_ip), str(REPO_ROOT))
@@ -99,9 +101,8 @@ def write_config(spe: SpeDockerHub, settings: Settings, gateway_ip: str, egress_
     programs.append(proxy_program(chp, spe.public_ip, spe.public_port, spe.proxy_api_port, hub_url,
                                   tokens[PROXY_TOKEN_KEY], str(hub_dir)))
     programs.append(hub_program(sys.executable, str(CONFIG_FILE), {
-        "SPE_SUPERVISED": "1", "SPE_RECORDER_PORT": str(ports["recorder"]),
-        "SPE_FRONTOFFICE_PORT": str(ports["frontoffice"]), "CONFIGPROXY_AUTH_TOKEN": tokens[PROXY_TOKEN_KEY]},
-        str(hub_dir)))
+        "SPE_SUPERVISED": "1", "CONFIGPROXY_AUTH_TOKEN": tokens[PROXY_TOKEN_KEY],
+        **{f"SPE_{name.upper()}_PORT": str(ports[name]) for name in LOOPBACK_SERVICES}}, str(hub_dir)))
     path = config_path(hub_dir)
     _write_private(path, render_config(programs, hub_dir))
     env = hub_env(environ, SPE_HOME=str(settings.home), SPE_DB_URL=settings.db_url)

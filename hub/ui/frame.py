@@ -32,6 +32,7 @@ NAV = (
     ("audit", "Audit trail", "services/egress/audit/events", frozenset({r.AUDITOR})),
     ("applications", "Applications", "services/frontoffice/", FRONT_OFFICE_ROLES),
     ("admin", "Hub administration", "hub/admin", frozenset({r.OPERATOR})),
+    ("my_data", "My health data", "services/citizens/", frozenset({r.CITIZEN})),
     ("catalogue", "Catalogue", "services/frontoffice/catalogue", EVERYONE),
     ("register", "Public register", "services/egress/register", EVERYONE),
 )

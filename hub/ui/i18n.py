@@ -47,6 +47,8 @@ FR = {
     "HDAB assessor": "évaluateur·rice de l'organisme d'accès (HDAB)",
     "HDAB decider": "décideur·e de l'organisme d'accès (HDAB)",
     "data holder": "détenteur·rice de données",
+    "citizen": "citoyen·ne",
+    "My health data": "Mes données de santé",
     # role home pages and the pages around them
     "Welcome, {name}": "Bienvenue, {name}",
     "You work here as: {roles}.": "Vous travaillez ici en tant que : {roles}.",

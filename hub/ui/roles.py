@@ -11,6 +11,7 @@ from __future__ import annotations
 
 RESEARCHER, CHECKER, AUDITOR, OPERATOR = "researcher", "output_checker", "auditor", "operator"
 APPLICANT, ASSESSOR, DECIDER, DATA_HOLDER = "applicant", "assessor", "decider", "data_holder"
+CITIZEN = "citizen"  # a person whose health data may be used (hub.citizens): opt-out, who used it
 
 # the order roles are shown in; each with the scopes that make it (any one of them)
 ROLE_SCOPES = {
@@ -22,6 +23,7 @@ ROLE_SCOPES = {
     ASSESSOR: ("custom:spe:assess",),
     DECIDER: ("custom:spe:decide",),
     DATA_HOLDER: ("custom:spe:catalogue",),
+    CITIZEN: ("access:services!service=citizens",),
 }
 
 ROLE_LABELS = {  # English message ids (hub.ui.i18n translates them)
@@ -33,6 +35,7 @@ ROLE_LABELS = {  # English message ids (hub.ui.i18n translates them)
     ASSESSOR: "HDAB assessor",
     DECIDER: "HDAB decider",
     DATA_HOLDER: "data holder",
+    CITIZEN: "citizen",
 }
 
 

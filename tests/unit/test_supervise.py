@@ -116,9 +116,10 @@ def test_supervised_hub_starts_neither_proxy_nor_services_and_keeps_workspaces(t
     from hub.settings import Settings
 
     settings = Settings(home=tmp_path, db_url=f"sqlite:///{tmp_path / 'registry.db'}", actor="tester")
-    env = {"SPE_SUPERVISED": "1", "SPE_RECORDER_PORT": "8765", "SPE_FRONTOFFICE_PORT": "8766"}
+    env = {"SPE_SUPERVISED": "1", "SPE_RECORDER_PORT": "8765", "SPE_FRONTOFFICE_PORT": "8766",
+           "SPE_CITIZENS_PORT": "8767"}
     spe = settings_from(env)
-    names = ["idle-culler", "spe-lifecycle", "session-recorder", "package-mirror", "frontoffice", "egress"]
+    names = ["idle-culler", "spe-lifecycle", "session-recorder", "package-mirror", "frontoffice", "citizens", "egress"]
     c = Config()
     configure_docker(c, spe, settings, "172.18.0.1", True, {n: f"tok-{n}" for n in names})
     assert c.ConfigurableHTTPProxy.should_start is False
@@ -128,7 +129,18 @@ def test_supervised_hub_starts_neither_proxy_nor_services_and_keeps_workspaces(t
     assert set(services) == set(names)
     assert all("command" not in s and s["api_token"] == f"tok-{n}" for n, s in services.items())
     assert services["frontoffice"]["url"] == "http://127.0.0.1:8766"
+    assert services["citizens"]["url"] == "http://127.0.0.1:8767"  # where the supervisor's program listens
     with pytest.raises(InvalidInput, match="no API token"):
         configure_docker(Config(), settings_from(env), settings, "172.18.0.1", True, {})
-    with pytest.raises(ValueError, match="recorder_port and frontoffice_port must be set"):
+    with pytest.raises(ValueError, match="recorder_port, frontoffice_port and citizens_port must be set"):
         configure_docker(Config(), settings_from({"SPE_SUPERVISED": "1"}), settings, "172.18.0.1", True, {})
+
+
+def test_loopback_ports_are_chosen_once_and_kept_across_starts(tmp_path):
+    from hub.hubapp.options import settings_from
+    from hub.hubapp.supervisor_run import LOOPBACK_SERVICES, ensure_ports
+    first = ensure_ports(tmp_path, settings_from({}))
+    assert set(first) == set(LOOPBACK_SERVICES) and len(set(first.values())) == len(LOOPBACK_SERVICES)
+    assert ensure_ports(tmp_path, settings_from({})) == first  # the hub restarted: same ports
+    configured = ensure_ports(tmp_path, settings_from({"SPE_CITIZENS_PORT": "18767"}))
+    assert configured["citizens"] == 18767 and configured["recorder"] == first["recorder"]

@@ -20,6 +20,7 @@ EXPECTED_ROLES = {
     "hdab-assessors": (r.ASSESSOR,),
     "hdab-deciders": (r.DECIDER,),
     "data-holders": (r.DATA_HOLDER,),
+    "citizens": (r.CITIZEN,),
 }
 
 # the navigation each group sees, by key
@@ -32,6 +33,7 @@ EXPECTED_NAV = {
     "hdab-assessors": {"home", "applications", "catalogue", "register"},
     "hdab-deciders": {"home", "applications", "catalogue", "register"},
     "data-holders": {"home", "applications", "catalogue", "register"},
+    "citizens": {"home", "my_data", "catalogue", "register"},
 }
 
 

@@ -10,6 +10,7 @@ from tornado import template
 
 from egress.web.pages import cell_marks
 from egress.workflow import Actor
+from hub.ui.frame import make_frame
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "egress" / "web" / "templates"
 EVIL = '<script>alert("x")</script>'
@@ -36,7 +37,9 @@ def view(can: dict) -> dict:
 def render(req: dict) -> str:
     loader = template.Loader(str(TEMPLATES), autoescape="xhtml_escape")
     modules = type("Modules", (), {"xsrf_form_html": staticmethod(lambda: '<input type="hidden" name="_xsrf">')})
+    frame = make_frame("carol", {"custom:spe:review"}, "en", "/", "/services/egress/requests/" + req["id"])
     return loader.load("request.html").generate(
+        frame=frame, _=frame.t, frame_css="/hub/static/ui/spe.css",
         prefix="/services/egress/", actor=Actor("carol"), req=req, current=req["versions"][-1], earlier=[],
         cell_marks=cell_marks, message="", url_escape=lambda s, plus=False: s, _tt_modules=modules).decode()
 
