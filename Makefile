@@ -44,7 +44,7 @@ test-helm: venv
 # Real single-node Kubernetes v1.20.2 built from Debian's source package (first build 7-15 min,
 # cached in ~/.cache/spe/k8s-1.20.2), started and stopped by the tests; the hub and workspace
 # images of this tree are built (cached by input hash) and imported into its containerd.
-test-k8s: venv
+test-k8s: venv system-deps
 	$(PY) -m pytest -ra tests/k8s $(PYTEST_ARGS)
 
 bench: venv
