@@ -5,6 +5,7 @@ without STARTTLS is refused rather than spoken to in clear; `spe notify list|ret
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from hub.audit.tables import audit_events
 from hub.exceptions import InvalidInput
 from hub.frontoffice.applications import workflow as wf
+from hub.identity import local_operator
 from hub.notify import recipients, service
 from hub.notify.settings import SpeNotify, notify_settings_from
 from hub.notify.tables import notify_outbox
@@ -219,7 +221,8 @@ def test_cli_lists_and_retries_failed_mail_and_the_retry_is_audited(fo, engine, 
     with engine.connect() as conn:
         retried = conn.execute(sa.select(audit_events.c.actor, audit_events.c.detail)
                                .where(audit_events.c.action == "notify.retry")).all()
-    assert len(retried) == 1 and retried[0][0] == "olga" and f"[{mail_id}]" in retried[0][1]
+    assert len(retried) == 1 and retried[0][0] == local_operator().actor and f"[{mail_id}]" in retried[0][1]
+    assert json.loads(retried[0][1])["claimed_actor"] == "olga"  # the name the operator gave, beside the account
 
 
 @pytest.mark.parametrize("env, needle", [
