@@ -14,7 +14,7 @@ from pathlib import Path
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
-from hub.exceptions import InvalidInput, Refused, SpeError
+from hub.exceptions import Forbidden, InvalidInput, Refused, SpeError
 from hub.frontoffice.roles import Actor, actor_from_scopes
 from hub.ui.web import FrameMixin
 
@@ -40,7 +40,14 @@ class FrontOfficeHandler(FrameMixin, HubOAuthenticated, web.RequestHandler):
         return str(TEMPLATES)
 
     def check_hub_user(self, model):
-        return model if model.get("kind", "user") == "user" else None
+        if model.get("kind", "user") != "user":
+            return None
+        # the access scope of this service (every SPE group's but the citizens'): other hub
+        # identities (a citizen's token, a token issued without it) get a 403, not a session
+        if not self.hub_auth.check_scopes(self.hub_scopes, model):
+            raise Forbidden("the front office is for applicants, the HDAB and SPE's staff; "
+                            "ask an operator to add you to a group")
+        return model
 
     def check_xsrf_cookie(self):  # checked in prepare(), after authentication (token requests exempt)
         return

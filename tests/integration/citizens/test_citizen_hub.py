@@ -220,6 +220,18 @@ def test_a_researcher_cannot_reach_the_citizens_pages(citizen_hub):
     assert resp.status_code == 403, resp.text
 
 
+def test_a_citizen_cannot_reach_the_front_office_api(citizen_hub):
+    # the front office is the HDAB's and applicants' (access:services!service=frontoffice); a
+    # citizen's token is refused there, not treated as a person without roles
+    fo = "/services/frontoffice/api/applications"
+    cora = login(citizen_hub, "cora")
+    resp = cora.session.get(f"{cora.base_url}{fo}", headers={"Authorization": f"token {cora.token}"}, timeout=120)
+    assert resp.status_code == 403 and "front office" in resp.json()["error"], resp.text
+    rita = login(citizen_hub, "rita")
+    resp = rita.session.get(f"{rita.base_url}{fo}", headers={"Authorization": f"token {rita.token}"}, timeout=120)
+    assert resp.status_code == 200, resp.text
+
+
 def test_donations_through_the_service_refuse_bad_input_and_store_good_once(citizen_hub):
     import sqlalchemy as sa
     from datetime import date, timedelta
