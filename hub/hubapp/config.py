@@ -61,6 +61,7 @@ SERVER_TOKEN_SCOPES = ["access:servers!server", "users:activity!user", "custom:s
 # SPE's services, by the name JupyterHub knows them under
 IDLE_CULLER, LIFECYCLE, RECORDER, EGRESS = "idle-culler", "spe-lifecycle", "session-recorder", "egress"
 FRONTOFFICE = "frontoffice"
+NOTIFIER = "notifier"  # calls no hub API: no role
 CITIZENS = "citizens"  # calls no hub API beyond OAuth: no role
 MIRROR = "package-mirror"  # calls no hub API: no role
 
@@ -88,6 +89,12 @@ def egress_service(url: str, **how: object) -> dict:
     started by the hub (`command`, ...) on one host, or an `api_token` when it runs elsewhere."""
     return {"name": EGRESS, "url": url, "oauth_no_confirm": True, "display": True,
             "oauth_client_allowed_scopes": sorted(CUSTOM_SCOPES), **how}
+
+
+def notifier_service(python: str, **how: object) -> dict:
+    """The `notifier` service (hub.notify: mail turned from the audit trail, `spe notify run`):
+    no URL, no hub API; run only when an SMTP server is set (hub.notify.settings.mail_configured)."""
+    return {"name": NOTIFIER, **how, "command": [python, "-m", "hub.cli", "notify", "run"]}
 
 
 def frontoffice_service(url: str, **how: object) -> dict:

@@ -4,7 +4,8 @@ Public proxy on `public_ip:public_port`, started by the hub; the hub API, the eg
 and the package mirror on the internal network's gateway, the only host addresses a workspace
 can reach (hub.netfw). Workspaces are `RecordedPermitSpawner` containers behind the session
 recorder. Every service is a process the hub starts: idle culler, lifecycle, session recorder,
-package mirror and (when installed) egress. Sets values on `c` only; the host is prepared by hub.hubapp.host. Must not
+package mirror, front office, citizens' service, the notifier (when an SMTP server is set) and
+(when installed) egress. Sets values on `c` only; the host is prepared by hub.hubapp.host. Must not
 import `egress`.
 
 Supervised (`SpeDockerHub.supervised`, `spe hub start`): supervisord runs the proxy and the
@@ -18,13 +19,15 @@ import os
 import sys
 
 from hub.hubapp.config import (EGRESS_PREFIX, LIFECYCLE, MIRROR, RECORDER, citizens_service, configure_hub,
-                                egress_service, frontoffice_service, idle_culler_service, lifecycle_command)
-from hub.hubapp.options import SpeDockerHub
-
-CITIZENS_ENVIRONMENT = ("SPE_OPTOUT_DELAY_DAYS", "SPE_OPTOUT_PROPAGATE_SECONDS")  # hub.citizens.web.app
+                                egress_service, frontoffice_service, idle_culler_service, lifecycle_command,
+                                notifier_service)
+from hub.hubapp.options import SpeDockerHub, site_config
 from hub.hubapp.process import REPO_ROOT, free_loopback_port
 from hub.hubapp.supervise import externalize
+from hub.notify.settings import notifier_environment
 from hub.settings import Settings
+
+CITIZENS_ENVIRONMENT = ("SPE_OPTOUT_DELAY_DAYS", "SPE_OPTOUT_PROPAGATE_SECONDS")  # hub.citizens.web.app
 
 
 def egress_url(spe: SpeDockerHub, gateway_ip: str) -> str:
@@ -62,6 +65,12 @@ def make_services(spe: SpeDockerHub, settings: Settings, gateway_ip: str, egress
     passed = {k: os.environ[k] for k in CITIZENS_ENVIRONMENT if k in os.environ}
     services.append(citizens_service(f"http://127.0.0.1:{spe.citizens_port or free_loopback_port()}", cwd=str(REPO_ROOT),
                                      environment={**env, **passed}, command=[python, "-m", "hub.citizens.web"]))
+    # the notifier, when an SMTP server is set (hub.notify), with its SPE_SMTP_* settings
+    extra_config = os.environ.get("SPE_HUB_EXTRA_CONFIG")
+    mail = notifier_environment(os.environ, site_config(extra_config))
+    if mail is not None:  # (the site file too: SpeNotify's retry and digest settings)
+        passed = {"SPE_HUB_EXTRA_CONFIG": extra_config} if extra_config else {}
+        services.append(notifier_service(python, cwd=str(REPO_ROOT), environment={**env, **mail, **passed}))
     if egress_available:
         services.append(egress_service(f"http://{gateway_ip}:{spe.egress_port}", **here,
                                        command=[python, "-m", "egress.app"]))

@@ -21,8 +21,9 @@ from traitlets.config import Config
 
 from hub.exceptions import InvalidInput, NotFound
 from hub.hubapp.config import (LIFECYCLE, configure_hub, egress_service, frontoffice_service, idle_culler_service,
-                                lifecycle_command)
+                                lifecycle_command, notifier_service)
 from hub.hubapp.options import SpeHub, settings_from
+from hub.notify.settings import notifier_environment
 from hub.settings import Settings
 
 VALUES_FILE = "/usr/local/etc/spe/values/values.yaml"  # where the chart mounts them in the hub pod
@@ -71,6 +72,9 @@ def make_kube_services(spe: SpeHub, values: dict, settings: Settings, *, egress_
         {"name": LIFECYCLE, "environment": env,
          "command": [*lifecycle_command(spe, python), "--backend", "kube", "--namespace", values["namespace"]]},
     ]
+    mail = notifier_environment({}, Config(values.get("config") or {}))
+    if mail is not None:  # the chart's config.SpeNotify names an SMTP server: mail on (hub.notify)
+        services.append(notifier_service(python, environment={**env, **mail}))
     if pod_ip:
         services.append(frontoffice_service(f"http://{pod_ip}:{FRONTOFFICE_PORT}", environment=env,
                                             command=[python, "-m", "hub.frontoffice.web"]))

@@ -144,3 +144,13 @@ def notify_settings_from(environ: Mapping[str, str], *configs: Config) -> SpeNot
         return SpeNotify(config=merged)
     except TraitError as err:
         raise InvalidInput(str(err)) from None
+
+
+def notifier_environment(environ: Mapping[str, str], *configs: Config) -> dict[str, str] | None:
+    """The SPE_SMTP_* environment of the notifier the hub runs as one of its services (`spe notify
+    run`), from variables and configs; None when no SMTP server is set: mail stays off, nothing
+    queues. A bad setting raises InvalidInput, so the hub does not start with broken mail."""
+    notify = notify_settings_from(environ, *configs)
+    if not notify.smtp_host:
+        return None
+    return {var: str(getattr(notify, name)) for var, name in ENVIRONMENT.items() if getattr(notify, name) != ""}

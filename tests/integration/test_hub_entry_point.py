@@ -22,6 +22,7 @@ def test_entry_point_reads_the_environment_then_the_site_config(tmp_path, monkey
     site.write_text("c = get_config()\n"
                     "c.SpeHub.idle_timeout_seconds = 600\n"
                     "c.SpeDockerHub.hub_port = 9999\n"
+                    "c.SpeNotify.smtp_host = 'mail.example.org'\n"
                     "c.JupyterHub.authenticator_class = 'generic-oauth'\n"
                     "c.JupyterHub.services.append({'name': 'reports', 'api_token': 'r3ports'})\n")
     home = tmp_path / "spe"
@@ -44,7 +45,10 @@ def test_entry_point_reads_the_environment_then_the_site_config(tmp_path, monkey
     assert c.JupyterHub.hub_bind_url == f"http://{gateway}:9999"
     services = {s["name"]: s for s in c.JupyterHub.services}
     assert "--timeout=600" in services["idle-culler"]["command"]
-    assert services["spe-lifecycle"]["command"][-5:] == ["7", "--grace-days", "30", "--name-prefix", f"spe-e{run}"]
+    life = services["spe-lifecycle"]["command"]
+    assert (life[life.index("--period-seconds") + 1], life[life.index("--name-prefix") + 1]) == ("7", f"spe-e{run}")
+    # an SMTP server in the site file: the hub runs the notifier, which reads the same file
+    assert services["notifier"]["environment"]["SPE_HUB_EXTRA_CONFIG"] == str(site)
     # the site's other settings are applied last: its authenticator, its service beside SPE's
     assert c.JupyterHub.authenticator_class == "generic-oauth"
     assert {"idle-culler", "spe-lifecycle", "session-recorder", "egress", "reports"} <= set(services)

@@ -112,6 +112,30 @@ def test_both_backends_share_roles_scopes_and_egress_registration(settings):
     assert d["command"][1:] == ["-m", "egress.app"] and k["api_token"] == "egr3ss" and "command" not in k
 
 
+def test_the_notifier_runs_only_with_an_smtp_server_and_gets_its_settings(settings, monkeypatch):
+    for var in ("SPE_SMTP_HOST", "SPE_HUB_EXTRA_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    c, _ = docker_config(settings)
+    assert "notifier" not in services(c)  # no SMTP server: mail is off, nothing queues
+    monkeypatch.setenv("SPE_SMTP_HOST", "mail.example.org")
+    monkeypatch.setenv("SPE_SMTP_PASSWORD_FILE", "/run/secrets/smtp")
+    c, _ = docker_config(settings)
+    notifier = services(c)["notifier"]
+    assert notifier["command"][1:] == ["-m", "hub.cli", "notify", "run"] and "url" not in notifier
+    env = notifier["environment"]
+    assert (env["SPE_SMTP_HOST"], env["SPE_SMTP_PASSWORD_FILE"], env["SPE_HOME"]) == (
+        "mail.example.org", "/run/secrets/smtp", str(settings.home))
+    monkeypatch.setenv("SPE_SMTP_SECURITY", "none")  # a bad mail setting stops the hub's configuration
+    with pytest.raises(InvalidInput, match="SPE_SMTP_SECURITY"):
+        docker_config(settings)
+    # on the cluster the chart's config.SpeNotify turns it on, its settings in the notifier's environment
+    assert "notifier" not in services(kube_config(settings)[0])
+    kube, _ = kube_config(settings, {"SpeNotify": {"smtp_host": "smtp.hdab.example", "smtp_port": 465,
+                                                   "smtp_security": "tls"}})
+    env = services(kube)["notifier"]["environment"]
+    assert (env["SPE_SMTP_HOST"], env["SPE_SMTP_PORT"], env["SPE_SMTP_SECURITY"]) == ("smtp.hdab.example", "465", "tls")
+
+
 def test_docker_adds_listeners_spawner_and_service_processes(settings):
     c, spe = docker_config(settings, {"SPE_HUB_PORT": "9081", "SPE_IDLE_TIMEOUT_SECONDS": "900",
                                       "SPE_NAME_PREFIX": "spe-x", "SPE_RECORDER_PORT": "8765"})
