@@ -20,8 +20,8 @@ from pathlib import Path
 from traitlets.config import Config
 
 from hub.exceptions import InvalidInput, NotFound
-from hub.hubapp.config import (LIFECYCLE, configure_hub, egress_service, frontoffice_service, idle_culler_service,
-                                lifecycle_command, notifier_service)
+from hub.hubapp.config import (LIFECYCLE, citizens_service, configure_hub, egress_service, frontoffice_service,
+                                idle_culler_service, lifecycle_command, notifier_service)
 from hub.hubapp.options import SpeHub, settings_from
 from hub.notify.settings import notifier_environment
 from hub.settings import Settings
@@ -31,6 +31,7 @@ HUB_PORT = 8081
 PROXY_API_PORT = 8001
 RECORDER_PORT = 8765  # the session recorder's Service (the proxy's only way to a workspace)
 FRONTOFFICE_PORT = 8120  # the front office in the hub pod, at the pod's IP (the proxy routes /services/frontoffice/)
+CITIZENS_PORT = 8130  # the citizens' service beside it (/services/citizens/)
 # hub.config lists that extend the chart's own instead of replacing them
 EXTENDED = {("JupyterHub", "services"), ("JupyterHub", "load_roles")}
 
@@ -61,7 +62,7 @@ def kube_settings(values: dict) -> SpeHub:
 def make_kube_services(spe: SpeHub, values: dict, settings: Settings, *, egress_api_token: str,
                        service_env: dict | None = None, pod_ip: str = "", python: str = sys.executable) -> list[dict]:
     """SPE's services on the cluster that call the hub API: egress in its own pod; the idle
-    culler, the lifecycle service and (with `pod_ip`) the front office as processes of the hub
+    culler, the lifecycle service and (with `pod_ip`) the front office and the citizens' service as processes of the hub
     pod. (The session recorder calls no hub API: it is not a service of the hub.) `service_env`: what they need of the pod's environment beyond SPE_HOME/SPE_DB_URL (the
     Kubernetes API's address for the lifecycle backend); it never goes on a command line."""
     names = values["names"]
@@ -78,6 +79,8 @@ def make_kube_services(spe: SpeHub, values: dict, settings: Settings, *, egress_
     if pod_ip:
         services.append(frontoffice_service(f"http://{pod_ip}:{FRONTOFFICE_PORT}", environment=env,
                                             command=[python, "-m", "hub.frontoffice.web"]))
+        services.append(citizens_service(f"http://{pod_ip}:{CITIZENS_PORT}", environment=env,
+                                         command=[python, "-m", "hub.citizens.web"]))
     return services
 
 

@@ -197,6 +197,18 @@ def test_browsers_reach_workspaces_only_through_the_session_recorder(rendered):
         assert hub_values["names"]["recorder"] == f"{RELEASE}-recorder"
 
 
+def test_only_the_proxy_reaches_the_hub_pods_web_services(rendered):
+    """The front office (8120) and the citizens' service (8130) run in the hub pod; the proxy may
+    reach them, a workspace only the hub API (8081)."""
+    for name, docs in rendered.items():
+        hub = _peers(_netpol(docs, f"{RELEASE}-hub")["ingress"], "from")
+        assert hub["proxy"] == {8081, 8120, 8130} and hub["workspace"] == {8081}, name
+        assert {8120, 8130} <= _peers(_netpol(docs, f"{RELEASE}-proxy")["egress"], "to")["hub"], name
+        specs = {n: s for n, _, s in pod_specs(docs)}
+        ports = {p["name"]: p["containerPort"] for p in specs[f"{RELEASE}-hub"]["containers"][0]["ports"]}
+        assert (ports["frontoffice"], ports["citizens"]) == (8120, 8130), name
+
+
 def test_workspace_dns_only_when_allowed(rendered):
     spec = _netpol(rendered["postgres-values.yaml"], f"{RELEASE}-workspace")
     dns = [r for r in spec["egress"] if any(p["port"] == 53 for p in r["ports"])]
@@ -400,8 +412,9 @@ def test_hub_config_passthrough_reaches_jupyterhub(rendered, tmp_path, monkeypat
     # service beside it (hub.config extends the list instead of dropping the chart's service)
     assert c.JupyterHub.custom_scopes == CUSTOM_SCOPES and c.Spawner.server_token_scopes == SERVER_TOKEN_SCOPES
     services = {s["name"]: s for s in c.JupyterHub.services}
-    assert set(services) == {"egress", "idle-culler", "spe-lifecycle", "frontoffice", "reports"}
+    assert set(services) == {"egress", "idle-culler", "spe-lifecycle", "frontoffice", "citizens", "reports"}
     assert services["frontoffice"]["url"] == "http://10.253.0.7:8120"
+    assert services["citizens"]["url"] == "http://10.253.0.7:8130"  # the hub pod's port the proxy may reach
     assert services["egress"]["api_token"] == "egr3ss" and services["egress"]["url"] == f"http://{RELEASE}-egress:8090"
     assert services["egress"]["oauth_client_allowed_scopes"] == sorted(CUSTOM_SCOPES)
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
@@ -551,11 +564,13 @@ def test_alert_rules_are_a_valid_prometheus_rule_file_on_spe_metrics(tools, rend
     out = subprocess.run([promtool, "check", "rules", str(tmp_path / "spe-alerts.yaml")], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     served = set()
-    for make in HUB_GROUPS.values():
-        group = make()
-        if hasattr(group, "networkpolicy"):
-            group.networkpolicy = "enforced"  # Kubernetes only: served once the self-check ran
-        served |= {m.name for m in group.collect(Scrape(conn=None, permit_rows=[], head_seq=0))}
+    from hub.db import make_engine
+    with make_engine(f"sqlite:///{tmp_path / 'registry.db'}").connect() as conn:  # an empty registry
+        for make in HUB_GROUPS.values():
+            group = make()
+            if hasattr(group, "networkpolicy"):
+                group.networkpolicy = "enforced"  # Kubernetes only: served once the self-check ran
+            served |= {m.name for m in group.collect(Scrape(conn=conn, permit_rows=[], head_seq=0))}
     named = {n for r in alerts.values() for n in re.findall(r"\bspe_[a-z_]+", r["expr"])}
     assert named and named <= served, named - served
     assert not find(rendered["default-values.yaml"], "PrometheusRule")

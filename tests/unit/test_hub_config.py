@@ -208,7 +208,8 @@ def test_kube_runs_culler_lifecycle_and_front_office_in_the_hub_pod_behind_the_r
                    service_env={"KUBERNETES_SERVICE_HOST": "10.254.0.1", "KUBERNETES_SERVICE_PORT": "443"},
                    pod_ip="10.253.0.7")
     svc = services(c)
-    assert set(svc) == {"egress", "idle-culler", "spe-lifecycle", "frontoffice"}
+    assert set(svc) == {"egress", "idle-culler", "spe-lifecycle", "frontoffice", "citizens"}
+    assert svc["citizens"]["command"][1:] == ["-m", "hub.citizens.web"] and svc["citizens"]["url"].endswith(":8130")
     # every workspace is reached through the recorder, its own pod behind its own Service
     assert c.JupyterHub.spawner_class == "hub.spawner.kube.RecordedPermitKubeSpawner"
     assert c.SessionRecordingMixin.session_recorder_url == "http://spe-recorder:8765"
