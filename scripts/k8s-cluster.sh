@@ -182,6 +182,12 @@ all_alive() {  # every component with a pid file still runs
   done
 }
 
+node_up() {  # the node's processes run and it is Ready
+  [ -f "$RUN/pid/kubelet" ] && [ -f "$RUN/pid/kube-proxy" ] || return 1
+  kubectl --kubeconfig "$RUN/admin.kubeconfig" get node localhost \
+    -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -q True
+}
+
 down() {
   for name in dns-sync dnsmasq kube-proxy kubelet containerd scheduler controller-manager apiserver etcd; do
     local f="$RUN/pid/$name"
@@ -217,16 +223,21 @@ case "${1:-}" in
   up)
     [ -x "$BIN/kube-apiserver" ] || { log "no binaries in $BIN: run scripts/k8s-build.sh"; exit 1; }
     if [ -f "$RUN/pid/apiserver" ]; then
-      if all_alive && kubectl --kubeconfig "$RUN/admin.kubeconfig" get --raw /readyz >/dev/null 2>&1; then
+      if all_alive && kubectl --kubeconfig "$RUN/admin.kubeconfig" get --raw /readyz >/dev/null 2>&1 \
+         && { [ "$NODE" != 1 ] || node_up; }; then
         log "already up ($RUN)"; echo "export KUBECONFIG=$RUN/admin.kubeconfig"; exit 0
       fi
-      # pid files of a cluster that is gone (a reboot, a killed test run): clear it and start afresh
-      log "stale state in $RUN (processes gone or apiserver not ready): cleaning up"
+      # pid files of a cluster that is gone (a reboot, a killed test run) or half started (a
+      # failed `up`, a node never started): clear it and start afresh
+      log "stale state in $RUN (processes gone, apiserver or node not ready): cleaning up"
       down
     fi
     mkdir -p "$RUN"
+    # an `up` that fails leaves nothing behind that the next one could take for a cluster
+    trap 'rc=$?; if [ "$rc" -ne 0 ]; then log "up failed (exit $rc): stopping what it started"; down; fi' EXIT
     up_control_plane
-    [ "$NODE" = 1 ] && up_node
+    if [ "$NODE" = 1 ]; then up_node; fi
+    trap - EXIT
     echo "export KUBECONFIG=$RUN/admin.kubeconfig" ;;
   down) down ;;
   env) echo "export KUBECONFIG=$RUN/admin.kubeconfig" ;;
