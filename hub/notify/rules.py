@@ -151,6 +151,12 @@ RULES: dict[str, Rule] = {
     "dp.charge": Rule(_budget_recipients, "Permit {permit_id}: 80 % of the differential-privacy budget spent",
                       HOME_PAGE, when=crossed_budget_warning, tell_actor=True,
                       line="The permit's differential-privacy budget has {epsilon_remaining} epsilon left."),
+    # a citizen's opt-out reached the permit (hub.citizens.optout): a new extract version, never who left
+    "optout.propagate": Rule(_fixed(Spec(PERMIT_MEMBERS)), "Permit {permit_id}: new extract version {extract_version}",
+                             HOME_PAGE, mandatory=True,
+                             line="The permit's extract was made again (version {extract_version}) after opt-outs "
+                                  "under EHDS Art. 71; earlier versions were deleted. Restart your workspace to use "
+                                  "it; results computed on an earlier version may differ slightly."),
     # the end of a permit (emitted by the notifier, hub.notify.ending)
     "permit.ending_soon": Rule(_fixed(Spec(PERMIT_MEMBERS), Spec(GROUP, "operators")),
                                "Permit {permit_id} ends on {valid_until}", HOME_PAGE, mandatory=True,

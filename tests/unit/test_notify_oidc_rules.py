@@ -28,6 +28,7 @@ def event(action, detail=None, outcome="ok", actor="carla", **kw):
     ("import.approve", (Spec(rules.AUTHOR, "import.create"),), False),
     ("import.reject", (Spec(rules.AUTHOR, "import.create"),), False),
     ("session.meter_warning", (Spec(rules.USER, "carla"),), False),
+    ("optout.propagate", (Spec(rules.PERMIT_MEMBERS),), True),
 ])
 def test_who_each_event_mails(action, recipients, mandatory):
     n = make_notice(event(action), URL)
@@ -120,3 +121,12 @@ def test_permits_ending_within_the_window_once_per_end_date():
                ("P-ended", "expired", date(2027, 3, 5)), ("P-past", "active", date(2027, 2, 28)),
                ("P-told", "active", date(2027, 3, 2))]
     assert permits_ending(permits, today, 14, {("P-told", "2027-03-02")}) == [("P-soon", date(2027, 3, 15), 14)]
+
+
+def test_members_learn_of_a_new_extract_version_but_never_who_left():
+    n = make_notice(event("optout.propagate", {"extract_version": 3, "removed_versions": [2],
+                                               "members_to_tell": ["alice", "bob"]}, actor="citizens",
+                          object_id="P-1/3"), URL)
+    assert n.mandatory and "version 3" in n.subject
+    text = n.subject + n.body
+    assert "alice" not in text and "bob" not in text and "cora" not in text
