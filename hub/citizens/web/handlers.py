@@ -9,136 +9,50 @@ Must not import `egress`.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import time
 from pathlib import Path
 
-from jupyterhub.services.auth import HubOAuthenticated
-from tornado import web
-
 from hub import audit
 from hub.citizens import optout as citizen_optout
+from hub.citizens.donations import FORMATS, donate, my_donations, withdraw_donation
 from hub.citizens.identity import id_hash_of
 from hub.citizens.membership import check_person
-from hub.citizens.donations import FORMATS, donate, my_donations, withdraw_donation
 from hub.citizens.usage import permits_that_used
+from hub.exceptions import InvalidInput, Refused
 from hub.permits.purposes import ALLOWED
-from hub.exceptions import Forbidden, InvalidInput, Refused, SpeError
+from hub.webservice import HubServiceHandler
 
-log = logging.getLogger("spe.citizens.web")
 TEMPLATES = Path(__file__).parent / "templates"
-
-
-class _Login(Exception):
-    """A page needs a session: send the browser to the hub's login."""
 
 
 class TooMany(Refused):
     http_status = 429
 
 
-class CitizenHandler(HubOAuthenticated, web.RequestHandler):
-    api = False
-
-    def get_template_path(self):
-        return str(TEMPLATES)
-
-    def check_hub_user(self, model):
-        if model.get("kind", "user") != "user":
-            return None
-        # the access scope of this service (the `citizens` group's): other hub users get a 403
-        if not self.hub_auth.check_scopes(self.hub_scopes, model):
-            raise Forbidden("these pages are for citizens signed in with their national eID")
-        return model
-
-    def check_xsrf_cookie(self):  # checked in prepare(), after authentication (token requests exempt)
-        return
-
-    async def prepare(self):
-        try:
-            model = await self.hub_auth.get_user(self, sync=False)
-        except (web.HTTPError, Refused):
-            raise
-        except Exception:
-            log.exception("hub authentication failed")
-            raise web.HTTPError(503, "the hub cannot confirm who you are right now; try again") from None
-        self._model = self.check_hub_user(model) if model else None
-        if self._model and self.request.method not in ("GET", "HEAD") and not getattr(self, "_token_authenticated", False):
-            self.hub_auth.check_xsrf_cookie(self)
-
-    def get_current_user(self):
-        return getattr(self, "_model", None)
+class CitizenHandler(HubServiceHandler):
+    prefix_setting, executor_setting = "citizens_prefix", "citizens_executor"
+    templates = TEMPLATES
+    # the access scope is the `citizens` group's
+    forbidden_message = "these pages are for citizens signed in with their national eID"
+    error_page_values = {"user": None}
 
     @property
     def engine(self):
         return self.settings["citizens_engine"]
 
     def username(self) -> str:
-        if not self.current_user:
-            if self.api:
-                raise web.HTTPError(401, "authenticate with a hub token (Authorization: token …)")
-            raise _Login()
-        return self.current_user["name"]
-
-    async def call(self, fn, *args, **kwargs):
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.settings["citizens_executor"], lambda: fn(*args, **kwargs))
+        return self.require_login()["name"]
 
     async def me(self) -> tuple[str, str]:
         """(account, keyed hash of its national identifier); 404 when the login was not a citizen's."""
         name = self.username()
         return name, await self.call(id_hash_of, self.engine, name)
 
-    def url(self, path: str = "") -> str:
-        return self.settings["citizens_prefix"] + path.lstrip("/")
-
-    def send_json(self, obj, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(obj, sort_keys=True, default=str))
-
     def page(self, template: str, **values) -> None:
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("Content-Security-Policy",
-                        "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
-        self.render(template, prefix=self.settings["citizens_prefix"], user=(self.current_user or {}).get("name"),
+        self.secure_page_headers()
+        self.render(template, prefix=self.url(), user=(self.current_user or {}).get("name"),
                     message=self.get_argument("message", "")[:200], **values)
-
-    def _handle_request_exception(self, e):
-        if isinstance(e, _Login):
-            if not self._finished:
-                self.redirect(self.get_login_url())
-            return
-        if isinstance(e, Refused):
-            return self._error(e.http_status, str(e))
-        if isinstance(e, SpeError):
-            log.error("citizens service failure: %s", e, exc_info=e)
-            return self._error(500, "the service failed; the operators have the details")
-        return super()._handle_request_exception(e)
-
-    def _error(self, status: int, message: str) -> None:
-        if self._finished:
-            return
-        self.clear()
-        self.set_status(status)
-        if self.api:
-            self.finish(json.dumps({"error": message, "status": status}))
-        else:
-            self.render("error.html", prefix=self.settings["citizens_prefix"], user=None, message=message,
-                        status=status)
-
-    def write_error(self, status_code: int, **kwargs):
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        message = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else (
-            "the service failed; the operators have the details" if status_code >= 500 else self._reason)
-        if self.api:
-            self.finish(json.dumps({"error": message, "status": status_code}))
-        else:
-            self.render("error.html", prefix=self.settings["citizens_prefix"], user=None, message=message,
-                        status=status_code)
 
 
 def _state(engine, id_hash: str) -> dict:
