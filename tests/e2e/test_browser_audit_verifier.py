@@ -19,20 +19,19 @@ from hub.audit.pack import ExportFilter, export_pack, verify_pack
 from hub.audit.anchors import merge_anchors, parse_snapshot
 from hub.db import dispose_engines, make_engine
 from hub.register import register_document
+from tests.e2e.browser import launch
 from tests.hubfixture import REPO
 from tests.integration.audit.helpers import append, rewrite_chain, tamper
 
 pytestmark = [pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PAGE = (REPO / "hub" / "audit" / "verifier.html").as_uri()
 
 
 @pytest.fixture(scope="module")
 def page():
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = launch(pw)
         try:
             pg = browser.new_page()
             pg.goto(PAGE)

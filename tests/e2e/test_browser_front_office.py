@@ -14,12 +14,11 @@ from playwright.sync_api import expect, sync_playwright
 
 from hub.cli import main as spe
 from hub.naming import server_name_for
+from tests.e2e.browser import launch, sign_in
 from tests.integration.kernel import Kernel
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ENTRY = "examples/catalogue/eunomia.yaml"
 GRANTED = ["person.person_id", "person.gender_concept_id", "person.year_of_birth"]
 FO = "/services/frontoffice/"
@@ -27,10 +26,7 @@ FO = "/services/frontoffice/"
 
 def login(browser, hub, user):
     page = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", hub.passwords[user])
-    page.click("#login_submit")
+    sign_in(page, hub.url, user, hub.passwords[user])
     page.wait_for_url("**/hub/**")
     return page
 
@@ -40,7 +36,7 @@ def test_applicant_assessor_decider_permit_workspace(spe_hub):
 
     assert spe(["--home", str(spe_hub.home), "--actor", "olga", "catalogue", "set", str(REPO / ENTRY)]) == 0
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = launch(pw)
         try:
             # the public catalogue needs no login: search, facet, dataset page with disclosure classes
             anon = browser.new_page()

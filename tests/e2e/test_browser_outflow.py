@@ -9,11 +9,10 @@ import json
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
+from tests.e2e.browser import launch, sign_in
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 CODE = ("import glob, shutil\nsrc = sorted(glob.glob('/data/*.parquet'))[0]\n"
         "shutil.copy(src, 'x.csv'); shutil.copy(src, 'x.png')\n"
         "from IPython.display import display\ndisplay({'text/plain': 'q' * 3_000_000}, raw=True)")
@@ -36,13 +35,10 @@ def test_the_extract_does_not_open_in_jupyterlab(spe_hub):
                                data=json.dumps({"type": "notebook", "content": notebook()}))
         assert resp.status_code in (200, 201), resp.text
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            browser = launch(pw)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             try:
-                page.goto(f"{spe_hub.url}/hub/login")
-                page.fill("input[name=username]", user)
-                page.fill("input[name=password]", spe_hub.passwords[user])
-                page.click("#login_submit")
+                sign_in(page, spe_hub.url, user, spe_hub.passwords[user])
                 page.goto(api.user_url(user, server, "lab/tree/copy.ipynb"))
                 expect(page.locator(".jp-Notebook .jp-Cell").first).to_contain_text("shutil.copy", timeout=90_000)
                 expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(timeout=90_000)

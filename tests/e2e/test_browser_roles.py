@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from tests.e2e.browser import launch, sign_in
 from tests.axe_support import axe_source, blocking_violations
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 EG, FO = "/services/egress/", "/services/frontoffice/"
 SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 TIMEOUT_MS = 60_000  # generous: the machine is shared
@@ -51,10 +50,7 @@ def _context(browser, locale="en-GB"):
 
 def _login(ctx, hub, user):
     page = ctx.new_page()
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", hub.passwords[user])
-    page.click("#login_submit")
+    sign_in(page, hub.url, user, hub.passwords[user])
     page.wait_for_url("**/hub/home")
     return page
 
@@ -77,7 +73,7 @@ def test_every_role_in_one_frame(spe_hub):
     failures: list[str] = []
     url = spe_hub.url
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = launch(pw)
         try:
             # a visitor without a session: the public pages in the frame, everything else -> login
             anon = _context(browser).new_page()

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
+from tests.e2e.browser import launch, sign_in
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img" / "workspace-duckdb.png"
 
 QUERY = """import duckdb
@@ -36,13 +35,10 @@ def notebook() -> dict:
 def test_researcher_runs_duckdb_in_jupyterlab(spe_hub, tmp_path):
     user, server = "bob", "demo-2026-001"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = launch(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         try:
-            page.goto(f"{spe_hub.url}/hub/login")
-            page.fill("input[name=username]", user)
-            page.fill("input[name=password]", spe_hub.passwords[user])
-            page.click("#login_submit")
+            sign_in(page, spe_hub.url, user, spe_hub.passwords[user])
             expect(page.locator("#spe-permits")).to_contain_text("DEMO-2026-001")
             # one click: the home page posts the spawn form with this permit, no options page
             page.click("tr[data-permit='DEMO-2026-001'] button[data-action=start]")

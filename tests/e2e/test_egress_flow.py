@@ -19,16 +19,14 @@ import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
 
+from tests.e2e.browser import launch, sign_in
 from tests.axe_support import blocking_violations
-
 from tests.integration.egress_hub import (CHECKER_SCOPES, COUNT_SQL, REPO, RESEARCHER_SCOPES, Client, count_table,
                                           hub, suppressed)  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 expect.set_options(timeout=30_000)  # OAuth redirects on a loaded CI machine
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +40,7 @@ def spe():
 
 
 def login(page, hub, user: str) -> None:
-    page.goto(f"{hub.hub_url}hub/login")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", "test-password")
-    page.click("#login_submit")
+    sign_in(page, hub.hub_url, user, "test-password")
     page.wait_for_url("**/hub/**")
 
 
@@ -75,7 +70,7 @@ def test_submit_flag_resubmit_two_approvals_download(hub, spe, tmp_path):
     # 2. a checker opens the request in the browser: failing cells highlighted with the rule,
     #    no Approve button for a failing version; they return it with a comment
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = launch(pw)
         # bypass_csp: only so that the test can inject axe-core (tests.axe_support)
         page = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True).new_page()
         try:
@@ -113,7 +108,7 @@ def test_submit_flag_resubmit_two_approvals_download(hub, spe, tmp_path):
 
     # 4. two checkers approve: carol in the browser, dave through the API; carol releases
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = launch(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         try:
             login(page, hub, "carol")

@@ -10,7 +10,8 @@ import stat
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.e2e.test_egress_flow import ARGS, CHROMIUM, login
+from tests.e2e.browser import launch
+from tests.e2e.test_egress_flow import login
 from tests.integration.egress_hub import PERMIT, hub  # noqa: F401
 
 pytestmark = pytest.mark.browser
@@ -20,7 +21,7 @@ def test_a_researcher_asks_in_the_browser_and_a_checker_approves(hub, tmp_path):
     upload = tmp_path / "atc-codes.csv"
     upload.write_bytes(b"atc,name\nA10BA02,metformin\nA10BB01,glibenclamide\n")
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = launch(pw)
         try:
             researcher = browser.new_context().new_page()
             login(researcher, hub, "alice")
