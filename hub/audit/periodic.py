@@ -2,8 +2,9 @@
 
 Without them a checkpoint exists only when someone runs `spe audit checkpoint`, and the register
 (`hub.audit.anchors`) would publish nothing to hold the operator to. `checkpoint_due` is the pure
-rule: sign when the chain has grown past the last checkpoint and the last periodic one is at
-least `every_seconds` old (or there is none). `periodic_checkpoint` applies it.
+rule: sign when the chain has grown past the last periodic checkpoint and that one is at least
+`every_seconds` old (or there is none: then the oldest event is). Checkpoints of exports do not
+count: a pack's checkpoint must not hold back the published series. `periodic_checkpoint` applies it.
 """
 
 from __future__ import annotations
@@ -43,9 +44,11 @@ def periodic_checkpoint(engine: sa.Engine, keys_dir: Path, *, actor: str, now: d
     now = now or datetime.now(timezone.utc)
     with engine.connect() as conn:
         head_seq = conn.execute(sa.select(audit_head.c.seq)).scalar() or 0
-        last_seq = conn.execute(sa.select(sa.func.max(audit_checkpoints.c.seq))).scalar()
-        last_periodic = conn.execute(sa.select(sa.func.max(audit_checkpoints.c.ts))
-                                     .where(audit_checkpoints.c.kind == "periodic")).scalar()
+        # the periodic series only: checkpoints of exports (every `spe audit export` signs one)
+        # must not hold back the schedule the register publishes
+        periodic = audit_checkpoints.c.kind == "periodic"
+        last_seq = conn.execute(sa.select(sa.func.max(audit_checkpoints.c.seq)).where(periodic)).scalar()
+        last_periodic = conn.execute(sa.select(sa.func.max(audit_checkpoints.c.ts)).where(periodic)).scalar()
         first_ts = conn.execute(sa.select(audit_events.c.ts).order_by(audit_events.c.seq).limit(1)).scalar()
         conn.rollback()
     if not checkpoint_due(head_seq=head_seq, last_seq=last_seq, last_periodic_ts=last_periodic, now=now,

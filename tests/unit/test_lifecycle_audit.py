@@ -75,3 +75,17 @@ def test_the_schedule_feeds_the_metrics_the_alert_rules_watch(settings, engine):
     assert after["spe_audit_last_verification_ok"] == 1
     assert after["spe_audit_last_checkpoint_timestamp_seconds"] > 0
     assert after["spe_audit_last_verification_timestamp_seconds"] >= after["spe_audit_last_checkpoint_timestamp_seconds"]
+
+
+def test_checkpoints_of_exports_do_not_hold_back_the_periodic_series(settings, engine):
+    from hub.audit.checkpoint import checkpoint
+
+    signer = load_or_create_signer(settings.keys_dir)
+    for n in range(3):  # an auditor exporting after every event: each export signs the head
+        with engine.begin() as conn:
+            audit.record(conn, actor="op", role="operator", action="permit.apply", permit_id=f"P-{n}", detail={})
+        checkpoint(engine, signer, actor="auditor", kind="export")
+    assert audit_round(engine, settings.keys_dir, NOW) == ["checkpoint", "verify"]
+    with engine.connect() as conn:
+        kinds = [r.kind for r in conn.execute(sa.select(audit_checkpoints.c.kind).order_by(audit_checkpoints.c.id))]
+    assert kinds == ["export", "export", "export", "periodic"]
