@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,3 +135,19 @@ def spe_hub(tmp_path_factory):
         stop_pid(proc.pid)
         proc.wait()
         remove_run_resources(client, network, bridge, chain)
+
+
+@contextmanager
+def open_workspace(hub: Hub, user: str, server: str, timeout_seconds: float = 180):
+    """`user`'s workspace `server` on `hub`, started, with a kernel in it; (client, kernel).
+    The kernel is closed and the workspace stopped afterwards."""
+    from tests.integration.kernel import Kernel
+
+    client = hub.client(user)
+    client.spawn(user, server)
+    kernel = Kernel(client.user_url(user, server), client.token, timeout_seconds=timeout_seconds)
+    try:
+        yield client, kernel
+    finally:
+        kernel.close()
+        client.stop_server(user, server)

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from hub.cli import main as spe
-from tests.hubfixture import spe_hub  # noqa: F401
+from tests.hubfixture import open_workspace, spe_hub  # noqa: F401
 from tests.integration.kernel import Kernel
 from tests.wheels import make_wheel
 
@@ -23,12 +23,8 @@ PERMIT, SERVER, OTHER = "DEMO-2026-001", "demo-2026-001", "DEMO-2026-002"
 
 @pytest.fixture(scope="module")
 def workspace(spe_hub):
-    alice = spe_hub.client("alice")
-    alice.spawn("alice", SERVER)
-    kernel = Kernel(alice.user_url("alice", SERVER), alice.token, timeout_seconds=180)
-    yield alice, kernel
-    kernel.close()
-    alice.stop_server("alice", SERVER)
+    with open_workspace(spe_hub, "alice", SERVER) as (alice, kernel):
+        yield alice, kernel
 
 
 def run_json(kernel: Kernel, code: str):

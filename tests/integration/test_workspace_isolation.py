@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 
+from tests.hubfixture import open_workspace
 from tests.integration.kernel import Kernel
 
 pytestmark = pytest.mark.docker
@@ -24,12 +25,8 @@ PERMIT, SERVER = "DEMO-2026-001", "demo-2026-001"
 
 @pytest.fixture(scope="module")
 def workspace(spe_hub):
-    alice = spe_hub.client("alice")
-    alice.spawn("alice", SERVER)
-    kernel = Kernel(alice.user_url("alice", SERVER), alice.token)
-    yield alice, kernel
-    kernel.close()
-    alice.stop_server("alice", SERVER)
+    with open_workspace(spe_hub, "alice", SERVER) as (alice, kernel):
+        yield alice, kernel
 
 
 def run_json(kernel: Kernel, code: str):

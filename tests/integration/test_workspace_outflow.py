@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from hub.audit.tables import audit_events
 from hub.db import make_engine
 from hub.sessionlog.meterdb import meter_rows
-from tests.integration.kernel import Kernel
+from tests.hubfixture import open_workspace
 
 pytestmark = pytest.mark.docker
 
@@ -30,12 +30,8 @@ PERMIT, SERVER = "DEMO-2026-001", "demo-2026-001"
 
 @pytest.fixture(scope="module")
 def workspace(spe_hub):
-    alice = spe_hub.client("alice")
-    alice.spawn("alice", SERVER)
-    kernel = Kernel(alice.user_url("alice", SERVER), alice.token, timeout_seconds=180)
-    yield alice, kernel
-    kernel.close()
-    alice.stop_server("alice", SERVER)
+    with open_workspace(spe_hub, "alice", SERVER) as (alice, kernel):
+        yield alice, kernel
 
 
 def _events(spe_hub, action: str) -> list[dict]:
