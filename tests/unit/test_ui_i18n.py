@@ -1,5 +1,6 @@
-"""Language choice and the message catalogue (hub.ui.i18n): every text the frame and the role
-pages show has its French entry."""
+"""Language choice and the message catalogue (hub.ui.i18n, hub.ui.catalogues): every text the
+frame and the pages show has a French msgstr in hub/ui/locale/fr/LC_MESSAGES/spe.po, none fuzzy
+or empty."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
+from babel.messages.pofile import read_po
 
 from hub.ui import frame, roles
-from hub.ui.i18n import FR, negotiate, translator
+from hub.ui.catalogues import po_path
+from hub.ui.i18n import negotiate, translator
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE_DIRS = ["hub/hubapp/templates", "egress/web/templates", "hub/frontoffice/web/templates"]
@@ -58,14 +61,33 @@ def test_the_scan_finds_the_texts():
     assert {"Skip to main content", "Sign out", "Public register", "output checker"} <= _frame_messages()
 
 
-def test_every_text_has_a_french_entry():
-    missing = sorted((_template_messages() | _frame_messages()) - set(FR))
+def _french_po():
+    with po_path("fr").open("rb") as f:
+        return read_po(f, domain="spe")  # the locale from the header
+
+
+def test_every_text_has_a_french_msgstr():
+    translated = {m.id for m in _french_po() if m.id and m.string and not m.fuzzy}
+    missing = sorted((_template_messages() | _frame_messages()) - translated)
     assert missing == []
 
 
+def test_no_fuzzy_or_empty_msgstr():
+    bad = sorted(m.id for m in _french_po() if m.id and (m.fuzzy or not m.string))
+    assert bad == []
+
+
+def test_the_po_is_utf8_and_names_its_language():
+    catalog = _french_po()
+    assert catalog.charset.lower() == "utf-8"
+    assert str(catalog.locale) == "fr"
+    assert "Aller au contenu principal" in po_path("fr").read_text(encoding="utf-8")
+
+
 def test_french_entries_keep_their_placeholders():
-    for msgid, text in FR.items():
-        assert set(re.findall(r"{(\w+)}", msgid)) == set(re.findall(r"{(\w+)}", text)), msgid
+    for m in _french_po():
+        if m.id:
+            assert set(re.findall(r"{(\w+)}", m.id)) == set(re.findall(r"{(\w+)}", m.string)), m.id
 
 
 def test_translator():
