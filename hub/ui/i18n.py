@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from hub.ui.catalogues import messages
+from hub.ui.catalogues import message_key, messages
 
 LANGUAGES = ("en", "fr")
 DEFAULT_LANGUAGE = "en"
@@ -45,11 +45,13 @@ def negotiate(accept_language: str | None, cookie: str | None) -> str:
 
 
 def translator(lang: str) -> Callable[..., str]:
-    """`t(message, **values)`: the message in `lang` (English when missing), `{name}` filled from values."""
+    """`t(message, **values)`: the message in `lang` (English when missing), `{name}` filled from
+    values. `t(message, _context="package")` is the catalogue's entry with that `msgctxt`, for an
+    English word with two meanings ("Release": the button, a package's release)."""
     catalogue = messages(lang) if lang in LANGUAGES else {}
 
-    def t(message: str, **values) -> str:
-        text = catalogue.get(message, message)
+    def t(message: str, _context: str | None = None, **values) -> str:
+        text = catalogue.get(message_key(message, _context), message)
         return text.format(**values) if values else text
 
     return t

@@ -11,12 +11,12 @@ import pytest
 from babel.messages.pofile import read_po
 
 from hub.ui import frame, roles
-from hub.ui.catalogues import po_path
+from hub.ui.catalogues import message_key, po_path
 from hub.ui.i18n import negotiate, translator
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE_DIRS = ["hub/hubapp/templates", "egress/web/templates", "hub/frontoffice/web/templates"]
-_CALL = re.compile(r"""_\(\s*(["'])(.+?)\1""")
+_CALL = re.compile(r"""_\(\s*(["'])(.+?)\1(?:\s*,\s*_context=(["'])(.+?)\3)?""")
 _FRAME_CALL = re.compile(r"""\bt\(\s*(["'])(.+?)\1""")
 
 
@@ -43,7 +43,7 @@ def _template_messages() -> set[str]:
     found = set()
     for d in TEMPLATE_DIRS:
         for path in (REPO / d).glob("*.html"):
-            found |= {m.group(2) for m in _CALL.finditer(path.read_text())}
+            found |= {message_key(m.group(2), m.group(4)) for m in _CALL.finditer(path.read_text())}
     return found
 
 
@@ -57,7 +57,8 @@ def _frame_messages() -> set[str]:
 
 def test_the_scan_finds_the_texts():
     # guards the test below against a regex that silently finds nothing
-    assert {"Your data permits", "Checker queue", "Front office", "Data permit register"} <= _template_messages()
+    assert {"Your data permits", "Checker queue", "Front office", "Data permit register",
+            "Release", "package\x04Release"} <= _template_messages()
     assert {"Skip to main content", "Sign out", "Public register", "output checker"} <= _frame_messages()
 
 
@@ -67,7 +68,7 @@ def _french_po():
 
 
 def test_every_text_has_a_french_msgstr():
-    translated = {m.id for m in _french_po() if m.id and m.string and not m.fuzzy}
+    translated = {message_key(m.id, m.context) for m in _french_po() if m.id and m.string and not m.fuzzy}
     missing = sorted((_template_messages() | _frame_messages()) - translated)
     assert missing == []
 
@@ -94,3 +95,9 @@ def test_translator():
     assert translator("fr")("Welcome, {name}", name="Alice") == "Bienvenue, Alice"
     assert translator("en")("Welcome, {name}", name="Alice") == "Welcome, Alice"
     assert translator("fr")("a text nobody translated") == "a text nobody translated"
+
+
+def test_a_message_context_picks_its_own_entry():
+    fr = translator("fr")
+    assert fr("Release") == "Remettre" and fr("Release", _context="package") == "Version publiée"
+    assert translator("en")("Release", _context="package") == "Release"
