@@ -12,7 +12,7 @@ from babel.messages.pofile import read_po
 
 from hub.ui import frame, roles
 from hub.ui.catalogues import message_key, po_path
-from hub.ui.i18n import negotiate, translator
+from hub.ui.i18n import DEFAULT_LANGUAGE, LANGUAGES, negotiate, translator
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE_DIRS = ["hub/hubapp/templates", "egress/web/templates", "hub/frontoffice/web/templates"]
@@ -62,31 +62,42 @@ def test_the_scan_finds_the_texts():
     assert {"Skip to main content", "Sign out", "Public register", "output checker"} <= _frame_messages()
 
 
-def _french_po():
-    with po_path("fr").open("rb") as f:
+TRANSLATED = [lang for lang in LANGUAGES if lang != DEFAULT_LANGUAGE]  # English is the message id
+
+
+def _po(lang: str):
+    with po_path(lang).open("rb") as f:
         return read_po(f, domain="spe")  # the locale from the header
 
 
-def test_every_text_has_a_french_msgstr():
-    translated = {message_key(m.id, m.context) for m in _french_po() if m.id and m.string and not m.fuzzy}
+def test_french_is_translated():
+    assert "fr" in TRANSLATED
+    assert "Aller au contenu principal" in po_path("fr").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_every_text_has_a_msgstr(lang):
+    translated = {message_key(m.id, m.context) for m in _po(lang) if m.id and m.string and not m.fuzzy}
     missing = sorted((_template_messages() | _frame_messages()) - translated)
     assert missing == []
 
 
-def test_no_fuzzy_or_empty_msgstr():
-    bad = sorted(m.id for m in _french_po() if m.id and (m.fuzzy or not m.string))
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_no_fuzzy_or_empty_msgstr(lang):
+    bad = sorted(m.id for m in _po(lang) if m.id and (m.fuzzy or not m.string))
     assert bad == []
 
 
-def test_the_po_is_utf8_and_names_its_language():
-    catalog = _french_po()
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_the_po_is_utf8_and_names_its_language(lang):
+    catalog = _po(lang)
     assert catalog.charset.lower() == "utf-8"
-    assert str(catalog.locale) == "fr"
-    assert "Aller au contenu principal" in po_path("fr").read_text(encoding="utf-8")
+    assert str(catalog.locale) == lang
 
 
-def test_french_entries_keep_their_placeholders():
-    for m in _french_po():
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_entries_keep_their_placeholders(lang):
+    for m in _po(lang):
         if m.id:
             assert set(re.findall(r"{(\w+)}", m.id)) == set(re.findall(r"{(\w+)}", m.string)), m.id
 
