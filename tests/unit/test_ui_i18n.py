@@ -1,5 +1,6 @@
-"""Language choice and the message catalogue (hub.ui.i18n): every text the frame and the role
-pages show has its French entry."""
+"""Language choice and the message catalogue (hub.ui.i18n, hub.ui.catalogues): every text the
+frame and the pages show has a French msgstr in hub/ui/locale/fr/LC_MESSAGES/spe.po, none fuzzy
+or empty."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import re
 from pathlib import Path
 
 import pytest
+from babel.messages.pofile import read_po
 
 from hub.ui import frame, roles
-from hub.ui.i18n import FR, negotiate, translator
+from hub.ui.catalogues import message_key, po_path
+from hub.ui.i18n import DEFAULT_LANGUAGE, LANGUAGES, negotiate, translator
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE_DIRS = ["hub/hubapp/templates", "egress/web/templates", "hub/frontoffice/web/templates"]
-_CALL = re.compile(r"""_\(\s*(["'])(.+?)\1""")
+_CALL = re.compile(r"""_\(\s*(["'])(.+?)\1(?:\s*,\s*_context=(["'])(.+?)\3)?""")
 _FRAME_CALL = re.compile(r"""\bt\(\s*(["'])(.+?)\1""")
 
 
@@ -40,7 +43,7 @@ def _template_messages() -> set[str]:
     found = set()
     for d in TEMPLATE_DIRS:
         for path in (REPO / d).glob("*.html"):
-            found |= {m.group(2) for m in _CALL.finditer(path.read_text())}
+            found |= {message_key(m.group(2), m.group(4)) for m in _CALL.finditer(path.read_text())}
     return found
 
 
@@ -54,21 +57,58 @@ def _frame_messages() -> set[str]:
 
 def test_the_scan_finds_the_texts():
     # guards the test below against a regex that silently finds nothing
-    assert {"Your data permits", "Checker queue", "Front office", "Data permit register"} <= _template_messages()
+    assert {"Your data permits", "Checker queue", "Front office", "Data permit register",
+            "Release", "package\x04Release"} <= _template_messages()
     assert {"Skip to main content", "Sign out", "Public register", "output checker"} <= _frame_messages()
 
 
-def test_every_text_has_a_french_entry():
-    missing = sorted((_template_messages() | _frame_messages()) - set(FR))
+TRANSLATED = [lang for lang in LANGUAGES if lang != DEFAULT_LANGUAGE]  # English is the message id
+
+
+def _po(lang: str):
+    with po_path(lang).open("rb") as f:
+        return read_po(f, domain="spe")  # the locale from the header
+
+
+def test_french_is_translated():
+    assert "fr" in TRANSLATED
+    assert "Aller au contenu principal" in po_path("fr").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_every_text_has_a_msgstr(lang):
+    translated = {message_key(m.id, m.context) for m in _po(lang) if m.id and m.string and not m.fuzzy}
+    missing = sorted((_template_messages() | _frame_messages()) - translated)
     assert missing == []
 
 
-def test_french_entries_keep_their_placeholders():
-    for msgid, text in FR.items():
-        assert set(re.findall(r"{(\w+)}", msgid)) == set(re.findall(r"{(\w+)}", text)), msgid
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_no_fuzzy_or_empty_msgstr(lang):
+    bad = sorted(m.id for m in _po(lang) if m.id and (m.fuzzy or not m.string))
+    assert bad == []
+
+
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_the_po_is_utf8_and_names_its_language(lang):
+    catalog = _po(lang)
+    assert catalog.charset.lower() == "utf-8"
+    assert str(catalog.locale) == lang
+
+
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_entries_keep_their_placeholders(lang):
+    for m in _po(lang):
+        if m.id:
+            assert set(re.findall(r"{(\w+)}", m.id)) == set(re.findall(r"{(\w+)}", m.string)), m.id
 
 
 def test_translator():
     assert translator("fr")("Welcome, {name}", name="Alice") == "Bienvenue, Alice"
     assert translator("en")("Welcome, {name}", name="Alice") == "Welcome, Alice"
     assert translator("fr")("a text nobody translated") == "a text nobody translated"
+
+
+def test_a_message_context_picks_its_own_entry():
+    fr = translator("fr")
+    assert fr("Release") == "Remettre" and fr("Release", _context="package") == "Version publiée"
+    assert translator("en")("Release", _context="package") == "Release"
