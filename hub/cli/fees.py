@@ -73,7 +73,11 @@ def cmd_meter(args, settings) -> int:
         client = docker.from_env()
     except Exception:  # no engine: extracts are still metered
         client = None
-    n = metering.record_usage(engine_for(settings), date.today(), settings.actor, client)
+    try:
+        n = metering.record_usage(engine_for(settings), date.today(), settings.actor, client)
+    finally:
+        if client is not None:
+            client.close()
     print(f"metered {n} permit(s) for {date.today()}" + ("" if client else " (work volumes not metered: no Docker engine)"))
     return 0
 

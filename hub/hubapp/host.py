@@ -31,7 +31,11 @@ def prepare_host(spe: SpeDockerHub, settings: Settings, docker_client=None) -> s
     ensure_dir(settings.imports_dir)
     ensure_dir(settings.mirror_dir)
     client = docker_client or docker.from_env()
-    gateway_ip = ensure_network(client, spe.network, spe.bridge)
+    try:
+        gateway_ip = ensure_network(client, spe.network, spe.bridge)
+    finally:
+        if docker_client is None:
+            client.close()
     if spe.firewall == "enforce":
         apply_firewall(firewall_plan(spe, gateway_ip))
     return gateway_ip
