@@ -6,9 +6,6 @@ English phrases; the English pages keep their wording."""
 
 from __future__ import annotations
 
-import html
-import re
-
 import pytest
 import requests
 from tornado import template
@@ -24,6 +21,7 @@ from hub.permits.purposes import ALLOWED
 from hub.ui.frame import make_frame
 from tests.integration.frontoffice.conftest import PAULA, application
 from tests.integration.tornado_thread import TornadoThread
+from tests.unit.test_detail_pages_french import MODULES, text
 
 PREFIX = "/services/frontoffice/"
 PAGES = {
@@ -37,10 +35,6 @@ PAGES = {
         "en": ["Data holder", "Legal basis", "Disclosure class", "Apply for this dataset",
                "direct identifiers are never made available"]},
 }
-
-
-def text(page: str) -> str:
-    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
 
 
 @pytest.fixture
@@ -75,9 +69,8 @@ def render(name: str, lang: str, actor, **values) -> str:
     loader = template.Loader(str(TEMPLATES), autoescape="xhtml_escape")
     scopes = {"access:services!service=frontoffice", "custom:spe:apply"}
     frame = make_frame(actor.username, scopes, lang, "/", PREFIX + "applications")
-    modules = type("Modules", (), {"xsrf_form_html": staticmethod(lambda: '<input type="hidden" name="_xsrf">')})
     return loader.load(name).generate(frame=frame, _=frame.t, frame_css="/hub/static/ui/spe.css", prefix=PREFIX,
-                                      actor=actor, message="", _tt_modules=modules, **values).decode()
+                                      actor=actor, message="", _tt_modules=MODULES, **values).decode()
 
 
 def application_values(fo):
